@@ -1,0 +1,75 @@
+"""What every pipe shares: the request context, the result shape, and the SQL pieces for the
+durations and averages that METRICS.md defines once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from supportlens.analytics.scope import Conditions, Scope
+from supportlens.domain.metrics import average, average_minutes
+from supportlens.store.base import Engine, QueryResult
+from supportlens.store.schema import TICKETS
+
+
+@dataclass(frozen=True, slots=True)
+class PipeContext:
+    engine: Engine
+    scope: Scope
+    timezone: str = "UTC"
+    default_window_days: int = 365
+    timeout: float = 30.0
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class PipeResult:
+    columns: list[tuple[str, str]]  # (name, ClickHouse-style type) as Tinybird's "meta"
+    rows: list[dict[str, Any]]
+    rows_read: int
+    elapsed: float
+    rows_before_limit: int | None = None
+
+
+RESOLVED = "status IN ('resolved', 'closed')"
+
+
+def tickets_from(context: PipeContext) -> str:
+    return context.engine.dialect.table(TICKETS)
+
+
+def response_ms(context: PipeContext) -> str:
+    return context.engine.dialect.ms_between("created_at", "first_response_at")
+
+
+def resolution_ms(context: PipeContext) -> str:
+    return context.engine.dialect.ms_between("created_at", "resolved_at")
+
+
+def duration_sums(context: PipeContext) -> str:
+    """Exact integer sums and counts, from which averages are computed in Python, so both engines
+    give identical figures (``count(x)`` skips nulls everywhere)."""
+    response, resolution = response_ms(context), resolution_ms(context)
+    return (
+        f"sum({resolution}) AS resolution_ms_sum, count({resolution}) AS resolution_n, "
+        f"sum({response}) AS response_ms_sum, count({response}) AS response_n, "
+        "sum(satisfaction_score) AS satisfaction_sum, count(satisfaction_score) AS satisfaction_n"
+    )
+
+
+def averages(row: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """(resolution minutes, response minutes, satisfaction) from a ``duration_sums`` row."""
+    return (
+        average_minutes(row.get("resolution_ms_sum"), row.get("resolution_n")),
+        average_minutes(row.get("response_ms_sum"), row.get("response_n")),
+        average(row.get("satisfaction_sum"), row.get("satisfaction_n")),
+    )
+
+
+def run(context: PipeContext, sql: str, conditions: Conditions) -> QueryResult:
+    return context.engine.fetch(sql, conditions.params, timeout=context.timeout)
+
+
+def conditions(context: PipeContext) -> Conditions:
+    return Conditions(context.engine.dialect, context.scope)

@@ -1,0 +1,168 @@
+"""The public endpoint registry: each pipe's name, description, parameters and how to run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from supportlens.analytics import sla, tickets, trends
+from supportlens.analytics.common import PipeContext, PipeResult
+from supportlens.analytics.params import Kind, Param, Window, parse_params, resolve_window
+
+_START = Param("start_date", Kind.START, "Earliest created_at (inclusive); default: 365 days before end_date.")
+_END = Param("end_date", Kind.END, "Latest created_at (inclusive); a plain date means its end; default: now.")
+_CATEGORY = Param("category", Kind.LABEL, "Only this category (case-insensitive).")
+_PRIORITY = Param("priority", Kind.PRIORITY, "Only this priority (case-insensitive; critical = urgent).")
+_AGENT = Param("agent_id", Kind.TEXT, "Only this agent.")
+_CUSTOMER = Param("customer_id", Kind.TEXT, "Only this customer.")
+
+
+@dataclass(frozen=True, slots=True)
+class Pipe:
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    columns: list[tuple[str, str]]
+    handler: Callable[[PipeContext, dict[str, Any]], PipeResult]
+
+    def run(self, context: PipeContext, query: Mapping[str, str]) -> PipeResult:
+        return self.handler(context, parse_params(self.params, query))
+
+
+def _window(context: PipeContext, values: dict[str, Any]) -> Window:
+    return resolve_window(
+        values["start_date"],
+        values["end_date"],
+        now=context.now,
+        default_days=context.default_window_days,
+        names=("start_date", "end_date"),
+    )
+
+
+def _time_trends(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return trends.time_trends(
+        context,
+        _window(context, values),
+        category=values["category"],
+        priority=values["priority"],
+        time_interval=values["time_interval"],
+    )
+
+
+def _sla_performance(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return sla.sla_performance(
+        context,
+        _window(context, values),
+        category=values["category"],
+        agent_id=values["agent_id"],
+        response=sla.Thresholds.from_params("response", values),
+        resolution=sla.Thresholds.from_params("resolution", values),
+    )
+
+
+def _agent_performance(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return sla.agent_performance(
+        context,
+        _window(context, values),
+        agent_id=values["agent_id"],
+        response=sla.Thresholds.from_params("response", values),
+    )
+
+
+_DETAIL_FILTERS = ("ticket_id", "customer_id", "agent_id", "status", "category", "priority")
+
+
+def _ticket_details(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return tickets.ticket_details(
+        context,
+        filters={name: values[name] for name in _DETAIL_FILTERS},
+        created_after=values["created_after"],
+        created_before=values["created_before"],
+        limit=values["limit"],
+        offset=values["offset"],
+    )
+
+
+def _category_analysis(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return tickets.category_analysis(context, _window(context, values), priority=values["priority"])
+
+
+_METRIC_FILTERS = ("category", "priority", "customer_id", "agent_id")
+
+
+def _ticket_metrics(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return tickets.ticket_metrics(
+        context, _window(context, values), filters={name: values[name] for name in _METRIC_FILTERS}
+    )
+
+
+PIPES: dict[str, Pipe] = {
+    pipe.name: pipe
+    for pipe in (
+        Pipe(
+            "time_trends",
+            "Ticket volume, resolutions and average times per period (reporting timezone).",
+            (
+                _START,
+                _END,
+                _CATEGORY,
+                _PRIORITY,
+                Param(
+                    "time_interval",
+                    Kind.INTERVAL,
+                    "hour, day, week, month, quarter, year, or a pattern such as yyyy-MM-dd.",
+                    default="day",
+                ),
+            ),
+            trends.COLUMNS,
+            _time_trends,
+        ),
+        Pipe(
+            "sla_performance",
+            "Response and resolution SLA attainment per priority.",
+            (_START, _END, _CATEGORY, _AGENT, *sla.RESPONSE_SLA_PARAMS, *sla.RESOLUTION_SLA_PARAMS),
+            sla.SLA_COLUMNS,
+            _sla_performance,
+        ),
+        Pipe(
+            "agent_performance",
+            "Per-agent volume, resolution rate, satisfaction, times and response SLA.",
+            (_START, _END, _AGENT, *sla.RESPONSE_SLA_PARAMS),
+            sla.AGENT_COLUMNS,
+            _agent_performance,
+        ),
+        Pipe(
+            "ticket_details",
+            "Matching tickets with their response and resolution times, newest first.",
+            (
+                Param("ticket_id", Kind.TEXT, "Only this ticket."),
+                _CUSTOMER,
+                _AGENT,
+                Param("status", Kind.LABEL, "Only this status (case-insensitive)."),
+                _CATEGORY,
+                _PRIORITY,
+                Param("created_after", Kind.START, "Earliest created_at (inclusive)."),
+                Param("created_before", Kind.END, "Latest created_at (inclusive)."),
+                Param("limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000),
+                Param("offset", Kind.INT, "Rows to skip.", default=0, minimum=0),
+            ),
+            tickets.DETAIL_COLUMNS,
+            _ticket_details,
+        ),
+        Pipe(
+            "category_analysis",
+            "Ticket distribution and average times per category.",
+            (_START, _END, _PRIORITY),
+            tickets.CATEGORY_COLUMNS,
+            _category_analysis,
+        ),
+        Pipe(
+            "ticket_metrics",
+            "Summary metrics with medians and p90s for any filter combination.",
+            (_START, _END, _CATEGORY, _PRIORITY, _CUSTOMER, _AGENT),
+            tickets.METRICS_COLUMNS,
+            _ticket_metrics,
+        ),
+    )
+}

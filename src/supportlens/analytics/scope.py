@@ -1,0 +1,69 @@
+"""Builds the WHERE clause every ticket query starts from: the workspace, the token's fixed
+filters (which no parameter can widen) and the request's own filters, all as bound parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from supportlens.store.base import Dialect, ParamType
+
+# Columns a token's fixed filters and the pipes' equality filters may name.
+FILTERABLE_COLUMNS: frozenset[str] = frozenset(
+    {"ticket_id", "customer_id", "agent_id", "category", "priority", "status", "channel"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who is asking: a workspace, and the filters their token fixes."""
+
+    workspace_id: str
+    fixed_filters: dict[str, str] = field(default_factory=dict)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """Both engines bind timestamps as naive UTC values."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+class Conditions:
+    """Accumulates SQL conditions and their bound parameters."""
+
+    def __init__(self, dialect: Dialect, scope: Scope) -> None:
+        self.dialect = dialect
+        self.params: dict[str, Any] = {}
+        self._clauses: list[str] = []
+        self.equals("workspace_id", scope.workspace_id)
+        for column, value in sorted(scope.fixed_filters.items()):
+            self.equals(column, value, param_name=f"fixed_{column}")
+
+    def _bind(self, name: str, value: Any, kind: ParamType) -> str:
+        if name in self.params:
+            raise ValueError(f"parameter {name!r} bound twice")
+        self.params[name] = value
+        return self.dialect.param(name, kind)
+
+    def bind(self, name: str, value: Any, kind: ParamType) -> str:
+        """A placeholder for a value used outside the WHERE clause (thresholds, timezone)."""
+        return self._bind(name, value, kind)
+
+    def equals(self, column: str, value: str | None, *, param_name: str | None = None) -> None:
+        if value is None:
+            return
+        if column not in FILTERABLE_COLUMNS and column != "workspace_id":
+            raise ValueError(f"{column!r} is not a filterable column")
+        self._clauses.append(f"{column} = {self._bind(param_name or column, value, ParamType.STRING)}")
+
+    def between(self, column: str, start: datetime | None, end: datetime | None) -> None:
+        if start is not None:
+            placeholder = self._bind(f"{column}_from", naive_utc(start), ParamType.TIMESTAMP)
+            self._clauses.append(f"{column} >= {placeholder}")
+        if end is not None:
+            placeholder = self._bind(f"{column}_to", naive_utc(end), ParamType.TIMESTAMP)
+            self._clauses.append(f"{column} <= {placeholder}")
+
+    @property
+    def where(self) -> str:
+        return " AND ".join(self._clauses)

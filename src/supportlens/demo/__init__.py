@@ -1,0 +1,1 @@
+"""Demo data: a deterministic, realistic generator of customer-support tickets."""

@@ -1,0 +1,47 @@
+"""Exact arithmetic for reported figures: averages from integer millisecond sums, percentages,
+and rounding half away from zero to 2 decimals, identical whatever engine produced the sums."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+MS_PER_MINUTE = 60_000
+_CENT = Decimal("0.01")
+
+
+def round2(value: Fraction | int | float | None) -> float | None:
+    """Round half away from zero to 2 decimals (Decimal's ROUND_HALF_UP is away from zero)."""
+    if value is None:
+        return None
+    exact = Fraction(value)
+    quantized = (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(_CENT, ROUND_HALF_UP)
+    # Decimal division keeps 28 significant digits: enough for any sum of milliseconds we store.
+    return float(quantized)
+
+
+def average(total: int | None, count: int | None, *, scale: int = 1) -> float | None:
+    """``total / count / scale`` rounded; null when there is nothing to average."""
+    if not count:
+        return None
+    return round2(Fraction(int(total or 0), int(count) * scale))
+
+
+def average_minutes(total_ms: int | None, count: int | None) -> float | None:
+    return average(total_ms, count, scale=MS_PER_MINUTE)
+
+
+def minutes(milliseconds: int | float | None) -> float | None:
+    """A duration (or an interpolated quantile) in milliseconds as rounded minutes."""
+    if milliseconds is None or milliseconds != milliseconds:  # NaN: a quantile of nothing
+        return None
+    return round2(Fraction(milliseconds) / MS_PER_MINUTE)
+
+
+def percentage(part: int | None, whole: int | None) -> float:
+    """``100 * part / whole``, and 0 for an empty whole."""
+    if not whole:
+        return 0.0
+    result = round2(Fraction(100 * int(part or 0), int(whole)))
+    assert result is not None
+    return result

@@ -1,0 +1,71 @@
+"""Canonical records shared by every source, store engine and metric.
+
+Everything here is plain data: no I/O, no engine detail.  Timestamps are timezone-aware UTC
+``datetime`` values with millisecond precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# "Resolved" in every endpoint means one of these statuses (METRICS.md, status categories).
+RESOLVED_STATUSES: frozenset[str] = frozenset({"resolved", "closed"})
+
+# Priorities in the order endpoints list them; anything else follows alphabetically.
+PRIORITY_ORDER: tuple[str, ...] = ("urgent", "high", "medium", "low")
+
+# Spellings folded into one priority: ``critical`` and ``urgent`` are the same level, above high.
+PRIORITY_ALIASES: dict[str, str] = {"critical": "urgent", "normal": "medium"}
+
+SATISFACTION_MIN = 1
+SATISFACTION_MAX = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSnapshot:
+    """The state of one ticket at a moment, as posted to ``support_tickets``."""
+
+    ticket_id: str
+    created_at: datetime
+    customer_id: str | None = None
+    agent_id: str | None = None
+    category: str | None = None
+    priority: str | None = None
+    status: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    satisfaction_score: int | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    updated_at: datetime | None = None
+    channel: str | None = None
+    subject: str | None = None
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in RESOLVED_STATUSES
+
+
+def normalize_label(value: str | None) -> str | None:
+    """Case-insensitive labels (category, status, channel): trimmed and lower-cased; blank is null."""
+    if value is None:
+        return None
+    folded = value.strip().lower()
+    return folded or None
+
+
+def normalize_priority(value: str | None) -> str | None:
+    """``High`` = ``high``; ``critical`` = ``urgent``."""
+    folded = normalize_label(value)
+    if folded is None:
+        return None
+    return PRIORITY_ALIASES.get(folded, folded)
+
+
+def priority_rank(priority: str | None) -> tuple[int, str]:
+    """Sort key: urgent, high, medium, low, then other priorities by name, then no priority."""
+    if priority is None:
+        return (len(PRIORITY_ORDER) + 1, "")
+    if priority in PRIORITY_ORDER:
+        return (PRIORITY_ORDER.index(priority), "")
+    return (len(PRIORITY_ORDER), priority)

@@ -1,0 +1,1 @@
+"""Ingestion: parsing, validation, quarantine and the batching writer."""

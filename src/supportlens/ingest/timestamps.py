@@ -1,0 +1,93 @@
+"""Parsing of the timestamp spellings clients send, and of the dates query parameters take."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+
+# Epoch values at or above this are milliseconds: 1e11 seconds would be the year 5138.
+_EPOCH_MS_THRESHOLD = 100_000_000_000
+_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX = datetime(2200, 1, 1, tzinfo=UTC)
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class TimestampError(ValueError):
+    """A value that is not a timestamp we understand; the message says why."""
+
+
+def truncate_ms(value: datetime) -> datetime:
+    """Millisecond precision everywhere, so both engines store and compare the same instants."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _checked(value: datetime) -> datetime:
+    if not _MIN <= value < _MAX:
+        raise TimestampError(f"{value.isoformat()} is outside 1970-01-01 .. 2200-01-01")
+    return truncate_ms(value)
+
+
+def from_epoch(number: float) -> datetime:
+    seconds = number / 1000 if abs(number) >= _EPOCH_MS_THRESHOLD else number
+    try:
+        return _checked(datetime.fromtimestamp(seconds, tz=UTC))
+    except (OverflowError, OSError, ValueError) as exc:
+        raise TimestampError(f"epoch value {number!r} is out of range") from exc
+
+
+def parse_timestamp(value: object) -> datetime:
+    """Parse ``YYYY-MM-DD HH:MM:SS`` (UTC), ISO 8601 (``Z`` or offset; none means UTC), or epoch
+    seconds / milliseconds (number or numeric string) into an aware UTC datetime."""
+    if isinstance(value, bool):
+        raise TimestampError("expected a timestamp, got a boolean")
+    if isinstance(value, int | float):
+        if value != value:  # NaN
+            raise TimestampError("expected a timestamp, got NaN")
+        return from_epoch(value)
+    if not isinstance(value, str):
+        raise TimestampError(f"expected a timestamp string or number, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise TimestampError("empty timestamp")
+    if _NUMERIC.match(text):
+        return from_epoch(float(text))
+    candidate = text[:-1] + "+00:00" if text[-1] in "zZ" else text
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise TimestampError(
+            f"{text!r} is not a timestamp (use 'YYYY-MM-DD HH:MM:SS', ISO 8601 or epoch seconds)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return _checked(parsed.astimezone(UTC))
+
+
+def parse_query_date(value: str, *, end_of_day: bool) -> datetime:
+    """A date query parameter. A plain ``YYYY-MM-DD`` means the start of that day, or its last
+    millisecond when ``end_of_day`` (so an end date includes the whole day)."""
+    text = value.strip()
+    if _DATE_ONLY.match(text):
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise TimestampError(f"{text!r} is not a valid date") from None
+        if end_of_day:
+            return datetime.combine(day.date(), time.max, tzinfo=UTC).replace(microsecond=999_000)
+        return day
+    if _NUMERIC.match(text):
+        raise TimestampError(f"{text!r} is not a date (use 'YYYY-MM-DD', 'YYYY-MM-DD HH:MM:SS' or ISO 8601)")
+    return parse_timestamp(text)
+
+
+def format_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC, with ``.fff`` only when there are milliseconds."""
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    base = utc.strftime("%Y-%m-%d %H:%M:%S")
+    millis = utc.microsecond // 1000
+    return f"{base}.{millis:03d}" if millis else base
+
+
+def days_before(moment: datetime, days: int) -> datetime:
+    return moment - timedelta(days=days)

@@ -1,0 +1,123 @@
+"""The single writer: one thread takes queued batches and commits them together, so a burst of
+small requests becomes few transactions.  ``wait=true`` callers hold a future that resolves once
+their rows are committed; queued rows are flushed on a clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from supportlens.store.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """More rows are waiting to be written than the configured limit; the client should retry."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    snapshots: pa.Table
+    quarantine: pa.Table
+    done: Future[None] = field(default_factory=Future)
+
+    @property
+    def rows(self) -> int:
+        return self.snapshots.num_rows + self.quarantine.num_rows
+
+
+_STOP = object()
+
+
+class Writer:
+    def __init__(self, engine: Engine, *, batch_rows: int, queue_rows: int) -> None:
+        self._engine = engine
+        self._batch_rows = batch_rows
+        self._queue_rows = queue_rows
+        self._queue: queue.Queue[_Batch | object] = queue.Queue()
+        self._pending_rows = 0
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="supportlens-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything queued, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def submit(self, snapshots: pa.Table, quarantine: pa.Table) -> Future[None]:
+        if self._thread is None:
+            raise RuntimeError("the writer is not running")
+        batch = _Batch(snapshots, quarantine)
+        with self._pending_lock:
+            if self._pending_rows and self._pending_rows + batch.rows > self._queue_rows:
+                raise QueueFull(f"{self._pending_rows} rows are waiting to be written; retry shortly")
+            self._pending_rows += batch.rows
+        self._queue.put(batch)
+        return batch.done
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            assert isinstance(first, _Batch)
+            group = [first]
+            rows = first.rows
+            # Take whatever else is already queued, up to the batch size.
+            while rows < self._batch_rows:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Batch)
+                group.append(item)
+                rows += item.rows
+            self._commit(group)
+        # Drain anything that raced in behind the stop marker.
+        leftovers: list[_Batch] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Batch):
+                leftovers.append(item)
+        if leftovers:
+            self._commit(leftovers)
+
+    def _commit(self, group: list[_Batch]) -> None:
+        try:
+            snapshots = pa.concat_tables([b.snapshots for b in group])
+            quarantine = pa.concat_tables([b.quarantine for b in group])
+            self._engine.write(snapshots, quarantine)
+        except Exception as exc:
+            log.exception("writing %d queued batches failed", len(group))
+            for batch in group:
+                batch.done.set_exception(exc)
+        else:
+            for batch in group:
+                batch.done.set_result(None)
+        finally:
+            with self._pending_lock:
+                self._pending_rows -= sum(b.rows for b in group)

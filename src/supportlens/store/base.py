@@ -1,0 +1,134 @@
+"""The engine interface: everything above ``store/`` talks to storage through these two classes.
+
+``Dialect`` renders the few SQL fragments that differ between engines, so that every metric query
+is written once (``analytics/``).  ``Engine`` owns connections, DDL, writes and query execution.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
+
+from supportlens.domain.periods import PeriodUnit
+from supportlens.store.schema import SCHEMA_VERSION, TABLES, SchemaError, Table
+
+
+class ParamType(Enum):
+    STRING = "string"
+    TIMESTAMP = "timestamp"
+    FLOAT = "float"
+    INT = "int"
+
+
+class Dialect(ABC):
+    """SQL fragments whose spelling differs between engines."""
+
+    @abstractmethod
+    def param(self, name: str, kind: ParamType) -> str:
+        """Placeholder for a bound parameter."""
+
+    @abstractmethod
+    def table(self, table: Table) -> str:
+        """How to read a table; current-state tables read only the newest row per key."""
+
+    @abstractmethod
+    def ms_between(self, start: str, end: str) -> str:
+        """Whole milliseconds from ``start`` to ``end`` (null if either is null)."""
+
+    @abstractmethod
+    def count_if(self, condition: str) -> str: ...
+
+    @abstractmethod
+    def quantile(self, expression: str, level: float) -> str:
+        """Linearly interpolated quantile (R-7, Excel PERCENTILE.INC), skipping nulls."""
+
+    @abstractmethod
+    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
+        """Start of the period containing ``column`` in the zone, as 'YYYY-MM-DD HH:MM:SS' text."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    elapsed: float
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class QueryTimeout(RuntimeError):
+    """A query ran past the configured time limit and was stopped."""
+
+
+class Engine(ABC):
+    """A storage engine.  Writes come from one writer thread; reads may come from many threads."""
+
+    name: str
+    dialect: Dialect
+
+    def open(self) -> None:
+        """Connect, create missing tables and upgrade an older schema."""
+        self._connect()
+        version = self._schema_version()
+        if version is None:
+            for table in TABLES:
+                self._create_table(table)
+            self._set_schema_version(SCHEMA_VERSION)
+        elif version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the store was written by a newer SupportLens (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade SupportLens instead of opening it with this version"
+            )
+        elif version < SCHEMA_VERSION:
+            self._upgrade(version)
+            self._set_schema_version(SCHEMA_VERSION)
+
+    def _upgrade(self, from_version: int) -> None:
+        """Schema changes between released versions go here, one step per version."""
+        raise SchemaError(f"no upgrade path from schema {from_version} to {SCHEMA_VERSION}")
+
+    @abstractmethod
+    def _connect(self) -> None: ...
+
+    @abstractmethod
+    def _schema_version(self) -> int | None: ...
+
+    @abstractmethod
+    def _set_schema_version(self, version: int) -> None: ...
+
+    @abstractmethod
+    def _create_table(self, table: Table) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
+        """Durably append snapshots to the log, apply them to the current state (a newer snapshot
+        never loses to an older one) and keep quarantined rows, in one unit of work."""
+
+    @abstractmethod
+    def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
+        """Run a read query under a time limit; raise ``QueryTimeout`` past it."""
+
+    @abstractmethod
+    def max_sequence(self) -> int:
+        """Highest arrival sequence number stored, so a restarted server keeps counting up."""
+
+    def count(self, table: Table, workspace_id: str, *, timeout: float = 30.0) -> int:
+        sql = (
+            f"SELECT count(*) AS n FROM {self.dialect.table(table)} "
+            f"WHERE workspace_id = {self.dialect.param('ws', ParamType.STRING)}"
+        )
+        return int(self.fetch(sql, {"ws": workspace_id}, timeout=timeout).rows[0][0])
+
+
+def timed_result(columns: Sequence[str], rows: list[tuple[Any, ...]], started: float) -> QueryResult:
+    return QueryResult(list(columns), rows, time.perf_counter() - started)

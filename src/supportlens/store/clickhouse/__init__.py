@@ -1,0 +1,1 @@
+"""ClickHouse engine (server, cluster or embedded chDB)."""

@@ -1,0 +1,189 @@
+"""ClickHouse engine through clickhouse-connect: a server or cluster (``clickhouse://``) or embedded
+chDB (``chdb:///path``), which clickhouse-connect opens when the ``chdb`` package is installed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from supportlens.domain.periods import PeriodUnit
+from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
+from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, ColumnType, Table
+
+_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "String",
+    ColumnType.LABEL: "LowCardinality(String)",
+    ColumnType.TIMESTAMP: "DateTime64(3, 'UTC')",
+    ColumnType.SMALL_INT: "Int16",
+    ColumnType.SEQUENCE: "UInt64",
+    ColumnType.STRING_LIST: "Array(String)",
+}
+
+_PARAM_TYPES: dict[ParamType, str] = {
+    ParamType.STRING: "String",
+    ParamType.TIMESTAMP: "DateTime64(3, 'UTC')",
+    ParamType.FLOAT: "Float64",
+    ParamType.INT: "Int64",
+}
+
+_TRUNC: dict[PeriodUnit, str] = {
+    PeriodUnit.HOUR: "toStartOfHour({})",
+    PeriodUnit.DAY: "toStartOfDay({})",
+    PeriodUnit.WEEK: "toMonday({})",
+    PeriodUnit.MONTH: "toStartOfMonth({})",
+    PeriodUnit.QUARTER: "toStartOfQuarter({})",
+    PeriodUnit.YEAR: "toStartOfYear({})",
+}
+
+_TIMEOUT_CODE = 159  # TIMEOUT_EXCEEDED
+
+
+def _column_type(nullable: bool, kind: ColumnType) -> str:
+    base = _TYPES[kind]
+    if not nullable or kind is ColumnType.STRING_LIST:
+        return base
+    if base.startswith("LowCardinality("):
+        return f"LowCardinality(Nullable({base[len('LowCardinality(') : -1]}))"
+    return f"Nullable({base})"
+
+
+class ClickHouseDialect(Dialect):
+    def param(self, name: str, kind: ParamType) -> str:
+        return f"{{{name}:{_PARAM_TYPES[kind]}}}"
+
+    def table(self, table: Table) -> str:
+        return f"{table.name} FINAL" if table.current_state else table.name
+
+    def ms_between(self, start: str, end: str) -> str:
+        return f"(toUnixTimestamp64Milli({end}) - toUnixTimestamp64Milli({start}))"
+
+    def count_if(self, condition: str) -> str:
+        return f"countIf({condition})"
+
+    def quantile(self, expression: str, level: float) -> str:
+        return f"quantileExactInclusive({level})({expression})"
+
+    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
+        local = f"toTimeZone({column}, {timezone_param})"
+        truncated = _TRUNC[unit].format(local)
+        return f"formatDateTime({truncated}, '%Y-%m-%d %H:%i:%S')"
+
+
+class ClickHouseEngine(Engine):
+    name = "clickhouse"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = ClickHouseDialect()
+        self._client: Client | None = None
+        self._embedded = url.startswith("chdb:")
+        # Embedded chDB runs one query at a time per process; a server takes concurrent queries.
+        self._lock: AbstractContextManager[Any] = threading.Lock() if self._embedded else nullcontext()
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the ClickHouse store is not open")
+        return self._client
+
+    def _connect(self) -> None:
+        if self._embedded:
+            self._client = clickhouse_connect.get_client(dsn=self.url)
+            return
+        parts = urlsplit(self.url)
+        database = parts.path.lstrip("/") or "default"
+        self._client = clickhouse_connect.get_client(
+            host=parts.hostname or "localhost",
+            port=parts.port or 8123,
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=database,
+            secure=parts.scheme == "clickhouses",
+            autogenerate_session_id=False,  # the client is shared by many threads
+        )
+
+    def _command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            self.client.command(sql, parameters=params)
+
+    def _schema_version(self) -> int | None:
+        with self._lock:
+            exists = self.client.query("EXISTS TABLE schema_version").result_rows
+            if not exists or not exists[0][0]:
+                return None
+            row = self.client.query("SELECT max(version) FROM schema_version").result_rows
+        return int(row[0][0]) if row and row[0][0] is not None else None
+
+    def _set_schema_version(self, version: int) -> None:
+        self._command(
+            "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at DateTime64(3, 'UTC'))"
+            " ENGINE = MergeTree ORDER BY version"
+        )
+        self._command(f"INSERT INTO schema_version VALUES ({int(version)}, now64(3))")
+
+    def _create_table(self, table: Table) -> None:
+        columns = ", ".join(f"{c.name} {_column_type(c.nullable, c.type)}" for c in table.columns)
+        if table.current_state:
+            # Keys that never change; the newest version_at survives merges (ties: the last insert,
+            # and the writer inserts in arrival order), read with FINAL.
+            engine = f"ReplacingMergeTree(version_at) ORDER BY ({', '.join(table.key)})"
+        else:
+            engine = f"MergeTree PARTITION BY toYYYYMM(received_at) ORDER BY ({', '.join(table.key)})"
+        self._command(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}) ENGINE = {engine}")
+
+    def close(self) -> None:
+        if self._client is not None:
+            with self._lock:
+                self._client.close()
+            self._client = None
+
+    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
+        with self._lock:
+            if snapshots.num_rows:
+                self.client.insert_arrow(TICKET_SNAPSHOTS.name, snapshots)
+                self.client.insert_arrow(TICKETS.name, _newest_per_ticket(snapshots))
+            if quarantine.num_rows:
+                self.client.insert_arrow("quarantine", quarantine)
+
+    def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                result = self.client.query(
+                    sql, parameters=params, settings={"max_execution_time": max(1, round(timeout))}
+                )
+        except DatabaseError as exc:
+            if f"Code: {_TIMEOUT_CODE}" in str(exc) or "TIMEOUT_EXCEEDED" in str(exc):
+                raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
+            raise
+        return QueryResult(list(result.column_names), list(result.result_rows), time.perf_counter() - started)
+
+    def max_sequence(self) -> int:
+        with self._lock:
+            rows = self.client.query(
+                f"SELECT greatest((SELECT max(seq) FROM {TICKET_SNAPSHOTS.name}),"
+                " (SELECT max(seq) FROM quarantine))"
+            ).result_rows
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _newest_per_ticket(snapshots: pa.Table) -> pa.Table:
+    """Within one insert ClickHouse keeps an arbitrary row among equal versions, so the batch is
+    reduced to its newest snapshot per ticket (by version_at, then arrival order) first."""
+    ordered = snapshots.sort_by([("version_at", "descending"), ("seq", "descending")])
+    keys = zip(*(ordered.column(k).to_pylist() for k in TICKETS.key), strict=True)
+    seen: set[tuple[Any, ...]] = set()
+    keep: list[int] = []
+    for index, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+    return ordered.take(pa.array(keep, pa.int64()))

@@ -1,0 +1,172 @@
+"""DuckDB engine: one file, one connection, reads on cursors, writes from the single writer thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from supportlens.domain.periods import PeriodUnit
+from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
+from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, ColumnType, Table
+
+_TYPES: dict[ColumnType, str] = {
+    ColumnType.STRING: "VARCHAR",
+    ColumnType.LABEL: "VARCHAR",
+    ColumnType.TIMESTAMP: "TIMESTAMP",
+    ColumnType.SMALL_INT: "SMALLINT",
+    ColumnType.SEQUENCE: "UBIGINT",
+    ColumnType.STRING_LIST: "VARCHAR[]",
+}
+
+_TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
+
+
+class DuckDBDialect(Dialect):
+    def param(self, name: str, kind: ParamType) -> str:
+        return f"${name}"
+
+    def table(self, table: Table) -> str:
+        return table.name
+
+    def ms_between(self, start: str, end: str) -> str:
+        return f"(epoch_ms({end}) - epoch_ms({start}))"
+
+    def count_if(self, condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
+    def quantile(self, expression: str, level: float) -> str:
+        return f"quantile_cont({expression}, {level})"
+
+    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
+        # TIMESTAMP columns hold UTC; timezone(zone, timestamptz) gives the local wall-clock time.
+        local = f"timezone({timezone_param}, {column}::TIMESTAMPTZ)"
+        return f"strftime(date_trunc('{_TRUNC_UNITS[unit]}', {local}), '%Y-%m-%d %H:%M:%S')"
+
+
+def _to_naive_utc(table: pa.Table) -> pa.Table:
+    """DuckDB TIMESTAMP columns are naive UTC; cast aware Arrow timestamps to match."""
+    columns = []
+    for field in table.schema:
+        column = table.column(field.name)
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            column = column.cast(pa.timestamp("ms"))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
+        self.path = path
+        self.dialect = DuckDBDialect()
+        self._memory_limit = memory_limit
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._writer: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            raise RuntimeError("the DuckDB store is not open")
+        return self._conn
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if self._memory_limit:
+            config["memory_limit"] = self._memory_limit
+        self._conn = duckdb.connect(str(self.path), config=config)
+        # Set after connecting: ICU (statically linked) is only loaded once the database is open.
+        self._conn.execute("SET TimeZone = 'UTC'")
+        self._writer = self._conn.cursor()
+
+    def _schema_version(self) -> int | None:
+        exists = self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def _set_schema_version(self, version: int) -> None:
+        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+        self.conn.execute("INSERT INTO schema_version VALUES (?, now()::TIMESTAMP)", [version])
+
+    def _create_table(self, table: Table) -> None:
+        columns = ", ".join(
+            f"{c.name} {_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        )
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns})")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.execute("CHECKPOINT")
+            self._conn.close()
+            self._conn = None
+            self._writer = None
+
+    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the DuckDB store is not open")
+        batch = _to_naive_utc(snapshots)  # noqa: F841 - read by DuckDB's replacement scan
+        rejected = _to_naive_utc(quarantine)  # noqa: F841
+        key = " AND ".join(f"t.{k} = w.{k}" for k in TICKETS.key)
+        writer.execute("BEGIN TRANSACTION")
+        try:
+            if snapshots.num_rows:
+                writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} SELECT * FROM batch")
+                # The newest snapshot of each ticket in this batch, kept only if it is newer than
+                # the stored state: a late, older snapshot never overwrites a newer one.
+                writer.execute(
+                    f"""CREATE OR REPLACE TEMP TABLE batch_winners AS
+                    SELECT w.* FROM (
+                        SELECT * FROM batch QUALIFY row_number() OVER (
+                            PARTITION BY workspace_id, ticket_id ORDER BY version_at DESC, seq DESC) = 1
+                    ) w
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM {TICKETS.name} t
+                        WHERE {key} AND (t.version_at > w.version_at
+                            OR (t.version_at = w.version_at AND t.seq > w.seq)))"""
+                )
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING batch_winners w WHERE {key}")
+                writer.execute(f"INSERT INTO {TICKETS.name} SELECT * FROM batch_winners")
+                writer.execute("DROP TABLE batch_winners")
+            if quarantine.num_rows:
+                writer.execute("INSERT INTO quarantine SELECT * FROM rejected")
+            writer.execute("COMMIT")
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+
+    def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
+        cursor = self.conn.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        started = time.perf_counter()
+        timer.start()
+        try:
+            relation = cursor.execute(sql, params)
+            rows = relation.fetchall()
+            columns = [d[0] for d in relation.description or []]
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
+        finally:
+            timer.cancel()
+            cursor.close()
+        return QueryResult(columns, rows, time.perf_counter() - started)
+
+    def max_sequence(self) -> int:
+        row = self.conn.execute(
+            f"SELECT greatest(coalesce((SELECT max(seq) FROM {TICKET_SNAPSHOTS.name}), 0),"
+            " coalesce((SELECT max(seq) FROM quarantine), 0))"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint(self) -> None:
+        self.conn.execute("CHECKPOINT")

@@ -1,0 +1,104 @@
+"""The tables, defined once.  Each engine renders them into its own DDL (``store/<engine>/``).
+
+``SCHEMA_VERSION`` is written into the store; an engine opening a store of an older version runs
+the upgrade steps in ``MIGRATIONS``, and refuses one written by a newer version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import pyarrow as pa
+
+
+class ColumnType(Enum):
+    STRING = "string"
+    LABEL = "label"  # low-cardinality string (category, priority, status, channel)
+    TIMESTAMP = "timestamp"  # UTC, millisecond precision
+    SMALL_INT = "small_int"
+    SEQUENCE = "sequence"  # unsigned 64-bit
+    STRING_LIST = "string_list"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    # Columns whose values identify a row's current state; engines use them for ordering and
+    # deduplication.  Never changed by a later snapshot.
+    key: tuple[str, ...]
+    # Replaced by newer rows with the same key (current state) rather than appended (a log).
+    current_state: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns])
+
+
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.LABEL: pa.string(),
+    ColumnType.TIMESTAMP: pa.timestamp("ms", tz="UTC"),
+    ColumnType.SMALL_INT: pa.int16(),
+    ColumnType.SEQUENCE: pa.uint64(),
+    ColumnType.STRING_LIST: pa.list_(pa.string()),
+}
+
+_S, _L, _T = ColumnType.STRING, ColumnType.LABEL, ColumnType.TIMESTAMP
+
+_TICKET_COLUMNS: tuple[Column, ...] = (
+    Column("workspace_id", _S),
+    Column("ticket_id", _S),
+    Column("customer_id", _S, nullable=True),
+    Column("agent_id", _S, nullable=True),
+    Column("category", _L, nullable=True),
+    Column("priority", _L, nullable=True),
+    Column("status", _L, nullable=True),
+    Column("created_at", _T),
+    Column("first_response_at", _T, nullable=True),
+    Column("resolved_at", _T, nullable=True),
+    Column("satisfaction_score", ColumnType.SMALL_INT, nullable=True),
+    Column("tags", ColumnType.STRING_LIST),
+    Column("updated_at", _T, nullable=True),
+    Column("channel", _L, nullable=True),
+    Column("subject", _S, nullable=True),
+    # updated_at, or the arrival time when a snapshot has none: newest version_at wins, then seq.
+    Column("version_at", _T),
+    Column("seq", ColumnType.SEQUENCE),
+    Column("received_at", _T),
+)
+
+TICKETS = Table("tickets", _TICKET_COLUMNS, key=("workspace_id", "ticket_id"), current_state=True)
+TICKET_SNAPSHOTS = Table("ticket_snapshots", _TICKET_COLUMNS, key=("workspace_id", "ticket_id"))
+QUARANTINE = Table(
+    "quarantine",
+    (
+        Column("workspace_id", _S),
+        Column("datasource", _L),
+        Column("received_at", _T),
+        Column("seq", ColumnType.SEQUENCE),
+        Column("column_name", _S),
+        Column("error", _S),
+        Column("raw", _S),
+    ),
+    key=("workspace_id", "datasource", "received_at", "seq"),
+)
+
+TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, QUARANTINE)
+
+SCHEMA_VERSION = 1
+
+
+class SchemaError(RuntimeError):
+    """The store cannot be used by this version of SupportLens."""
