@@ -10,7 +10,9 @@ from supportlens.analytics import sla, tickets, trends
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.params import Kind, Param, Window, parse_params, resolve_window
 
-_START = Param("start_date", Kind.START, "Earliest created_at (inclusive); default: 365 days before end_date.")
+_START = Param(
+    "start_date", Kind.START, "Earliest created_at (inclusive); default: 365 days before end_date."
+)
 _END = Param("end_date", Kind.END, "Latest created_at (inclusive); a plain date means its end; default: now.")
 _CATEGORY = Param("category", Kind.LABEL, "Only this category (case-insensitive).")
 _PRIORITY = Param("priority", Kind.PRIORITY, "Only this priority (case-insensitive; critical = urgent).")
@@ -144,7 +146,9 @@ PIPES: dict[str, Pipe] = {
                 _PRIORITY,
                 Param("created_after", Kind.START, "Earliest created_at (inclusive)."),
                 Param("created_before", Kind.END, "Latest created_at (inclusive)."),
-                Param("limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000),
+                Param(
+                    "limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000
+                ),
                 Param("offset", Kind.INT, "Rows to skip.", default=0, minimum=0),
             ),
             tickets.DETAIL_COLUMNS,

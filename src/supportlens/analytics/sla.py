@@ -67,19 +67,22 @@ class Thresholds:
 
     @classmethod
     def from_params(cls, kind: str, values: dict[str, object]) -> Thresholds:
-        levels = {level: float(str(values[f"{level}_priority_{kind}_sla"])) for level in ("high", "medium", "low")}
+        levels = {
+            level: float(str(values[f"{level}_priority_{kind}_sla"])) for level in ("high", "medium", "low")
+        }
         urgent = values.get(f"urgent_priority_{kind}_sla")
         levels["urgent"] = levels["high"] if urgent is None else float(str(urgent))
         return cls(levels, float(str(values[f"default_{kind}_sla"])))
 
     def sql_ms(self, where: Conditions, kind: str) -> str:
         """A CASE expression giving each ticket's threshold in milliseconds."""
-        branches = " ".join(
-            f"WHEN '{level}' THEN {where.bind(f'{kind}_{level}_ms', self.by_priority[level] * MS_PER_MINUTE, ParamType.FLOAT)}"
-            for level in PRIORITY_ORDER
-        )
+        branches = []
+        for level in PRIORITY_ORDER:
+            minutes = self.by_priority[level]
+            placeholder = where.bind(f"{kind}_{level}_ms", minutes * MS_PER_MINUTE, ParamType.FLOAT)
+            branches.append(f"WHEN '{level}' THEN {placeholder}")
         default = where.bind(f"{kind}_default_ms", self.default * MS_PER_MINUTE, ParamType.FLOAT)
-        return f"(CASE priority {branches} ELSE {default} END)"
+        return f"(CASE priority {' '.join(branches)} ELSE {default} END)"
 
 
 def _met(context: PipeContext, where: Conditions, thresholds: Thresholds, kind: str) -> str:

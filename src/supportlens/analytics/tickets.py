@@ -78,12 +78,16 @@ def ticket_details(
         for column in _TIMESTAMP_COLUMNS:
             row[column] = _timestamp(found[column])
         row["tags"] = list(found["tags"] or [])
-        row["satisfaction_score"] = None if found["satisfaction_score"] is None else int(found["satisfaction_score"])
+        row["satisfaction_score"] = (
+            None if found["satisfaction_score"] is None else int(found["satisfaction_score"])
+        )
         row["response_time_minutes"] = minutes(found["response_ms"])
         row["resolution_time_minutes"] = minutes(found["resolution_ms"])
         rows.append(row)
     matched = int(total.rows[0][0])
-    return PipeResult(DETAIL_COLUMNS, rows, matched, total.elapsed + result.elapsed, rows_before_limit=matched)
+    return PipeResult(
+        DETAIL_COLUMNS, rows, matched, total.elapsed + result.elapsed, rows_before_limit=matched
+    )
 
 
 METRICS_COLUMNS = [
@@ -109,10 +113,14 @@ def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, s
         where.equals(column, value)
     dialect = context.engine.dialect
     resolution, response = resolution_ms(context), response_ms(context)
+    quantiles = ", ".join(
+        f"{dialect.quantile(expression, level)} AS {name}_p{round(level * 100)}"
+        for name, expression in (("resolution", resolution), ("response", response))
+        for level in (0.5, 0.9)
+    )
     sql = (
         f"SELECT count(*) AS total, {dialect.count_if(RESOLVED)} AS resolved, {duration_sums(context)}, "
-        f"{dialect.quantile(resolution, 0.5)} AS resolution_p50, {dialect.quantile(resolution, 0.9)} AS resolution_p90, "
-        f"{dialect.quantile(response, 0.5)} AS response_p50, {dialect.quantile(response, 0.9)} AS response_p90 "
+        f"{quantiles} "
         f"FROM {tickets_from(context)} WHERE {where.where}"
     )
     result = run(context, sql, where)

@@ -63,4 +63,4 @@ def time_trends(
                 "avg_satisfaction_score": satisfaction,
             }
         )
-    return PipeResult(COLUMNS, rows, sum(r["ticket_count"] for r in rows), result.elapsed)
+    return PipeResult(COLUMNS, rows, sum(int(r["ticket_count"] or 0) for r in rows), result.elapsed)

@@ -10,8 +10,6 @@ from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
-
-
 class PeriodUnit(Enum):
     HOUR = "hour"
     DAY = "day"

@@ -125,7 +125,8 @@ def validate_ticket(row: object) -> TicketSnapshot | Rejection:
     try:
         ticket_id = _identifier(row, "ticket_id", required=True)
         created = _timestamp(row, "created_at", required=True)
-        assert ticket_id is not None and created is not None
+        assert ticket_id is not None
+        assert created is not None
         return TicketSnapshot(
             ticket_id=ticket_id,
             created_at=created,

@@ -29,7 +29,7 @@ class _Batch:
 
     @property
     def rows(self) -> int:
-        return self.snapshots.num_rows + self.quarantine.num_rows
+        return int(self.snapshots.num_rows) + int(self.quarantine.num_rows)
 
 
 _STOP = object()

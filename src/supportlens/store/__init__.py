@@ -19,7 +19,9 @@ def create_engine(url: str) -> Engine:
     if scheme == "duckdb":
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
-            raise StoreURLError("a duckdb:// store URL needs a file path, e.g. duckdb:///./data/supportlens.duckdb")
+            raise StoreURLError(
+                "a duckdb:// store URL needs a file path, e.g. duckdb:///./data/supportlens.duckdb"
+            )
         from supportlens.store.duckdb.engine import DuckDBEngine
 
         return DuckDBEngine(Path(path))

@@ -164,7 +164,11 @@ class ClickHouseEngine(Engine):
             if f"Code: {_TIMEOUT_CODE}" in str(exc) or "TIMEOUT_EXCEEDED" in str(exc):
                 raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
             raise
-        return QueryResult(list(result.column_names), list(result.result_rows), time.perf_counter() - started)
+        return QueryResult(
+            list(result.column_names),
+            [tuple(row) for row in result.result_rows],
+            time.perf_counter() - started,
+        )
 
     def max_sequence(self) -> int:
         with self._lock:

@@ -1,0 +1,47 @@
+"""Request dependencies: the runtime and the caller's token and workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from supportlens.api.errors import ApiError
+from supportlens.auth.repository import NotFound, Workspace
+from supportlens.auth.tokens import Token
+from supportlens.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    found: Runtime = request.app.state.runtime
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    token: Token
+    workspace: Workspace
+
+
+def _secret(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get("token") or None
+
+
+def caller(request: Request) -> Caller:
+    """The authenticated caller: 401 without a live token."""
+    secret = _secret(request)
+    if secret is None:
+        raise ApiError(401, "missing token: send 'Authorization: Bearer <token>' or '?token=<token>'")
+    rt = runtime(request)
+    token = rt.metadata.authenticate(secret)
+    if token is None:
+        raise ApiError(401, "invalid or revoked token")
+    try:
+        workspace = rt.metadata.workspace(token.workspace_id)
+    except NotFound:
+        raise ApiError(401, "the token's workspace no longer exists") from None
+    return Caller(token, workspace)

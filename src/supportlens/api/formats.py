@@ -1,0 +1,79 @@
+"""Serialization of pipe results: JSON (Tinybird's shape), CSV, NDJSON and Parquet."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi.responses import Response
+
+from supportlens.analytics.common import PipeResult
+
+FORMATS: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "ndjson": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+def _arrow_type(meta_type: str) -> pa.DataType:
+    base = (
+        meta_type.removeprefix("Nullable(").removesuffix(")")
+        if meta_type.startswith("Nullable(")
+        else meta_type
+    )
+    if base.startswith("UInt") or base.startswith("Int"):
+        return pa.int64()
+    if base.startswith("Float"):
+        return pa.float64()
+    if base.startswith("Array("):
+        return pa.list_(pa.string())
+    return pa.string()  # strings and timestamps (already formatted as UTC text)
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
+    names = [name for name, _ in result.columns]
+    if fmt == "json":
+        body: dict[str, Any] = {
+            "meta": [{"name": name, "type": kind} for name, kind in result.columns],
+            "data": result.rows,
+            "rows": len(result.rows),
+        }
+        if result.rows_before_limit is not None:
+            body["rows_before_limit_at_least"] = result.rows_before_limit
+        body["statistics"] = {
+            "elapsed": round(result.elapsed, 6),
+            "rows_read": result.rows_read,
+            "bytes_read": 0,
+        }
+        return Response(orjson.dumps(body), status_code=status_code, media_type=FORMATS[fmt])
+    if fmt == "ndjson":
+        payload = b"".join(orjson.dumps(row) + b"\n" for row in result.rows)
+        return Response(payload, status_code=status_code, media_type=FORMATS[fmt])
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names)
+        for row in result.rows:
+            writer.writerow([_csv_value(row[name]) for name in names])
+        return Response(buffer.getvalue(), status_code=status_code, media_type=FORMATS[fmt])
+    if fmt == "parquet":
+        schema = pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in result.columns])
+        table = pa.Table.from_pylist(result.rows, schema=schema)
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        return Response(sink.getvalue(), status_code=status_code, media_type=FORMATS[fmt])
+    raise ValueError(f"unknown format {fmt!r}")

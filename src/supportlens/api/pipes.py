@@ -1,0 +1,98 @@
+"""``GET /v0/pipes/<name>.<format>``: the analytics endpoints, one route per registered pipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from supportlens.analytics.params import Kind, Param
+from supportlens.analytics.pipes import PIPES, Pipe
+from supportlens.api.deps import Caller, caller, runtime
+from supportlens.api.errors import ApiError
+from supportlens.api.formats import FORMATS, render
+
+router = APIRouter(tags=["pipes"])
+
+_SCHEMAS: dict[Kind, dict[str, Any]] = {
+    Kind.INT: {"type": "integer"},
+    Kind.MINUTES: {"type": "number", "minimum": 0},
+    Kind.START: {"type": "string", "examples": ["2023-01-01 00:00:00"]},
+    Kind.END: {"type": "string", "examples": ["2023-12-31 23:59:59"]},
+}
+
+
+def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
+    documented = [
+        {
+            "name": "format",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": sorted(FORMATS)},
+        }
+    ]
+    for param in params:
+        schema = dict(_SCHEMAS.get(param.kind, {"type": "string"}))
+        if param.default is not None:
+            schema["default"] = param.default
+        documented.append(
+            {
+                "name": param.name,
+                "in": "query",
+                "required": False,
+                "description": param.description,
+                "schema": schema,
+            }
+        )
+    return documented
+
+
+def _route(pipe: Pipe) -> None:
+    def handler(request: Request, format: str, who: Caller = Depends(caller)) -> Response:
+        if format not in FORMATS:
+            raise ApiError(404, f"unknown format {format!r}; use one of {', '.join(sorted(FORMATS))}")
+        if not who.token.can_read_pipe(pipe.name):
+            raise ApiError(403, f"this token cannot read the pipe {pipe.name!r}")
+        query = {k: v for k, v in request.query_params.items() if k != "token"}
+        result = runtime(request).run_pipe(pipe.name, who.workspace, query, who.token.fixed_filters)
+        return render(result, format)
+
+    router.add_api_route(
+        f"/v0/pipes/{pipe.name}.{{format}}",
+        handler,
+        methods=["GET"],
+        name=pipe.name,
+        summary=pipe.description,
+        openapi_extra={"parameters": _openapi_parameters(pipe.params)},
+        response_class=Response,
+    )
+
+
+for _pipe in PIPES.values():
+    _route(_pipe)
+
+
+@router.get("/v0/pipes", summary="List the analytics endpoints and their parameters")
+def list_pipes(who: Caller = Depends(caller)) -> dict[str, Any]:
+    return {
+        "pipes": [
+            {
+                "name": pipe.name,
+                "description": pipe.description,
+                "formats": sorted(FORMATS),
+                "columns": [{"name": n, "type": t} for n, t in pipe.columns],
+                "parameters": [
+                    {"name": p.name, "kind": p.kind.value, "default": p.default, "description": p.description}
+                    for p in pipe.params
+                ],
+            }
+            for pipe in PIPES.values()
+            if who.token.can_read_pipe(pipe.name)
+        ]
+    }
+
+
+@router.get("/v0/pipes/{unknown}", include_in_schema=False)
+def unknown_pipe(unknown: str, who: Caller = Depends(caller)) -> Response:
+    raise ApiError(404, f"pipe {unknown.rsplit('.', 1)[0]!r} does not exist; GET /v0/pipes lists them")

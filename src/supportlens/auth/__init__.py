@@ -1,0 +1,1 @@
+"""Workspaces, tokens, scopes and fixed filters."""

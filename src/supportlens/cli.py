@@ -1,0 +1,364 @@
+"""The ``supportlens`` command line: serve, demo, import, query, workspace and token management."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from supportlens.analytics.params import ParamError
+from supportlens.auth.repository import Conflict, MetadataRepository, NotFound, Workspace
+from supportlens.auth.tokens import Scope, Token
+from supportlens.config import Settings
+from supportlens.ingest.files import read_rows
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime, UnknownPipe
+from supportlens.store.base import QueryTimeout
+
+app = typer.Typer(help="SupportLens: customer-support analytics.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
+token_app = typer.Typer(help="Create, list and revoke tokens.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(token_app, name="token")
+
+console = Console()
+errors = Console(stderr=True)
+
+WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
+DEMO_WORKSPACE = "demo"
+RUN_TOKEN_NAME = "make run"
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def _metadata() -> MetadataRepository:
+    return MetadataRepository(Settings().metadata_path)
+
+
+def _workspace(metadata: MetadataRepository, name: str) -> Workspace:
+    try:
+        return metadata.workspace_by_name(name)
+    except NotFound:
+        raise _fail(
+            f"no workspace named {name!r}; create it with 'supportlens workspace create {name}'"
+        ) from None
+
+
+def _batches(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+    while batch := list(islice(rows, size)):
+        yield batch
+
+
+def _ingest_rows(
+    runtime: Runtime, workspace: Workspace, rows: Iterator[RawRow], *, total: int | None, label: str
+) -> tuple[int, int]:
+    """Feed rows through the ingest service in batches, keeping a few in flight, with a progress bar."""
+    accepted = rejected = 0
+    in_flight = []
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        for batch in _batches(rows, 10_000):
+            result = runtime.ingest.ingest(workspace.id, "support_tickets", batch)
+            accepted += result.successful_rows
+            rejected += result.quarantined_rows
+            in_flight.append(result.committed)
+            if len(in_flight) > 4:
+                in_flight.pop(0).result()
+            progress.update(task, advance=len(batch))
+        for future in in_flight:
+            future.result()
+    return accepted, rejected
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default from settings: 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings: 8000).")] = None,
+    demo_if_empty: Annotated[
+        bool, typer.Option("--demo-if-empty", help="Create the demo workspace with data when there is none.")
+    ] = False,
+    print_token: Annotated[
+        bool, typer.Option("--print-token", help="Print a fresh admin token of the demo workspace.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from supportlens.app import create_app
+
+    settings = Settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if demo_if_empty:
+        metadata = _metadata()
+        empty = not metadata.workspaces()
+        metadata.close()
+        if empty:
+            demo(tickets=20_000, days=180, seed=42, workspace=DEMO_WORKSPACE)
+    if print_token:
+        _print_run_token(f"http://{bind_host}:{bind_port}")
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+
+
+def _print_run_token(base_url: str) -> None:
+    metadata = _metadata()
+    try:
+        workspace = metadata.workspace_by_name(DEMO_WORKSPACE)
+    except NotFound:
+        metadata.close()
+        return
+    for token in metadata.tokens(workspace.id):
+        if token.name == RUN_TOKEN_NAME and token.revoked_at is None:
+            metadata.revoke(workspace.id, token.id)
+    _, secret = metadata.create_token(workspace.id, RUN_TOKEN_NAME, {Scope.ADMIN})
+    metadata.close()
+    console.print(f"\n[bold]SupportLens[/bold] on {base_url}  (API docs: {base_url}/docs)")
+    console.print(f"Admin token of workspace '{DEMO_WORKSPACE}':\n  [green]{secret}[/green]\n")
+    console.print("Try:")
+    console.print(f"  export TOKEN={secret}")
+    console.print(f'  curl -s "{base_url}/v0/pipes/ticket_metrics.json" -H "Authorization: Bearer $TOKEN"')
+    console.print(
+        f'  curl -s "{base_url}/v0/pipes/sla_performance.json?token=$TOKEN&high_priority_response_sla=20"'
+    )
+    console.print(
+        f'  curl -s -X POST "{base_url}/v0/events?name=support_tickets&wait=true"'
+        ' -H "Authorization: Bearer $TOKEN"'
+        ' -d \'{"ticket_id":"T1","priority":"high","status":"open","created_at":"2026-01-05 09:30:00"}\'\n'
+    )
+
+
+@app.command()
+def demo(
+    tickets: Annotated[int, typer.Option(help="How many tickets to generate.")] = 20_000,
+    days: Annotated[int, typer.Option(help="Spread over this many days up to now.")] = 180,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    workspace: WorkspaceOption = DEMO_WORKSPACE,
+) -> None:
+    """Fill a workspace (created if missing) with realistic, deterministic demo tickets."""
+    from supportlens.demo.generator import DemoConfig, generate_events
+
+    runtime = Runtime.open(Settings())
+    try:
+        try:
+            target = runtime.metadata.workspace_by_name(workspace)
+        except NotFound:
+            target = runtime.metadata.create_workspace(workspace)
+            _, secret = runtime.metadata.create_token(target.id, "demo admin", {Scope.ADMIN})
+            console.print(f"Created workspace '{workspace}'. Admin token: [green]{secret}[/green]")
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        config = DemoConfig(end=now, tickets=tickets, days=days, seed=seed)
+        rows = (RawRow(event, "") for batch in generate_events(config) for event in batch)
+        accepted, rejected = _ingest_rows(runtime, target, rows, total=tickets, label="demo tickets")
+    finally:
+        runtime.close()
+    console.print(f"Demo data: {accepted} tickets written to '{workspace}' ({rejected} quarantined).")
+
+
+@app.command("import")
+def import_file(
+    files: Annotated[
+        list[Path], typer.Argument(help="NDJSON, JSON array or CSV files.", exists=True, dir_okay=False)
+    ],
+    workspace: WorkspaceOption = "default",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="ndjson, json or csv (default: by extension).")
+    ] = None,
+) -> None:
+    """Import ticket files with the same validation and quarantine as the Events API."""
+    if fmt not in {None, "ndjson", "json", "csv"}:
+        raise _fail("--format takes ndjson, json or csv")
+    runtime = Runtime.open(Settings())
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        for path in files:
+            accepted, rejected = _ingest_rows(
+                runtime, target, read_rows(path, fmt), total=None, label=path.name
+            )
+            console.print(f"{path}: {accepted} rows imported, {rejected} quarantined")
+            if rejected:
+                console.print(
+                    f"  see GET /v0/quarantine/support_tickets.json for the {rejected} rejected rows"
+                )
+    finally:
+        runtime.close()
+
+
+def _print_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+    table = Table(*[name for name, _ in columns])
+    for row in rows:
+        table.add_row(*["" if row[name] is None else str(row[name]) for name, _ in columns])
+    console.print(table)
+
+
+@app.command()
+def query(
+    pipe: Annotated[str, typer.Argument(help="Pipe name, e.g. ticket_metrics.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Run an analytics endpoint from the command line."""
+    if fmt not in {"table", "json", "csv"}:
+        raise _fail("--format takes table, json or csv")
+    values: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--param expects key=value, got {item!r}")
+        values[key] = value
+    runtime = Runtime.open(Settings())
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        try:
+            result = runtime.run_pipe(pipe, target, values)
+        except UnknownPipe:
+            raise _fail(f"no pipe named {pipe!r}") from None
+        except (ParamError, QueryTimeout) as exc:
+            raise _fail(str(exc)) from None
+    finally:
+        runtime.close()
+    if fmt == "table":
+        _print_table(result.columns, result.rows)
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(result.rows, indent=2) + "\n")
+    else:
+        from supportlens.api.formats import render
+
+        sys.stdout.write(bytes(render(result, "csv").body).decode())
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: Annotated[str, typer.Argument(help="Workspace name.")],
+    timezone: Annotated[str, typer.Option(help="Reporting timezone (IANA name).")] = "UTC",
+) -> None:
+    """Create a workspace and print its first admin token."""
+    metadata = _metadata()
+    try:
+        created = metadata.create_workspace(name, timezone=timezone)
+        _, secret = metadata.create_token(created.id, "admin", {Scope.ADMIN})
+    except (Conflict, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        metadata.close()
+    console.print(f"Workspace '{name}' created (reporting timezone {timezone}).")
+    console.print("Admin token (shown once, store it safely):")
+    typer.echo(secret)
+
+
+@workspace_app.command("list")
+def workspace_list() -> None:
+    """List workspaces."""
+    metadata = _metadata()
+    table = Table("name", "id", "timezone", "created_at")
+    for ws in metadata.workspaces():
+        table.add_row(ws.name, ws.id, ws.timezone, ws.created_at.isoformat(timespec="seconds"))
+    metadata.close()
+    console.print(table)
+
+
+def _describe(token: Token) -> list[str]:
+    return [
+        token.id,
+        token.name,
+        ",".join(sorted(s.value for s in token.scopes)),
+        "*" if token.datasources is None else ",".join(sorted(token.datasources)),
+        "*" if token.pipes is None else ",".join(sorted(token.pipes)),
+        ",".join(f"{k}={v}" for k, v in sorted(token.fixed_filters.items())),
+        "revoked" if token.revoked_at else "live",
+    ]
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="A label for the token.")],
+    scope: Annotated[list[str], typer.Option("--scope", "-s", help="admin, append or read; repeatable.")],
+    workspace: WorkspaceOption = "default",
+    datasource: Annotated[list[str] | None, typer.Option(help="Limit appends to these datasources.")] = None,
+    pipe: Annotated[list[str] | None, typer.Option(help="Limit reads to these pipes.")] = None,
+    fixed_filter: Annotated[
+        list[str] | None, typer.Option("--filter", help="column=value applied to every read; repeatable.")
+    ] = None,
+) -> None:
+    """Create a token; the secret is printed once and never stored."""
+    try:
+        scopes = {Scope(s) for s in scope}
+    except ValueError:
+        raise _fail("scopes are admin, append and read") from None
+    filters: dict[str, str] = {}
+    for item in fixed_filter or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(f"--filter expects column=value, got {item!r}")
+        filters[key.strip()] = value
+    metadata = _metadata()
+    try:
+        target = _workspace(metadata, workspace)
+        token, secret = metadata.create_token(
+            target.id,
+            name,
+            scopes,
+            datasources=frozenset(datasource) if datasource else None,
+            pipes=frozenset(pipe) if pipe else None,
+            fixed_filters=filters,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        metadata.close()
+    console.print(f"Token {token.id} created. Secret (shown once):")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(workspace: WorkspaceOption = "default") -> None:
+    """List a workspace's tokens (never their secrets)."""
+    metadata = _metadata()
+    try:
+        target = _workspace(metadata, workspace)
+        table = Table("id", "name", "scopes", "datasources", "pipes", "fixed filters", "state")
+        for token in metadata.tokens(target.id):
+            table.add_row(*_describe(token))
+    finally:
+        metadata.close()
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token id shown by 'token list'.")],
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Revoke a token; it stops working at once."""
+    metadata = _metadata()
+    try:
+        metadata.revoke(_workspace(metadata, workspace).id, token_id)
+    except NotFound as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        metadata.close()
+    console.print(f"Token {token_id} revoked.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

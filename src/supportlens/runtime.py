@@ -1,0 +1,74 @@
+"""The running parts of one SupportLens process: the store, the metadata, the writer and the ingest
+service.  The HTTP app and the CLI both open one of these and close it when they are done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from supportlens.analytics.common import PipeContext, PipeResult
+from supportlens.analytics.pipes import PIPES
+from supportlens.analytics.scope import Scope
+from supportlens.auth.repository import MetadataRepository, Workspace
+from supportlens.config import Settings
+from supportlens.ingest.service import IngestService
+from supportlens.ingest.writer import Writer
+from supportlens.store import create_engine
+from supportlens.store.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+class UnknownPipe(LookupError):
+    pass
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    metadata: MetadataRepository
+    writer: Writer
+    ingest: IngestService
+
+    @classmethod
+    def open(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.store_url)
+        engine.open()
+        metadata = MetadataRepository(settings.metadata_path)
+        writer = Writer(engine, batch_rows=settings.writer_batch_rows, queue_rows=settings.writer_queue_rows)
+        writer.start()
+        ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
+        log.info("store open: %s engine", engine.name)
+        return cls(settings, engine, metadata, writer, ingest)
+
+    def close(self) -> None:
+        """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
+        self.writer.stop()
+        self.engine.close()
+        self.metadata.close()
+
+    def pipe_context(
+        self, workspace: Workspace, fixed_filters: Mapping[str, str] | None = None
+    ) -> PipeContext:
+        return PipeContext(
+            engine=self.engine,
+            scope=Scope(workspace.id, dict(fixed_filters or {})),
+            timezone=workspace.timezone,
+            default_window_days=self.settings.default_window_days,
+            timeout=self.settings.query_timeout_seconds,
+        )
+
+    def run_pipe(
+        self,
+        name: str,
+        workspace: Workspace,
+        query: Mapping[str, str],
+        fixed_filters: Mapping[str, str] | None = None,
+    ) -> PipeResult:
+        pipe = PIPES.get(name)
+        if pipe is None:
+            raise UnknownPipe(name)
+        return pipe.run(self.pipe_context(workspace, fixed_filters), query)
