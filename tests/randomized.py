@@ -30,7 +30,9 @@ def _stamp(rng: random.Random, moment: datetime) -> str | int:
 
 
 def ticket_row(rng: random.Random, ticket_id: str, created: datetime | None = None) -> dict[str, Any]:
-    created = created or BASE + timedelta(seconds=rng.randrange(365 * 86400), milliseconds=rng.choice([0, 0, 250]))
+    created = created or BASE + timedelta(
+        seconds=rng.randrange(365 * 86400), milliseconds=rng.choice([0, 0, 250])
+    )
     row: dict[str, Any] = {
         "ticket_id": ticket_id,
         "customer_id": rng.choice(CUSTOMERS),

@@ -131,7 +131,11 @@ def _case(pipe: str, rng: random.Random) -> tuple[dict[str, str], dict[str, Any]
         query["time_interval"] = interval
         _set(query, "category", category)
         _set(query, "priority", priority)
-        return query, {**window, "category": category, "priority": priority, "time_interval": interval, "tz": zone}, zone
+        return (
+            query,
+            {**window, "category": category, "priority": priority, "time_interval": interval, "tz": zone},
+            zone,
+        )
     if pipe == "sla_performance":
         _set(query, "category", category)
         _set(query, "agent_id", agent)
@@ -145,9 +149,24 @@ def _case(pipe: str, rng: random.Random) -> tuple[dict[str, str], dict[str, Any]
         _set(query, "priority", priority)
         return query, {**window, "priority": priority}, zone
     if pipe == "ticket_metrics":
-        for name, value in (("category", category), ("priority", priority), ("customer_id", customer), ("agent_id", agent)):
+        for name, value in (
+            ("category", category),
+            ("priority", priority),
+            ("customer_id", customer),
+            ("agent_id", agent),
+        ):
             _set(query, name, value)
-        return query, {**window, "category": category, "priority": priority, "customer_id": customer, "agent_id": agent}, zone
+        return (
+            query,
+            {
+                **window,
+                "category": category,
+                "priority": priority,
+                "customer_id": customer,
+                "agent_id": agent,
+            },
+            zone,
+        )
     assert pipe == "ticket_details"
     details: dict[str, Any] = {
         "ticket_id": _maybe(rng, ["T00001", "T00002", "T01000"]) if rng.random() < 0.2 else None,
@@ -172,7 +191,14 @@ def _case(pipe: str, rng: random.Random) -> tuple[dict[str, str], dict[str, Any]
 
 @pytest.mark.parametrize(
     "pipe",
-    ["time_trends", "sla_performance", "agent_performance", "ticket_details", "category_analysis", "ticket_metrics"],
+    [
+        "time_trends",
+        "sla_performance",
+        "agent_performance",
+        "ticket_details",
+        "category_analysis",
+        "ticket_metrics",
+    ],
 )
 def test_pipe_matches_reference(loaded: Loaded, pipe: str) -> None:
     rng = random.Random(f"{SEED}-{pipe}")
@@ -209,8 +235,13 @@ def test_default_window_is_the_last_365_days(loaded: Loaded) -> None:
     result = loaded.runtime.run_pipe("ticket_metrics", loaded.workspace, {})
     row = result.rows[0]
     expected = reference.ticket_metrics(
-        loaded.tickets, start=now - timedelta(days=365), end=now, category=None, priority=None,
-        customer_id=None, agent_id=None,
+        loaded.tickets,
+        start=now - timedelta(days=365),
+        end=now,
+        category=None,
+        priority=None,
+        customer_id=None,
+        agent_id=None,
     )
     assert row["total_tickets"] == expected["total_tickets"]
     assert row["avg_resolution_time_minutes"] == expected["avg_resolution_time_minutes"]

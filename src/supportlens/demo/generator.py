@@ -102,6 +102,8 @@ _BUSINESS_HOURS: Final = (8, 18)  # staffed Monday to Friday, local time
 _GROWTH: Final = 0.25  # arrival rate at the end of the period relative to the start: 1 + _GROWTH
 _DAY_NOISE_SIGMA: Final = 0.12
 _INCIDENT_EVERY_DAYS: Final = 45.0
+_INCIDENT_HOURS: Final = (1, 6)  # duration range of an incident surge
+_INCIDENT_SURGE: Final = (2.0, 4.0)  # arrival-rate multiplier range during an incident
 
 _CATEGORY_P: Final = np.array(
     [
@@ -154,7 +156,7 @@ _FIRST_CONTACT_MEDIAN_S: Final = 6 * 60
 _NEVER_RESOLVED_P: Final = np.array([0.005, 0.01, 0.005, 0.01, 0.25, 0.04])  # parked for good
 
 # Tickets nobody ever answers; some of them get closed anyway (spam, duplicates, "never mind").
-_DROPPED_P: Final = 0.03
+_DROPPED_P: Final = 0.034
 _DROPPED_CLOSED_P: Final = 0.5
 _DROPPED_CLOSE_MEDIAN_S: Final = 2 * _DAY
 
@@ -466,8 +468,8 @@ def _simulate(config: DemoConfig) -> _Tickets:
     incident = np.zeros(buckets, dtype=np.bool_)
     for _ in range(int(rng.poisson(config.days / _INCIDENT_EVERY_DAYS))):
         first = int(rng.integers(0, buckets))
-        span = slice(first, first + int(rng.integers(2, 9)))
-        rate[span] *= rng.uniform(2.5, 6.0)
+        span = slice(first, first + int(rng.integers(_INCIDENT_HOURS[0], _INCIDENT_HOURS[1] + 1)))
+        rate[span] *= rng.uniform(*_INCIDENT_SURGE)
         incident[span] = True
     staffed = (weekday < 5) & (hour >= _BUSINESS_HOURS[0]) & (hour < _BUSINESS_HOURS[1])
     # First staffed hour at or after each hour (``buckets`` + 1 day when none is left: after end).
@@ -688,6 +690,10 @@ def generate_events(config: DemoConfig, *, batch_size: int = 10_000) -> Iterator
     for null, ``satisfaction_score`` as an int, ``tags`` as a fresh list per ticket."""
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    return _event_batches(config, batch_size)
+
+
+def _event_batches(config: DemoConfig, batch_size: int) -> Iterator[list[dict[str, object]]]:
     tickets = _simulate(config)
     labels = _Labels(tickets)
     updated = tickets.updated()

@@ -1,0 +1,203 @@
+"""The pipes over HTTP: output formats, typed parameters, scopes, grants and fixed filters."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from supportlens.analytics.pipes import PIPES
+from supportlens.auth.tokens import Scope
+from tests.api.conftest import Api
+
+WINDOW = "start_date=2023-01-01&end_date=2023-12-31"
+TICKETS = [
+    {
+        "ticket_id": "T1",
+        "customer_id": "C789",
+        "agent_id": "A1",
+        "category": "billing",
+        "priority": "high",
+        "status": "resolved",
+        "created_at": "2023-06-15 09:30:00",
+        "first_response_at": "2023-06-15 09:45:00",
+        "resolved_at": "2023-06-15 11:30:00",
+        "satisfaction_score": 4,
+        "tags": ["invoice"],
+    },
+    {
+        "ticket_id": "T2",
+        "customer_id": "C1",
+        "agent_id": "A2",
+        "category": "technical",
+        "priority": "low",
+        "status": "open",
+        "created_at": "2023-06-16 09:30:00",
+    },
+    {
+        "ticket_id": "T3",
+        "customer_id": "C789",
+        "agent_id": "A2",
+        "category": "Technical",
+        "priority": "urgent",
+        "status": "closed",
+        "created_at": "2023-07-01 00:00:00",
+        "first_response_at": "2023-07-01 00:10:00",
+        "resolved_at": "2023-07-01 01:00:00",
+    },
+]
+
+
+@pytest.fixture
+def loaded(api: Api) -> Api:
+    body = b"\n".join(orjson.dumps(t) for t in TICKETS)
+    response = api.client.post(
+        "/v0/events?name=support_tickets&wait=true", content=body, headers=api.headers()
+    )
+    assert response.json() == {"successful_rows": 3, "quarantined_rows": 0}
+    return api
+
+
+@pytest.mark.parametrize("pipe", sorted(PIPES))
+def test_every_format(loaded: Api, pipe: str) -> None:
+    as_json = loaded.client.get(f"/v0/pipes/{pipe}.json?{WINDOW}", headers=loaded.headers())
+    assert as_json.status_code == 200
+    body = as_json.json()
+    assert set(body) >= {"meta", "data", "rows", "statistics"}
+    assert [m["name"] for m in body["meta"]] == [name for name, _ in PIPES[pipe].columns]
+    assert body["rows"] == len(body["data"]) > 0
+    assert set(body["statistics"]) == {"elapsed", "rows_read", "bytes_read"}
+    as_csv = loaded.client.get(f"/v0/pipes/{pipe}.csv?{WINDOW}", headers=loaded.headers())
+    records = list(csv.reader(io.StringIO(as_csv.text)))
+    assert records[0] == [m["name"] for m in body["meta"]]
+    assert len(records) == body["rows"] + 1
+    as_ndjson = loaded.client.get(f"/v0/pipes/{pipe}.ndjson?{WINDOW}", headers=loaded.headers())
+    assert [orjson.loads(line) for line in as_ndjson.text.splitlines()] == body["data"]
+    as_parquet = loaded.client.get(f"/v0/pipes/{pipe}.parquet?{WINDOW}", headers=loaded.headers())
+    assert pq.read_table(io.BytesIO(as_parquet.content)).to_pylist() == body["data"]
+
+
+def test_seed_semantics(loaded: Api) -> None:
+    sla = loaded.client.get(f"/v0/pipes/sla_performance.json?{WINDOW}", headers=loaded.headers()).json()[
+        "data"
+    ]
+    assert [row["priority"] for row in sla] == ["urgent", "high", "low"]
+    low = sla[2]
+    assert (low["met_response_sla"], low["response_sla_percentage"]) == (0, 0.0)  # unanswered never meets
+    metrics = loaded.client.get(f"/v0/pipes/ticket_metrics.json?{WINDOW}", headers=loaded.headers()).json()[
+        "data"
+    ][0]
+    assert metrics["avg_satisfaction_score"] == 4.0  # unrated tickets are left out, not zeros
+    assert metrics["avg_first_response_time_minutes"] == 12.5
+    assert (metrics["resolved_tickets"], metrics["open_tickets"]) == (2, 1)
+    categories = loaded.client.get(
+        f"/v0/pipes/category_analysis.json?{WINDOW}", headers=loaded.headers()
+    ).json()
+    assert categories["data"][0] == {
+        "category": "technical",
+        "ticket_count": 2,
+        "percentage_of_total": 66.67,
+        "avg_resolution_time_minutes": 60.0,
+        "avg_response_time_minutes": 10.0,
+        "avg_satisfaction_score": None,
+    }
+    details = loaded.client.get(
+        "/v0/pipes/ticket_details.json?limit=1&offset=1", headers=loaded.headers()
+    ).json()
+    assert details["rows_before_limit_at_least"] == 3
+    assert [row["ticket_id"] for row in details["data"]] == ["T2"]
+    month = loaded.client.get(
+        f"/v0/pipes/time_trends.json?{WINDOW}&time_interval=yyyy-MM", headers=loaded.headers()
+    )
+    periods = month.json()["data"]
+    assert [p["time_period"] for p in periods][:7] == [f"2023-{m:02d}" for m in range(1, 8)]
+    assert [p["ticket_count"] for p in periods][:7] == [0, 0, 0, 0, 0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("ticket_details.json?limit=abc", "limit"),
+        ("ticket_details.json?limit=0", "limit"),
+        ("ticket_details.json?limit=10001", "limit"),
+        ("ticket_details.json?offset=-1", "offset"),
+        ("ticket_metrics.json?start_date=yesterday", "start_date"),
+        ("ticket_metrics.json?start_date=2023-02-30", "start_date"),
+        ("ticket_metrics.json?start_date=2023-05-01&end_date=2023-04-01", "start_date"),
+        ("time_trends.json?time_interval=fortnight", "time_interval"),
+        ("time_trends.json?time_interval=MM-dd", "time_interval"),
+        ("sla_performance.json?high_priority_response_sla=-5", "high_priority_response_sla"),
+        ("sla_performance.json?high_priority_response_sla=soon", "high_priority_response_sla"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(api: Api, query: str, parameter: str) -> None:
+    response = api.client.get(f"/v0/pipes/{query}", headers=api.headers())
+    assert response.status_code == 400
+    assert f"'{parameter}'" in response.json()["error"]
+
+
+def test_empty_parameter_means_not_given(loaded: Api) -> None:
+    response = loaded.client.get(
+        f"/v0/pipes/ticket_details.json?limit=&category=&{WINDOW}", headers=loaded.headers()
+    )
+    assert response.json()["rows"] == 3
+
+
+def test_unknown_pipe_and_format_are_404(api: Api) -> None:
+    assert api.client.get("/v0/pipes/nope.json", headers=api.headers()).status_code == 404
+    assert api.client.get("/v0/pipes/ticket_metrics.xml", headers=api.headers()).status_code == 404
+
+
+def test_scopes_grants_and_fixed_filters(loaded: Api) -> None:
+    appender = loaded.token(Scope.APPEND)
+    assert (
+        loaded.client.get("/v0/pipes/ticket_metrics.json", headers=loaded.headers(appender)).status_code
+        == 403
+    )
+    only_metrics = loaded.token(Scope.READ, pipes=frozenset({"ticket_metrics"}))
+    assert loaded.client.get(f"/v0/pipes/ticket_metrics.json?token={only_metrics}").status_code == 200
+    assert loaded.client.get(f"/v0/pipes/agent_performance.json?token={only_metrics}").status_code == 403
+    customer = loaded.token(Scope.READ, fixed_filters={"customer_id": "C789"})
+    metrics = loaded.client.get(f"/v0/pipes/ticket_metrics.json?{WINDOW}", headers=loaded.headers(customer))
+    assert metrics.json()["data"][0]["total_tickets"] == 2
+    widened = loaded.client.get(
+        f"/v0/pipes/ticket_metrics.json?{WINDOW}&customer_id=C1", headers=loaded.headers(customer)
+    )
+    assert widened.json()["data"][0]["total_tickets"] == 0
+    details = loaded.client.get(
+        "/v0/pipes/ticket_details.json?ticket_id=T2", headers=loaded.headers(customer)
+    )
+    assert details.json()["rows"] == 0
+
+
+def test_revoked_token_stops_at_once(loaded: Api) -> None:
+    reader = loaded.token(Scope.READ)
+    assert (
+        loaded.client.get("/v0/pipes/ticket_metrics.json", headers=loaded.headers(reader)).status_code == 200
+    )
+    token = loaded.runtime.metadata.authenticate(reader)
+    assert token is not None
+    loaded.runtime.metadata.revoke(loaded.workspace_id, token.id)
+    assert (
+        loaded.client.get("/v0/pipes/ticket_metrics.json", headers=loaded.headers(reader)).status_code == 401
+    )
+
+
+def test_workspaces_are_isolated(loaded: Api) -> None:
+    other = loaded.runtime.metadata.create_workspace("other")
+    _, secret = loaded.runtime.metadata.create_token(other.id, "admin", {Scope.ADMIN})
+    metrics = loaded.client.get(f"/v0/pipes/ticket_metrics.json?{WINDOW}", headers=loaded.headers(secret))
+    assert metrics.json()["data"][0]["total_tickets"] == 0
+    quarantine = loaded.client.get("/v0/quarantine/support_tickets.json", headers=loaded.headers(secret))
+    assert quarantine.json()["rows"] == 0
+
+
+def test_openapi_documents_every_pipe(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    for name, pipe in PIPES.items():
+        operation = schema["paths"][f"/v0/pipes/{name}.{{format}}"]["get"]
+        documented = {p["name"] for p in operation["parameters"]}
+        assert documented >= {p.name for p in pipe.params}

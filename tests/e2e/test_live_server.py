@@ -1,0 +1,123 @@
+"""End to end: the CLI creates a workspace, a real uvicorn server on 127.0.0.1 takes events over
+HTTP and answers every endpoint in every format; the CLI imports and queries the same store."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from supportlens.analytics.pipes import PIPES
+from tests.randomized import postings
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "supportlens.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    token = _cli(env, "workspace", "create", "default").strip().splitlines()[-1]
+    port = _free_port()
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            assert process.poll() is None, (
+                process.stderr.read().decode() if process.stderr else "server exited"
+            )
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start within 60 s"
+            time.sleep(0.1)
+        yield base, token, env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, dict[str, str]]) -> None:
+    base, token, env = server
+    headers = {"Authorization": f"Bearer {token}"}
+    rows = postings(7, 400)
+    body = b"\n".join(orjson.dumps(row) for row in rows)
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        answer = client.post("/v0/events", params={"name": "support_tickets", "wait": "true"}, content=body)
+        assert answer.status_code == 200
+        counts = answer.json()
+        assert counts["successful_rows"] + counts["quarantined_rows"] == len(rows)
+        window = {"start_date": "2024-12-01", "end_date": "2026-01-31"}
+        totals = client.get("/v0/pipes/ticket_metrics.json", params=window).json()["data"][0]
+        assert 300 < totals["total_tickets"] <= 400
+        for name in PIPES:
+            reference = client.get(f"/v0/pipes/{name}.json", params=window).json()
+            assert reference["rows"] > 0
+            ndjson = client.get(f"/v0/pipes/{name}.ndjson", params=window).text.splitlines()
+            assert [json.loads(line) for line in ndjson] == reference["data"]
+            parquet = client.get(f"/v0/pipes/{name}.parquet", params=window).content
+            assert pq.read_table(io.BytesIO(parquet)).to_pylist() == reference["data"]
+            csv_lines = client.get(f"/v0/pipes/{name}.csv", params=window).text.splitlines()
+            assert len(csv_lines) == reference["rows"] + 1
+        assert client.get("/docs").status_code == 200
+
+
+def test_cli_import_and_query(tmp_path: Path) -> None:
+    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    _cli(env, "workspace", "create", "default", "--timezone", "Europe/Berlin")
+    ndjson = tmp_path / "tickets.ndjson"
+    ndjson.write_bytes(b"\n".join(orjson.dumps(row) for row in postings(3, 200)) + b"\n{broken\n")
+    csv_file = tmp_path / "more.csv"
+    csv_file.write_text(
+        "ticket_id,created_at,priority,status,satisfaction_score,tags\n"
+        'X1,2025-03-01 10:00:00,High,resolved,5,"a,b"\n'
+        "X2,2025-03-01 11:00:00,low,open,,\n"
+        "X3,not a date,low,open,,\n"
+    )
+    output = _cli(env, "import", str(ndjson), str(csv_file))
+    assert "1 quarantined" in output
+    metrics = json.loads(
+        _cli(
+            env,
+            "query",
+            "ticket_metrics",
+            "-p",
+            "start_date=2020-01-01",
+            "-p",
+            "end_date=2030-01-01",
+            "--format",
+            "json",
+        )
+    )
+    assert metrics[0]["total_tickets"] == 202
+    details = json.loads(_cli(env, "query", "ticket_details", "-p", "ticket_id=X1", "--format", "json"))
+    assert details[0]["priority"] == "high"
+    assert details[0]["tags"] == ["a", "b"]
+    table = _cli(env, "query", "sla_performance", "-p", "start_date=2020-01-01")
+    assert "priority" in table
