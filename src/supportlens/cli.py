@@ -30,7 +30,7 @@ token_app = typer.Typer(help="Create, list and revoke tokens.", no_args_is_help=
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
 
-console = Console()
+console = Console(soft_wrap=True)  # long lines (tokens, curl examples) must stay copy-pastable
 errors = Console(stderr=True)
 
 WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]

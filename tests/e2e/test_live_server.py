@@ -64,7 +64,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
 
 
 def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, dict[str, str]]) -> None:
-    base, token, env = server
+    base, token, _ = server
     headers = {"Authorization": f"Bearer {token}"}
     rows = postings(7, 400)
     body = b"\n".join(orjson.dumps(row) for row in rows)

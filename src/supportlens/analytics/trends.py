@@ -49,7 +49,7 @@ def time_trends(
     )
     result = run(context, sql, where)
     found: dict[str, dict[str, Any]] = {row["period"]: row for row in result.dicts()}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for start in periods:
         row = found.get(start, {})
         resolution, response, satisfaction = averages(row)
@@ -63,4 +63,4 @@ def time_trends(
                 "avg_satisfaction_score": satisfaction,
             }
         )
-    return PipeResult(COLUMNS, rows, sum(int(r["ticket_count"] or 0) for r in rows), result.elapsed)
+    return PipeResult(COLUMNS, rows, sum(r["ticket_count"] for r in rows), result.elapsed)

@@ -75,6 +75,9 @@ async def post_events(
         raise ApiError(429, str(exc), headers={"Retry-After": "1"}) from None
     payload = {"successful_rows": result.successful_rows, "quarantined_rows": result.quarantined_rows}
     if wait:
-        await asyncio.wrap_future(result.committed)
+        try:
+            await asyncio.wrap_future(result.committed)
+        except Exception as exc:  # the store refused the write: nothing was committed
+            raise ApiError(503, f"the rows could not be written, retry: {exc}") from None
         return JSONResponse(payload, status_code=200)
     return JSONResponse(payload, status_code=202)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta
 
-# Epoch values at or above this are milliseconds: 1e11 seconds would be the year 5138.
+# Epoch values at or above this are milliseconds: 1e11 seconds would be the year 5138, and 1e11
+# milliseconds is 1973-03-03, so epoch milliseconds are read correctly for any instant after that.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
 _MIN = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX = datetime(2200, 1, 1, tzinfo=UTC)
