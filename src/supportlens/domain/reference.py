@@ -269,6 +269,36 @@ def _in_window(moment: datetime, start: datetime | None, end: datetime | None) -
     return not (end is not None and ms > _epoch_ms(end))
 
 
+def _select(
+    tickets: Iterable[TicketSnapshot],
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    ticket_id: str | None = None,
+    customer_id: str | None = None,
+    agent_id: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    priority: str | None = None,
+) -> list[TicketSnapshot]:
+    """Tickets created in [start, end] (an end left None is open) matching every given filter,
+    each filter normalized the way ingestion normalizes the column."""
+    wanted = {
+        "ticket_id": _id_filter(ticket_id),
+        "customer_id": _id_filter(customer_id),
+        "agent_id": _id_filter(agent_id),
+        "status": normalize_label(status),
+        "category": normalize_label(category),
+        "priority": normalize_priority(priority),
+    }
+    return [
+        ticket
+        for ticket in tickets
+        if _in_window(ticket.created_at, start, end)
+        and all(_matches(getattr(ticket, column), value) for column, value in wanted.items())
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # current_state
 # --------------------------------------------------------------------------------------------------
@@ -477,19 +507,11 @@ def time_trends(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown timezone {tz!r}") from exc
     _check_window(start, end)
-    wanted_category = normalize_label(category)
-    wanted_priority = normalize_priority(priority)
 
     by_period: dict[datetime, list[TicketSnapshot]] = {}
     for key in _periods_in_window(start, end, zone, interval.unit):
         by_period[key] = []
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, start, end):
-            continue
-        if not _matches(ticket.category, wanted_category):
-            continue
-        if not _matches(ticket.priority, wanted_priority):
-            continue
+    for ticket in _select(tickets, start, end, category=category, priority=priority):
         key = _period_key(_epoch_ms(ticket.created_at), zone, interval.unit)
         by_period.setdefault(key, []).append(ticket)
 
@@ -526,17 +548,9 @@ def sla_performance(
 ) -> list[Row]:
     """One row per priority (null its own row), ordered urgent, high, medium, low, others, null."""
     _check_window(start, end)
-    wanted_category = normalize_label(category)
-    wanted_agent = _id_filter(agent_id)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, start, end):
-            continue
-        if not _matches(ticket.category, wanted_category):
-            continue
-        if not _matches(ticket.agent_id, wanted_agent):
-            continue
+    for ticket in _select(tickets, start, end, category=category, agent_id=agent_id):
         groups.setdefault(ticket.priority, []).append(ticket)
 
     rows: list[Row] = []
@@ -582,14 +596,9 @@ def agent_performance(
 ) -> list[Row]:
     """One row per agent (null its own row), by tickets handled descending then agent id (null last)."""
     _check_window(start, end)
-    wanted_agent = _id_filter(agent_id)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, start, end):
-            continue
-        if not _matches(ticket.agent_id, wanted_agent):
-            continue
+    for ticket in _select(tickets, start, end, agent_id=agent_id):
         groups.setdefault(ticket.agent_id, []).append(ticket)
 
     def order(agent: str | None) -> tuple[int, tuple[int, str]]:
@@ -646,30 +655,17 @@ def ticket_details(
         raise ValueError(f"offset={offset} is negative")
     if created_after is not None and created_before is not None:
         _check_window(created_after, created_before)
-    wanted_ticket = _id_filter(ticket_id)
-    wanted_customer = _id_filter(customer_id)
-    wanted_agent = _id_filter(agent_id)
-    wanted_status = normalize_label(status)
-    wanted_category = normalize_label(category)
-    wanted_priority = normalize_priority(priority)
-
-    matching: list[TicketSnapshot] = []
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, created_after, created_before):
-            continue
-        if not _matches(ticket.ticket_id, wanted_ticket):
-            continue
-        if not _matches(ticket.customer_id, wanted_customer):
-            continue
-        if not _matches(ticket.agent_id, wanted_agent):
-            continue
-        if not _matches(ticket.status, wanted_status):
-            continue
-        if not _matches(ticket.category, wanted_category):
-            continue
-        if not _matches(ticket.priority, wanted_priority):
-            continue
-        matching.append(ticket)
+    matching = _select(
+        tickets,
+        created_after,
+        created_before,
+        ticket_id=ticket_id,
+        customer_id=customer_id,
+        agent_id=agent_id,
+        status=status,
+        category=category,
+        priority=priority,
+    )
 
     def order(ticket: TicketSnapshot) -> tuple[int, str]:
         return (-_epoch_ms(ticket.created_at), ticket.ticket_id)
@@ -715,15 +711,10 @@ def category_analysis(
 ) -> list[Row]:
     """One row per category (null its own row), by ticket count descending then category (null last)."""
     _check_window(start, end)
-    wanted_priority = normalize_priority(priority)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
     total = 0
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, start, end):
-            continue
-        if not _matches(ticket.priority, wanted_priority):
-            continue
+    for ticket in _select(tickets, start, end, priority=priority):
         groups.setdefault(ticket.category, []).append(ticket)
         total += 1
 
@@ -763,24 +754,9 @@ def ticket_metrics(
 ) -> Row:
     """The single summary row of the window."""
     _check_window(start, end)
-    wanted_category = normalize_label(category)
-    wanted_priority = normalize_priority(priority)
-    wanted_customer = _id_filter(customer_id)
-    wanted_agent = _id_filter(agent_id)
-
-    selected: list[TicketSnapshot] = []
-    for ticket in tickets:
-        if not _in_window(ticket.created_at, start, end):
-            continue
-        if not _matches(ticket.category, wanted_category):
-            continue
-        if not _matches(ticket.priority, wanted_priority):
-            continue
-        if not _matches(ticket.customer_id, wanted_customer):
-            continue
-        if not _matches(ticket.agent_id, wanted_agent):
-            continue
-        selected.append(ticket)
+    selected = _select(
+        tickets, start, end, category=category, priority=priority, customer_id=customer_id, agent_id=agent_id
+    )
 
     resolved = _count_resolved(selected)
     resolutions = _resolutions_ms(selected)
