@@ -41,11 +41,14 @@ def time_trends(
     where.equals("category", category)
     where.equals("priority", priority)
     zone = where.bind("reporting_timezone", context.timezone, ParamType.STRING)
-    period = context.engine.dialect.local_period_start("created_at", interval.unit, zone)
+    dialect = context.engine.dialect
+    period = dialect.local_period_start("created_at", interval.unit, zone)
+    # Group by the native period value and format only the few grouped rows.
     sql = (
-        f"SELECT {period} AS period, count(*) AS ticket_count, "
-        f"{context.engine.dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums(context)} "
-        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY period"
+        f"SELECT {dialect.format_local('period_start')} AS period, * FROM ("
+        f"SELECT {period} AS period_start, count(*) AS ticket_count, "
+        f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums(context)} "
+        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY period_start)"
     )
     result = run(context, sql, where)
     found: dict[str, dict[str, Any]] = {row["period"]: row for row in result.dicts()}

@@ -50,7 +50,12 @@ class Dialect(ABC):
 
     @abstractmethod
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
-        """Start of the period containing ``column`` in the zone, as 'YYYY-MM-DD HH:MM:SS' text."""
+        """Start of the period containing ``column``, as local wall-clock time of the zone (an
+        engine-native value, cheap to group by)."""
+
+    @abstractmethod
+    def format_local(self, expression: str) -> str:
+        """A ``local_period_start`` value as 'YYYY-MM-DD HH:MM:SS' text (applied after grouping)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,8 +73,10 @@ class ClickHouseDialect(Dialect):
 
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         local = f"toTimeZone({column}, {timezone_param})"
-        truncated = _TRUNC[unit].format(local)
-        return f"formatDateTime({truncated}, '%Y-%m-%d %H:%i:%S')"
+        return _TRUNC[unit].format(local)
+
+    def format_local(self, expression: str) -> str:
+        return f"formatDateTime({expression}, '%Y-%m-%d %H:%i:%S')"
 
 
 class ClickHouseEngine(Engine):

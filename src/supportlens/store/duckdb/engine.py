@@ -45,7 +45,10 @@ class DuckDBDialect(Dialect):
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         # TIMESTAMP columns hold UTC; timezone(zone, timestamptz) gives the local wall-clock time.
         local = f"timezone({timezone_param}, {column}::TIMESTAMPTZ)"
-        return f"strftime(date_trunc('{_TRUNC_UNITS[unit]}', {local}), '%Y-%m-%d %H:%M:%S')"
+        return f"date_trunc('{_TRUNC_UNITS[unit]}', {local})"
+
+    def format_local(self, expression: str) -> str:
+        return f"strftime({expression}, '%Y-%m-%d %H:%M:%S')"
 
 
 def _to_naive_utc(table: pa.Table) -> pa.Table:
