@@ -23,7 +23,7 @@ from tests.randomized import BASE, postings
 
 SEED = 20261122
 TICKETS = 1500
-ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin"]
+ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe"]
 
 
 class Loaded:

@@ -32,28 +32,22 @@ class PipeResult:
     rows_before_limit: int | None = None
 
 
-RESOLVED = "status IN ('resolved', 'closed')"
+# Stored per ticket at ingestion: see store/schema.py.
+RESOLVED = "is_resolved"
+RESPONSE_MS = "response_ms"
+RESOLUTION_MS = "resolution_ms"
 
 
 def tickets_from(context: PipeContext) -> str:
     return context.engine.dialect.table(TICKETS)
 
 
-def response_ms(context: PipeContext) -> str:
-    return context.engine.dialect.ms_between("created_at", "first_response_at")
-
-
-def resolution_ms(context: PipeContext) -> str:
-    return context.engine.dialect.ms_between("created_at", "resolved_at")
-
-
-def duration_sums(context: PipeContext) -> str:
+def duration_sums() -> str:
     """Exact integer sums and counts, from which averages are computed in Python, so both engines
     give identical figures (``count(x)`` skips nulls everywhere)."""
-    response, resolution = response_ms(context), resolution_ms(context)
     return (
-        f"sum({resolution}) AS resolution_ms_sum, count({resolution}) AS resolution_n, "
-        f"sum({response}) AS response_ms_sum, count({response}) AS response_n, "
+        f"sum({RESOLUTION_MS}) AS resolution_ms_sum, count({RESOLUTION_MS}) AS resolution_n, "
+        f"sum({RESPONSE_MS}) AS response_ms_sum, count({RESPONSE_MS}) AS response_n, "
         "sum(satisfaction_score) AS satisfaction_sum, count(satisfaction_score) AS satisfaction_n"
     )
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from supportlens.analytics.common import (
+    RESOLUTION_MS,
     RESOLVED,
+    RESPONSE_MS,
     PipeContext,
     PipeResult,
     averages,
     conditions,
     duration_sums,
-    resolution_ms,
-    response_ms,
     run,
     tickets_from,
 )
@@ -86,7 +86,7 @@ class Thresholds:
 
 
 def _met(context: PipeContext, where: Conditions, thresholds: Thresholds, kind: str) -> str:
-    duration = response_ms(context) if kind == "response" else resolution_ms(context)
+    duration = RESPONSE_MS if kind == "response" else RESOLUTION_MS
     limit = thresholds.sql_ms(where, kind)
     # A missing timestamp gives a null duration, and null <= x is not true: never met.
     return context.engine.dialect.count_if(f"{duration} <= {limit}")
@@ -157,7 +157,7 @@ def agent_performance(
     where.equals("agent_id", agent_id)
     sql = (
         f"SELECT agent_id, count(*) AS handled, {context.engine.dialect.count_if(RESOLVED)} AS resolved, "
-        f"{_met(context, where, response, 'response')} AS met_response, {duration_sums(context)} "
+        f"{_met(context, where, response, 'response')} AS met_response, {duration_sums()} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY agent_id"
     )
     result = run(context, sql, where)

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supportlens.analytics.common import (
+    RESOLUTION_MS,
     RESOLVED,
+    RESPONSE_MS,
     PipeContext,
     PipeResult,
     averages,
     conditions,
     duration_sums,
-    resolution_ms,
-    response_ms,
     run,
     tickets_from,
 )
@@ -67,8 +67,7 @@ def ticket_details(
     total = run(context, f"SELECT count(*) AS n FROM {source} WHERE {where.where}", where)
     names = [name for name, _ in DETAIL_COLUMNS[:-2]]
     sql = (
-        f"SELECT {', '.join(names)}, {response_ms(context)} AS response_ms, "
-        f"{resolution_ms(context)} AS resolution_ms FROM {source} WHERE {where.where} "
+        f"SELECT {', '.join(names)}, {RESPONSE_MS}, {RESOLUTION_MS} FROM {source} WHERE {where.where} "
         f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(limit)} OFFSET {int(offset)}"
     )
     result = run(context, sql, where)
@@ -89,6 +88,8 @@ def ticket_details(
         DETAIL_COLUMNS, rows, matched, total.elapsed + result.elapsed, rows_before_limit=matched
     )
 
+
+_LEVELS = (0.5, 0.9)  # median and p90
 
 METRICS_COLUMNS = [
     ("start_date", "DateTime64(3)"),
@@ -112,14 +113,12 @@ def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, s
     for column, value in filters.items():
         where.equals(column, value)
     dialect = context.engine.dialect
-    resolution, response = resolution_ms(context), response_ms(context)
-    quantiles = ", ".join(
-        f"{dialect.quantile(expression, level)} AS {name}_p{round(level * 100)}"
-        for name, expression in (("resolution", resolution), ("response", response))
-        for level in (0.5, 0.9)
+    quantiles = (
+        f"{dialect.quantiles(RESOLUTION_MS, _LEVELS)} AS resolution_quantiles, "
+        f"{dialect.quantiles(RESPONSE_MS, _LEVELS)} AS response_quantiles"
     )
     sql = (
-        f"SELECT count(*) AS total, {dialect.count_if(RESOLVED)} AS resolved, {duration_sums(context)}, "
+        f"SELECT count(*) AS total, {dialect.count_if(RESOLVED)} AS resolved, {duration_sums()}, "
         f"{quantiles} "
         f"FROM {tickets_from(context)} WHERE {where.where}"
     )
@@ -127,6 +126,8 @@ def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, s
     found = result.dicts()[0]
     avg_resolution, avg_response, avg_satisfaction = averages(found)
     total, resolved = int(found["total"] or 0), int(found["resolved"] or 0)
+    resolution_p50, resolution_p90 = found["resolution_quantiles"] or (None, None)
+    response_p50, response_p90 = found["response_quantiles"] or (None, None)
     row = {
         "start_date": format_timestamp(window.start),
         "end_date": format_timestamp(window.end),
@@ -136,10 +137,10 @@ def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, s
         "avg_resolution_time_minutes": avg_resolution,
         "avg_first_response_time_minutes": avg_response,
         "avg_satisfaction_score": avg_satisfaction,
-        "median_resolution_time_minutes": minutes(found["resolution_p50"]),
-        "p90_resolution_time_minutes": minutes(found["resolution_p90"]),
-        "median_first_response_time_minutes": minutes(found["response_p50"]),
-        "p90_first_response_time_minutes": minutes(found["response_p90"]),
+        "median_resolution_time_minutes": minutes(resolution_p50),
+        "p90_resolution_time_minutes": minutes(resolution_p90),
+        "median_first_response_time_minutes": minutes(response_p50),
+        "p90_first_response_time_minutes": minutes(response_p90),
     }
     return PipeResult(METRICS_COLUMNS, [row], total, result.elapsed)
 
@@ -159,7 +160,7 @@ def category_analysis(context: PipeContext, window: Window, *, priority: str | N
     where.between("created_at", window.start, window.end)
     where.equals("priority", priority)
     sql = (
-        f"SELECT category, count(*) AS ticket_count, {duration_sums(context)} "
+        f"SELECT category, count(*) AS ticket_count, {duration_sums()} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY category"
     )
     result = run(context, sql, where)

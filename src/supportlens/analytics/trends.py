@@ -18,6 +18,18 @@ from supportlens.analytics.params import ParamError, Window
 from supportlens.domain.periods import IntervalError, parse_interval, period_starts
 from supportlens.store.base import ParamType
 
+BUCKET_MS = 15 * 60 * 1000
+_ADDITIVE = (
+    "ticket_count",
+    "resolved_tickets",
+    "resolution_ms_sum",
+    "resolution_n",
+    "response_ms_sum",
+    "response_n",
+    "satisfaction_sum",
+    "satisfaction_n",
+)
+
 COLUMNS = [
     ("time_period", "String"),
     ("ticket_count", "UInt64"),
@@ -42,14 +54,19 @@ def time_trends(
     where.equals("priority", priority)
     zone = where.bind("reporting_timezone", context.timezone, ParamType.STRING)
     dialect = context.engine.dialect
-    period = dialect.local_period_start("created_at", interval.unit, zone)
-    # Group by the native period value and format only the few grouped rows.
-    sql = (
-        f"SELECT {dialect.format_local('period_start')} AS period, * FROM ("
-        f"SELECT {period} AS period_start, count(*) AS ticket_count, "
-        f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums(context)} "
-        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY period_start)"
+    # Two stages, both exact because counts and sums add up: first every ticket into its
+    # 15-minute UTC bucket (cheap integer grouping over all rows), then each of those few
+    # buckets into its local period.  Every UTC offset in use is a multiple of 15 minutes, so
+    # a bucket never straddles a local period boundary.
+    buckets = (
+        f"SELECT {dialect.epoch_bucket('created_at', BUCKET_MS)} AS bucket, count(*) AS ticket_count, "
+        f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums()} "
+        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
     )
+    period = dialect.local_period_start(dialect.bucket_start("bucket", BUCKET_MS), interval.unit, zone)
+    totals = ", ".join(f"sum({column}) AS {column}" for column in _ADDITIVE)
+    periods_sql = f"SELECT {period} AS period_start, {totals} FROM ({buckets}) AS b GROUP BY period_start"
+    sql = f"SELECT {dialect.format_local('period_start')} AS period, * FROM ({periods_sql}) AS p"
     result = run(context, sql, where)
     found: dict[str, dict[str, Any]] = {row["period"]: row for row in result.dicts()}
     rows: list[dict[str, Any]] = []

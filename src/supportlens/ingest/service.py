@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.domain.models import TicketSnapshot
 from supportlens.ingest.tickets import Rejection, validate_ticket
@@ -127,11 +128,20 @@ def snapshot_table(
         "updated_at": pa.array([t.updated_at for t in tickets], _TS),
         "channel": pa.array([t.channel for t in tickets], pa.string()),
         "subject": pa.array([t.subject for t in tickets], pa.string()),
+        "is_resolved": pa.array([t.is_resolved for t in tickets], pa.bool_()),
         "version_at": pa.array([t.updated_at or received_at for t in tickets], _TS),
         "seq": pa.array(sequences, pa.uint64()),
         "received_at": pa.array([received_at] * count, _TS),
     }
+    created = columns["created_at"]
+    columns["response_ms"] = _milliseconds(created, columns["first_response_at"])
+    columns["resolution_ms"] = _milliseconds(created, columns["resolved_at"])
     return pa.Table.from_pydict(columns, schema=TICKETS.arrow_schema())
+
+
+def _milliseconds(start: pa.Array, end: pa.Array) -> pa.Array:
+    """``end - start`` in whole milliseconds; null where either is null (METRICS.md durations)."""
+    return pc.subtract(end.cast(pa.int64()), start.cast(pa.int64()))
 
 
 def quarantine_table(

@@ -40,6 +40,17 @@ def from_epoch(number: float) -> datetime:
 def parse_timestamp(value: object) -> datetime:
     """Parse ``YYYY-MM-DD HH:MM:SS`` (UTC), ISO 8601 (``Z`` or offset; none means UTC), or epoch
     seconds / milliseconds (number or numeric string) into an aware UTC datetime."""
+    if type(value) is str and value[4:5] == "-":
+        # The common case, a date-time string, on the hot ingest path: a number never has '-'
+        # at index 4, so it can go straight to the ISO parser.  Anything unusual falls through.
+        try:
+            parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "zZ" else value)
+        except ValueError:
+            pass
+        else:
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            if _MIN <= parsed < _MAX:
+                return truncate_ms(parsed) if parsed.microsecond % 1000 else parsed
     if isinstance(value, bool):
         raise TimestampError("expected a timestamp, got a boolean")
     if isinstance(value, int | float):

@@ -38,15 +38,20 @@ class Dialect(ABC):
         """How to read a table; current-state tables read only the newest row per key."""
 
     @abstractmethod
-    def ms_between(self, start: str, end: str) -> str:
-        """Whole milliseconds from ``start`` to ``end`` (null if either is null)."""
-
-    @abstractmethod
     def count_if(self, condition: str) -> str: ...
 
     @abstractmethod
-    def quantile(self, expression: str, level: float) -> str:
-        """Linearly interpolated quantile (R-7, Excel PERCENTILE.INC), skipping nulls."""
+    def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
+        """Linearly interpolated quantiles (R-7, Excel PERCENTILE.INC), skipping nulls, as one
+        list value computed in one pass (null, or NaNs, when there is nothing)."""
+
+    @abstractmethod
+    def epoch_bucket(self, column: str, size_ms: int) -> str:
+        """The number of the ``size_ms``-wide UTC interval since the epoch that holds ``column``."""
+
+    @abstractmethod
+    def bucket_start(self, bucket: str, size_ms: int) -> str:
+        """The UTC instant an ``epoch_bucket`` number starts at, as a timestamp."""
 
     @abstractmethod
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:

@@ -19,6 +19,8 @@ class ColumnType(Enum):
     SMALL_INT = "small_int"
     SEQUENCE = "sequence"  # unsigned 64-bit
     STRING_LIST = "string_list"
+    DURATION = "duration"  # signed 64-bit milliseconds
+    BOOLEAN = "boolean"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.SMALL_INT: pa.int16(),
     ColumnType.SEQUENCE: pa.uint64(),
     ColumnType.STRING_LIST: pa.list_(pa.string()),
+    ColumnType.DURATION: pa.int64(),
+    ColumnType.BOOLEAN: pa.bool_(),
 }
 
 _S, _L, _T = ColumnType.STRING, ColumnType.LABEL, ColumnType.TIMESTAMP
@@ -73,6 +77,10 @@ _TICKET_COLUMNS: tuple[Column, ...] = (
     Column("updated_at", _T, nullable=True),
     Column("channel", _L, nullable=True),
     Column("subject", _S, nullable=True),
+    # Derived at ingestion (METRICS.md definitions) so that queries scan ready values.
+    Column("response_ms", ColumnType.DURATION, nullable=True),  # first_response_at - created_at
+    Column("resolution_ms", ColumnType.DURATION, nullable=True),  # resolved_at - created_at
+    Column("is_resolved", ColumnType.BOOLEAN),  # status resolved or closed
     # updated_at, or the arrival time when a snapshot has none: newest version_at wins, then seq.
     Column("version_at", _T),
     Column("seq", ColumnType.SEQUENCE),

@@ -25,6 +25,8 @@ _TYPES: dict[ColumnType, str] = {
     ColumnType.SMALL_INT: "Int16",
     ColumnType.SEQUENCE: "UInt64",
     ColumnType.STRING_LIST: "Array(String)",
+    ColumnType.DURATION: "Int64",
+    ColumnType.BOOLEAN: "Bool",
 }
 
 _PARAM_TYPES: dict[ParamType, str] = {
@@ -62,14 +64,17 @@ class ClickHouseDialect(Dialect):
     def table(self, table: Table) -> str:
         return f"{table.name} FINAL" if table.current_state else table.name
 
-    def ms_between(self, start: str, end: str) -> str:
-        return f"(toUnixTimestamp64Milli({end}) - toUnixTimestamp64Milli({start}))"
-
     def count_if(self, condition: str) -> str:
         return f"countIf({condition})"
 
-    def quantile(self, expression: str, level: float) -> str:
-        return f"quantileExactInclusive({level})({expression})"
+    def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
+        return f"quantilesExactInclusive({', '.join(map(str, levels))})({expression})"
+
+    def epoch_bucket(self, column: str, size_ms: int) -> str:
+        return f"intDiv(toUnixTimestamp64Milli({column}), {int(size_ms)})"
+
+    def bucket_start(self, bucket: str, size_ms: int) -> str:
+        return f"fromUnixTimestamp64Milli(toInt64(({bucket}) * {int(size_ms)}), 'UTC')"
 
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         local = f"toTimeZone({column}, {timezone_param})"

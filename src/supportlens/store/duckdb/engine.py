@@ -21,6 +21,8 @@ _TYPES: dict[ColumnType, str] = {
     ColumnType.SMALL_INT: "SMALLINT",
     ColumnType.SEQUENCE: "UBIGINT",
     ColumnType.STRING_LIST: "VARCHAR[]",
+    ColumnType.DURATION: "BIGINT",
+    ColumnType.BOOLEAN: "BOOLEAN",
 }
 
 _TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
@@ -33,14 +35,17 @@ class DuckDBDialect(Dialect):
     def table(self, table: Table) -> str:
         return table.name
 
-    def ms_between(self, start: str, end: str) -> str:
-        return f"(epoch_ms({end}) - epoch_ms({start}))"
-
     def count_if(self, condition: str) -> str:
         return f"count(*) FILTER (WHERE {condition})"
 
-    def quantile(self, expression: str, level: float) -> str:
-        return f"quantile_cont({expression}, {level})"
+    def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
+        return f"quantile_cont({expression}, [{', '.join(map(str, levels))}])"
+
+    def epoch_bucket(self, column: str, size_ms: int) -> str:
+        return f"(epoch_ms({column}) // {int(size_ms)})"
+
+    def bucket_start(self, bucket: str, size_ms: int) -> str:
+        return f"epoch_ms(({bucket}) * {int(size_ms)})"
 
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         # TIMESTAMP columns hold UTC; timezone(zone, timestamptz) gives the local wall-clock time.

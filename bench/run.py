@@ -1,0 +1,272 @@
+"""``make bench`` / ``python -m bench.run``: SupportLens against a chDB baseline, in one run.
+
+1. Generate BENCH_TICKETS tickets with the demo generator and write them as NDJSON (batches of
+   10,000 lines, and one file).
+2. Start ``supportlens serve`` (own data directory, free port on 127.0.0.1), create a workspace with
+   the CLI, POST every batch with ``wait=true`` over 2 keep-alive connections: tickets/s.
+3. Time the six endpoints over HTTP, without and with a filter (BENCH_REPEATS calls each).
+4. Stop the server; ``supportlens import`` the file into a second, empty data directory: tickets/s.
+5. Load the same file into embedded chDB and time the same six queries in ClickHouse SQL.
+6. Write docs/benchmarks.md.
+
+Everything lives in a fresh temporary directory, removed at the end (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import orjson
+
+from bench.baseline import ChdbBaseline
+from bench.cases import CASES, DAYS, END, SEED, WINDOW, Case, Timing, measure
+from bench.encode import NdjsonEncoder, self_check
+from bench.report import CaseResult, Report, compare, machine, render
+from bench.server import HttpCaseResult, PipeClient, Server, cli, create_workspace, peak_rss_mb, post_batches
+from supportlens.demo.generator import DemoConfig, generate_columns, generate_events
+
+BATCH_ROWS = 10_000
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {"BENCH_TICKETS": 1_000_000, "BENCH_REPEATS": 20, "BENCH_CONNECTIONS": 2}
+
+_T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", flush=True)
+
+
+def _env_int(name: str) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else DEFAULTS[name]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--tickets", type=int, default=_env_int("BENCH_TICKETS"), help="env BENCH_TICKETS")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=_env_int("BENCH_REPEATS"),
+        help="timed calls per case; env BENCH_REPEATS",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=_env_int("BENCH_CONNECTIONS"),
+        help="concurrent HTTP connections for ingest; env BENCH_CONNECTIONS",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.tickets < BATCH_ROWS or args.repeats < 1 or args.connections < 1:
+        parser.error(f"need --tickets >= {BATCH_ROWS}, --repeats >= 1, --connections >= 1")
+    return args
+
+
+def _command(args: argparse.Namespace) -> str:
+    env = [
+        f"{name}={value}"
+        for name, value in (
+            ("BENCH_TICKETS", args.tickets),
+            ("BENCH_REPEATS", args.repeats),
+            ("BENCH_CONNECTIONS", args.connections),
+        )
+        if value != DEFAULTS[name]
+    ]
+    return " ".join([*env, "make bench"])
+
+
+def generate(config: DemoConfig, workdir: Path, report: Report) -> tuple[list[bytes], Path]:
+    """The tickets as NDJSON batches (in memory and as files) and one NDJSON file."""
+    started = time.perf_counter()
+    if self_check(config):
+        report.encoder = "vectorized numpy encoder, checked byte-identical to orjson on a sample"
+        encoder = NdjsonEncoder(generate_columns(config))
+        batches = list(encoder.batches(BATCH_ROWS))
+        del encoder
+    else:
+        log("WARNING: the vectorized encoder differs from the generator's events; using orjson per row")
+        report.encoder = "orjson per generated event (the vectorized encoder failed its check)"
+        batches = [
+            b"".join(orjson.dumps(event) + b"\n" for event in batch)
+            for batch in generate_events(config, batch_size=BATCH_ROWS)
+        ]
+    gc.collect()
+    report.generate_seconds = time.perf_counter() - started
+    report.ndjson_bytes = sum(len(b) for b in batches)
+    log(
+        f"generated {config.tickets:,} tickets, {report.ndjson_bytes / 1e6:,.0f} MB NDJSON "
+        f"in {report.generate_seconds:.1f} s; writing files"
+    )
+    batch_dir = workdir / "batches"
+    batch_dir.mkdir()
+    whole = workdir / "tickets.ndjson"
+    with whole.open("wb") as out:
+        for index, batch in enumerate(batches):
+            (batch_dir / f"batch_{index:05d}.ndjson").write_bytes(batch)
+            out.write(batch)
+    log(f"wrote {len(batches)} batch files and {whole.name}")
+    return batches, whole
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_server(
+    batches: list[bytes], workdir: Path, args: argparse.Namespace, report: Report
+) -> dict[Case, HttpCaseResult]:
+    data_dir = workdir / "server"
+    server_log = workdir / "server.log"
+    token = create_workspace("bench", data_dir, log=server_log)
+    results: dict[Case, HttpCaseResult] = {}
+    with Server(data_dir, server_log) as server:
+        log(f"server up on {server.base_url} (pid {server.pid}); posting {len(batches)} batches")
+        step = max(1, len(batches) // 10)
+
+        def progress(done: int, total: int, rows: int) -> None:
+            if done % step == 0 or done == total:
+                elapsed = time.perf_counter() - posted
+                log(f"  ingest {done}/{total} requests, {rows:,} tickets, {rows / elapsed:,.0f} tickets/s")
+
+        posted = time.perf_counter()
+        ingest = post_batches(
+            server.base_url, token, batches, connections=args.connections, progress=progress
+        )
+        report.ingest = ingest
+        report.connections = args.connections
+        log(f"HTTP ingest: {ingest.rows:,} tickets in {ingest.seconds:.1f} s = {ingest.rate:,.0f} tickets/s")
+        if ingest.rows != args.tickets or ingest.quarantined:
+            raise RuntimeError(
+                f"expected {args.tickets} accepted rows, got {ingest.rows} ({ingest.quarantined} quarantined)"
+            )
+
+        client = PipeClient(server.base_url, token)
+        try:
+            stored = client.get("ticket_metrics", Case("ticket_metrics", None).http_params(WINDOW))
+            total = int(stored["data"][0]["total_tickets"])
+            if total != args.tickets:
+                raise RuntimeError(f"ticket_metrics counts {total} tickets, expected {args.tickets}")
+            report.health = client.health(args.repeats)
+            for case in CASES:
+                result = client.run(case, WINDOW, args.repeats)
+                results[case] = result
+                log(
+                    f"  ours {case.endpoint:<18} {case.label:<16} median {result.timing.median_ms:8.1f} ms"
+                    f"  p95 {result.timing.p95_ms:8.1f} ms"
+                )
+        finally:
+            client.close()
+        report.server_rss_mb = peak_rss_mb(server.pid)
+        report.stop_seconds = server.stop()
+    report.store_bytes = _size(data_dir)
+    log(f"server stopped in {report.stop_seconds:.1f} s; store {report.store_bytes / 1e6:,.0f} MB")
+    return results
+
+
+def run_import(ndjson: Path, workdir: Path, report: Report) -> None:
+    data_dir = workdir / "import"
+    import_log = workdir / "import.log"
+    create_workspace("imported", data_dir, log=import_log)
+    log(f"importing {ndjson.name} with 'supportlens import' into an empty data directory")
+    started = time.perf_counter()
+    cli(["import", str(ndjson), "--workspace", "imported"], data_dir, log=import_log)
+    report.import_seconds = time.perf_counter() - started
+    answer = cli(
+        [
+            "query",
+            "ticket_metrics",
+            "--workspace",
+            "imported",
+            "--format",
+            "json",
+            "-p",
+            f"start_date={WINDOW.start_text}",
+            "-p",
+            f"end_date={WINDOW.end_text}",
+        ],
+        data_dir,
+        log=import_log,
+    )
+    report.import_rows = int(orjson.loads(answer)[0]["total_tickets"])
+    log(
+        f"import: {report.import_rows:,} tickets in {report.import_seconds:.1f} s = "
+        f"{report.import_rows / report.import_seconds:,.0f} tickets/s"
+    )
+
+
+def run_baseline(
+    ndjson: Path, workdir: Path, args: argparse.Namespace, ours: dict[Case, HttpCaseResult], report: Report
+) -> None:
+    baseline = ChdbBaseline(workdir / "chdb")
+    try:
+        report.clickhouse_version = baseline.version()
+        log(f"chDB (ClickHouse {report.clickhouse_version}): loading {ndjson.name}")
+        report.chdb_insert_seconds, report.chdb_optimize_seconds = baseline.load(ndjson)
+        count = baseline.count()
+        if count != args.tickets:
+            raise RuntimeError(f"chDB holds {count} rows, expected {args.tickets}")
+        log(
+            f"chDB load: {count:,} rows in {report.chdb_insert_seconds:.1f} s "
+            f"(+ OPTIMIZE FINAL {report.chdb_optimize_seconds:.1f} s)"
+        )
+        for case in CASES:
+            timing = measure(partial(baseline.call, case, WINDOW), repeats=args.repeats)
+            mismatch = compare(ours[case].rows, baseline.run(case, WINDOW))
+            mine = ours[case]
+            report.cases.append(CaseResult(case, mine.timing, Timing(mine.sql_seconds), timing, mismatch))
+            log(
+                f"  chDB {case.endpoint:<18} {case.label:<16} median {timing.median_ms:8.1f} ms"
+                f"  p95 {timing.p95_ms:8.1f} ms  ratio {mine.timing.median_ms / timing.median_ms:5.2f}"
+                + ("" if mismatch is None else f"  ANSWERS DIFFER: {mismatch}")
+            )
+    finally:
+        baseline.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    report = Report(
+        tickets=args.tickets, repeats=args.repeats, command=_command(args), started=started, machine=machine()
+    )
+    config = DemoConfig(end=END, tickets=args.tickets, days=DAYS, seed=SEED)
+    workdir = Path(tempfile.mkdtemp(prefix="supportlens-bench-", dir=args.workdir))
+    log(f"benchmark of {args.tickets:,} tickets, {args.repeats} timed calls per case, in {workdir}")
+    try:
+        batches, ndjson = generate(config, workdir, report)
+        ours = run_server(batches, workdir, args, report)
+        del batches
+        gc.collect()
+        run_import(ndjson, workdir, report)
+        run_baseline(ndjson, workdir, args, ours, report)
+    except BaseException:
+        if not args.keep:
+            log(f"failed; logs were in {workdir} (rerun with --keep to keep them)")
+        raise
+    finally:
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report.total_seconds = time.perf_counter() - _T0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render(report))
+    log(f"wrote {args.output} (whole run {report.total_seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
