@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +21,8 @@ from supportlens.analytics.params import ParamError
 from supportlens.auth.repository import Conflict, MetadataRepository, NotFound, Workspace
 from supportlens.auth.tokens import Scope, Token
 from supportlens.config import Settings
-from supportlens.ingest.files import read_rows
-from supportlens.ingest.service import RawRow
+from supportlens.ingest.files import detect_format, ndjson_batches, read_rows
+from supportlens.ingest.service import IngestResult, RawRow
 from supportlens.runtime import Runtime, UnknownPipe
 from supportlens.store.base import QueryTimeout
 
@@ -36,6 +38,7 @@ errors = Console(stderr=True)
 WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 DEMO_WORKSPACE = "demo"
 RUN_TOKEN_NAME = "make run"
+BATCH_ROWS = 10_000
 
 
 def _fail(message: str) -> typer.Exit:
@@ -56,37 +59,44 @@ def _workspace(metadata: MetadataRepository, name: str) -> Workspace:
         ) from None
 
 
-def _batches(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
-    while batch := list(islice(rows, size)):
-        yield batch
-
-
-def _ingest_rows(
-    runtime: Runtime, workspace: Workspace, rows: Iterator[RawRow], *, total: int | None, label: str
+def _ingest_batches(
+    runtime: Runtime,
+    workspace: Workspace,
+    batches: Iterator[Callable[[], IngestResult]],
+    *,
+    total: int | None,
+    label: str,
 ) -> tuple[int, int]:
-    """Feed rows through the ingest service in batches, keeping a few in flight, with a progress bar."""
+    """Run ingest calls one batch at a time, keeping a few commits in flight, with a progress bar."""
     accepted = rejected = 0
-    in_flight = []
+    in_flight: list[Future[None]] = []
     with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=False,
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors
     ) as progress:
         task = progress.add_task(label, total=total)
-        for batch in _batches(rows, 10_000):
-            result = runtime.ingest.ingest(workspace.id, "support_tickets", batch)
+        for ingest in batches:
+            result = ingest()
             accepted += result.successful_rows
             rejected += result.quarantined_rows
             in_flight.append(result.committed)
             if len(in_flight) > 4:
                 in_flight.pop(0).result()
-            progress.update(task, advance=len(batch))
+            progress.update(task, advance=result.successful_rows + result.quarantined_rows)
         for future in in_flight:
             future.result()
     return accepted, rejected
+
+
+def _row_batches(
+    runtime: Runtime, workspace: Workspace, rows: Iterator[RawRow]
+) -> Iterator[Callable[[], IngestResult]]:
+    while batch := list(islice(rows, BATCH_ROWS)):
+        yield partial(runtime.ingest.ingest, workspace.id, "support_tickets", batch)
+
+
+def _line_batches(runtime: Runtime, workspace: Workspace, path: Path) -> Iterator[Callable[[], IngestResult]]:
+    for lines in ndjson_batches(path, BATCH_ROWS):
+        yield partial(runtime.ingest.ingest_lines, workspace.id, "support_tickets", lines)
 
 
 @app.command()
@@ -168,7 +178,8 @@ def demo(
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         config = DemoConfig(end=now, tickets=tickets, days=days, seed=seed)
         rows = (RawRow(event, "") for batch in generate_events(config) for event in batch)
-        accepted, rejected = _ingest_rows(runtime, target, rows, total=tickets, label="demo tickets")
+        batches = _row_batches(runtime, target, rows)
+        accepted, rejected = _ingest_batches(runtime, target, batches, total=tickets, label="demo tickets")
     finally:
         runtime.close()
     console.print(f"Demo data: {accepted} tickets written to '{workspace}' ({rejected} quarantined).")
@@ -191,9 +202,13 @@ def import_file(
     try:
         target = _workspace(runtime.metadata, workspace)
         for path in files:
-            accepted, rejected = _ingest_rows(
-                runtime, target, read_rows(path, fmt), total=None, label=path.name
+            kind = fmt or detect_format(path)
+            batches = (
+                _line_batches(runtime, target, path)
+                if kind == "ndjson"
+                else _row_batches(runtime, target, read_rows(path, kind))
             )
+            accepted, rejected = _ingest_batches(runtime, target, batches, total=None, label=path.name)
             console.print(f"{path}: {accepted} rows imported, {rejected} quarantined")
             if rejected:
                 console.print(

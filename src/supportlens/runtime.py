@@ -47,6 +47,7 @@ class Runtime:
     def close(self) -> None:
         """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
         self.writer.stop()
+        self.ingest.close()
         self.engine.close()
         self.metadata.close()
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from supportlens.api.deps import Caller, caller, runtime
 from supportlens.api.errors import ApiError
-from supportlens.ingest.service import DATASOURCES, IngestResult, split_payload
+from supportlens.ingest.service import DATASOURCES, IngestResult
 from supportlens.ingest.writer import QueueFull
 
 router = APIRouter(tags=["events"])
@@ -67,7 +67,7 @@ async def post_events(
     body = await _read_body(request, rt.settings.max_body_bytes)
 
     def ingest() -> IngestResult:
-        return rt.ingest.ingest(who.workspace.id, name, split_payload(body))
+        return rt.ingest.ingest_payload(who.workspace.id, name, body)
 
     try:
         result = await run_in_threadpool(ingest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,19 @@ def _csv_value(column: str, text: str) -> Any:
     return text
 
 
-def read_rows(path: Path, fmt: str | None = None) -> Iterator[RawRow]:
-    kind = fmt or detect_format(path)
+def read_rows(path: Path, kind: str) -> Iterator[RawRow]:
+    """Rows of a CSV file or a JSON document (an array of objects, or one object)."""
     if kind == "csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:
             for record in csv.DictReader(handle):
                 row = {column: _csv_value(column, value or "") for column, value in record.items() if column}
                 yield RawRow(row, orjson.dumps(record).decode())
-    elif kind == "json":
-        yield from split_payload(path.read_bytes())
     else:
-        with path.open("rb") as handle:
-            for line in handle:
-                yield from split_payload(line)
+        yield from split_payload(path.read_bytes())
+
+
+def ndjson_batches(path: Path, size: int) -> Iterator[list[bytes]]:
+    """An NDJSON file in batches of ``size`` lines, for the bulk validator."""
+    with path.open("rb") as handle:
+        while batch := list(islice(handle, size)):
+            yield batch

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +13,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.domain.models import TicketSnapshot
+from supportlens.domain.models import RESOLVED_STATUSES, TicketSnapshot
 from supportlens.ingest.tickets import Rejection, validate_ticket
+from supportlens.ingest.vectorized import FastValidator
 from supportlens.ingest.writer import Writer
 from supportlens.store.schema import QUARANTINE, TICKETS
 
@@ -68,78 +69,171 @@ class IngestResult:
     committed: Future[None]
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Outcomes of one request, by position (arrival order within the request)."""
+
+    accepted: list[tuple[int, TicketSnapshot]] = field(default_factory=list)
+    rejected: list[tuple[int, str, Rejection]] = field(default_factory=list)
+    bulk_accepted: pa.Table | None = None
+
+    def validate(self, position: int, value: Any, text: Callable[[], str]) -> None:
+        outcome = validate_ticket(value)
+        if isinstance(outcome, Rejection):
+            self.rejected.append((position, text(), outcome))
+        else:
+            self.accepted.append((position, outcome))
+
+
 class IngestService:
+    """Validates rows (in bulk where it can, row by row where it must), stamps them with the
+    workspace, arrival order and time, and hands them to the single writer."""
+
     def __init__(self, writer: Writer, *, first_sequence: int) -> None:
         self._writer = writer
         self._next_sequence = first_sequence
         self._sequence_lock = threading.Lock()
+        self._bulk = FastValidator()
 
-    def _next_sequences(self, count: int) -> range:
+    def close(self) -> None:
+        self._bulk.close()
+
+    def _reserve_sequences(self, count: int) -> int:
         """Arrival order: a block of increasing numbers per request, never reused."""
         with self._sequence_lock:
             start = self._next_sequence
             self._next_sequence += count
-        return range(start, start + count)
+        return start
+
+    def ingest_payload(self, workspace_id: str, datasource: str, body: bytes) -> IngestResult:
+        """An HTTP body or a file: one JSON value (an object, or an array of objects), or NDJSON."""
+        stripped = body.strip()
+        try:
+            orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return self.ingest_lines(workspace_id, datasource, stripped.split(b"\n"))
+        return self.ingest(workspace_id, datasource, split_payload(stripped))
+
+    def ingest_lines(self, workspace_id: str, datasource: str, lines: list[bytes]) -> IngestResult:
+        """NDJSON lines (blank ones skipped): JSON objects go through the bulk validator, and
+        whatever it is not certain about through the per-row one."""
+        _check(datasource)
+        batch = _Batch()
+        parsed: dict[int, Any] = {}
+        texts: dict[int, bytes] = {}
+        bulk_lines: list[bytes] = []
+        bulk_positions: list[int] = []
+        for line in lines:
+            if not line.strip():
+                continue
+            position = len(texts)
+            texts[position] = line
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                batch.rejected.append((position, _decode(line), Rejection("", f"malformed JSON: {exc}")))
+                continue
+            parsed[position] = value
+            if isinstance(value, dict):
+                bulk_lines.append(line)
+                bulk_positions.append(position)
+        unsure = [p for p in parsed if not isinstance(parsed[p], dict)]
+        if bulk_lines:
+            batch.bulk_accepted, left = self._bulk.validate(bulk_lines, bulk_positions)
+            unsure.extend(left)
+        for position in unsure:
+            batch.validate(position, parsed[position], lambda p=position: _decode(texts[p]))  # type: ignore[misc]
+        return self._submit(workspace_id, datasource, batch, len(texts))
 
     def ingest(self, workspace_id: str, datasource: str, rows: Iterable[RawRow]) -> IngestResult:
-        if datasource not in DATASOURCES:
-            raise UnknownDatasource(datasource)
-        received_at = datetime.now(UTC)
-        accepted: list[TicketSnapshot] = []
-        rejected: list[tuple[RawRow, Rejection]] = []
-        for raw in rows:
+        """Rows already split (JSON arrays, CSV records, generated data): validated one by one."""
+        _check(datasource)
+        batch = _Batch()
+        count = 0
+        for position, raw in enumerate(rows):
+            count += 1
             if raw.parse_error is not None:
-                rejected.append((raw, Rejection("", raw.parse_error)))
-                continue
-            outcome = validate_ticket(raw.value)
-            if isinstance(outcome, Rejection):
-                rejected.append((raw, outcome))
+                batch.rejected.append((position, raw.text, Rejection("", raw.parse_error)))
             else:
-                accepted.append(outcome)
-        sequences = self._next_sequences(len(accepted) + len(rejected))
-        snapshots = snapshot_table(workspace_id, accepted, sequences[: len(accepted)], received_at)
-        quarantine = quarantine_table(
-            workspace_id, datasource, rejected, sequences[len(accepted) :], received_at
-        )
+                batch.validate(position, raw.value, lambda raw=raw: raw.text)  # type: ignore[misc]
+        return self._submit(workspace_id, datasource, batch, count)
+
+    def _submit(self, workspace_id: str, datasource: str, batch: _Batch, count: int) -> IngestResult:
+        received_at = datetime.now(UTC)
+        first = self._reserve_sequences(count)
+        canonical = [canonical_table(batch.accepted)]
+        if batch.bulk_accepted is not None:
+            canonical.append(batch.bulk_accepted.cast(CANONICAL_SCHEMA))
+        tickets = pa.concat_tables(canonical)
+        snapshots = snapshot_table(workspace_id, tickets, first, received_at)
+        quarantine = quarantine_table(workspace_id, datasource, batch.rejected, first, received_at)
         committed = self._writer.submit(snapshots, quarantine)
-        return IngestResult(len(accepted), len(rejected), committed)
+        return IngestResult(snapshots.num_rows, quarantine.num_rows, committed)
+
+
+def _check(datasource: str) -> None:
+    if datasource not in DATASOURCES:
+        raise UnknownDatasource(datasource)
+
+
+def _decode(line: bytes) -> str:
+    return line.strip().decode("utf-8", errors="replace")
 
 
 _TS = pa.timestamp("ms", tz="UTC")
+_CANONICAL_COLUMNS = (
+    "ticket_id",
+    "customer_id",
+    "agent_id",
+    "category",
+    "priority",
+    "status",
+    "created_at",
+    "first_response_at",
+    "resolved_at",
+    "satisfaction_score",
+    "tags",
+    "updated_at",
+    "channel",
+    "subject",
+)
+# The validated fields of a posting, plus its position in the request.
+CANONICAL_SCHEMA = pa.schema(
+    [pa.field("position", pa.int64())] + [TICKETS.arrow_schema().field(name) for name in _CANONICAL_COLUMNS]
+)
+
+
+def canonical_table(accepted: list[tuple[int, TicketSnapshot]]) -> pa.Table:
+    tickets = [t for _, t in accepted]
+    columns: dict[str, list[Any]] = {"position": [p for p, _ in accepted]}
+    for name in _CANONICAL_COLUMNS:
+        columns[name] = [getattr(t, name) for t in tickets]
+    columns["tags"] = [list(t.tags) for t in tickets]
+    return pa.Table.from_pydict(columns, schema=CANONICAL_SCHEMA)
 
 
 def snapshot_table(
-    workspace_id: str, tickets: list[TicketSnapshot], sequences: range, received_at: datetime
+    workspace_id: str, tickets: pa.Table, first_sequence: int, received_at: datetime
 ) -> pa.Table:
-    count = len(tickets)
-    columns: dict[str, pa.Array] = {
-        "workspace_id": pa.array([workspace_id] * count, pa.string()),
-        "ticket_id": pa.array([t.ticket_id for t in tickets], pa.string()),
-        "customer_id": pa.array([t.customer_id for t in tickets], pa.string()),
-        "agent_id": pa.array([t.agent_id for t in tickets], pa.string()),
-        "category": pa.array([t.category for t in tickets], pa.string()),
-        "priority": pa.array([t.priority for t in tickets], pa.string()),
-        "status": pa.array([t.status for t in tickets], pa.string()),
-        "created_at": pa.array([t.created_at for t in tickets], _TS),
-        "first_response_at": pa.array([t.first_response_at for t in tickets], _TS),
-        "resolved_at": pa.array([t.resolved_at for t in tickets], _TS),
-        "satisfaction_score": pa.array([t.satisfaction_score for t in tickets], pa.int16()),
-        "tags": pa.array([list(t.tags) for t in tickets], pa.list_(pa.string())),
-        "updated_at": pa.array([t.updated_at for t in tickets], _TS),
-        "channel": pa.array([t.channel for t in tickets], pa.string()),
-        "subject": pa.array([t.subject for t in tickets], pa.string()),
-        "is_resolved": pa.array([t.is_resolved for t in tickets], pa.bool_()),
-        "version_at": pa.array([t.updated_at or received_at for t in tickets], _TS),
-        "seq": pa.array(sequences, pa.uint64()),
-        "received_at": pa.array([received_at] * count, _TS),
-    }
-    created = columns["created_at"]
-    columns["response_ms"] = _milliseconds(created, columns["first_response_at"])
-    columns["resolution_ms"] = _milliseconds(created, columns["resolved_at"])
+    """Canonical rows stamped for storage, in arrival order, with the derived columns."""
+    tickets = tickets.sort_by("position")
+    count = tickets.num_rows
+    received = pa.scalar(received_at, _TS)
+    created = tickets.column("created_at")
+    columns: dict[str, Any] = {name: tickets.column(name) for name in _CANONICAL_COLUMNS}
+    columns["workspace_id"] = pa.array([workspace_id] * count, pa.string())
+    columns["is_resolved"] = pc.fill_null(
+        pc.is_in(tickets.column("status"), pa.array(sorted(RESOLVED_STATUSES))), False
+    )
+    columns["response_ms"] = _milliseconds(created, tickets.column("first_response_at"))
+    columns["resolution_ms"] = _milliseconds(created, tickets.column("resolved_at"))
+    columns["version_at"] = pc.fill_null(tickets.column("updated_at"), received)
+    columns["seq"] = pc.add(tickets.column("position"), first_sequence).cast(pa.uint64())
+    columns["received_at"] = pa.array([received_at] * count, _TS)
     return pa.Table.from_pydict(columns, schema=TICKETS.arrow_schema())
 
 
-def _milliseconds(start: pa.Array, end: pa.Array) -> pa.Array:
+def _milliseconds(start: pa.ChunkedArray, end: pa.ChunkedArray) -> pa.ChunkedArray:
     """``end - start`` in whole milliseconds; null where either is null (METRICS.md durations)."""
     return pc.subtract(end.cast(pa.int64()), start.cast(pa.int64()))
 
@@ -147,18 +241,19 @@ def _milliseconds(start: pa.Array, end: pa.Array) -> pa.Array:
 def quarantine_table(
     workspace_id: str,
     datasource: str,
-    rejected: list[tuple[RawRow, Rejection]],
-    sequences: range,
+    rejected: list[tuple[int, str, Rejection]],
+    first_sequence: int,
     received_at: datetime,
 ) -> pa.Table:
+    rejected = sorted(rejected, key=lambda item: item[0])
     count = len(rejected)
     columns: dict[str, pa.Array] = {
         "workspace_id": pa.array([workspace_id] * count, pa.string()),
         "datasource": pa.array([datasource] * count, pa.string()),
         "received_at": pa.array([received_at] * count, _TS),
-        "seq": pa.array(sequences, pa.uint64()),
-        "column_name": pa.array([r.column for _, r in rejected], pa.string()),
-        "error": pa.array([r.message for _, r in rejected], pa.string()),
-        "raw": pa.array([raw.text for raw, _ in rejected], pa.string()),
+        "seq": pa.array([first_sequence + p for p, _, _ in rejected], pa.uint64()),
+        "column_name": pa.array([r.column for _, _, r in rejected], pa.string()),
+        "error": pa.array([r.message for _, _, r in rejected], pa.string()),
+        "raw": pa.array([text for _, text, _ in rejected], pa.string()),
     }
     return pa.Table.from_pydict(columns, schema=QUARANTINE.arrow_schema())
