@@ -108,10 +108,7 @@ def _build_sql() -> str:
         f" <= {MAX_ID_LENGTH}))"
     )
     optional_times = ("first_response_at", "resolved_at", "updated_at")
-    times_ok = " AND ".join(
-        f"({_absent(name)} OR {name}_ms IS NOT NULL)"
-        for name in optional_times
-    )
+    times_ok = " AND ".join(f"({_absent(name)} OR {name}_ms IS NOT NULL)" for name in optional_times)
     ok = " AND ".join(
         [
             # orjson keeps the last of repeated keys; be certain by leaving such rows to it.
