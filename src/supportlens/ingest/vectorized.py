@@ -45,11 +45,11 @@ _ISO = r"\d{4}-\d{2}-\d{2}[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]
 
 
 def _type(name: str) -> str:
-    return f"t[{_FIELDS.index(name) + 1}]"
+    return f"{name}_t"
 
 
 def _value(name: str) -> str:
-    return f"v[{_FIELDS.index(name) + 1}]"
+    return f"{name}_v"
 
 
 def _absent(name: str) -> str:
@@ -78,14 +78,13 @@ def _label(name: str) -> tuple[str, str]:
 
 
 def _timestamp_ms(name: str) -> str:
-    """Epoch milliseconds of the value, or NULL when absent, out of range or not certainly parseable."""
+    """Epoch milliseconds of the value, or NULL when absent or not certainly parseable."""
     t, v = _type(name), _value(name)
-    parsed = (
+    return (
         f"(CASE WHEN {t} = 'VARCHAR' AND regexp_full_match({v}, '{_ISO}') THEN epoch_us(try_cast({v} AS TIMESTAMPTZ)) // 1000"
         f" WHEN {t} IN {_INTEGER} AND try_cast({v} AS BIGINT) >= {_EPOCH_MS_THRESHOLD} THEN try_cast({v} AS BIGINT)"
         f" WHEN {t} IN {_INTEGER} AND try_cast({v} AS BIGINT) >= 0 THEN try_cast({v} AS BIGINT) * 1000 END)"
     )
-    return f"(CASE WHEN {parsed} >= {_MIN_MS} AND {parsed} < {_MAX_MS} THEN {parsed} END)"
 
 
 def _build_sql() -> str:
@@ -126,14 +125,27 @@ def _build_sql() -> str:
             "(resolved_at_ms IS NULL OR resolved_at_ms >= created_at_ms)",
         ]
     )
-    timestamps = ", ".join(f"{_timestamp_ms(name)} AS {name}_ms" for name in ("created_at", *optional_times))
+    all_times = ("created_at", *optional_times)
+    unpacked = ", ".join(
+        f"t[{i}] AS {_type(name)}, v[{i}] AS {_value(name)}" for i, name in enumerate(_FIELDS, start=1)
+    )
+    raw_times = ", ".join(f"{_timestamp_ms(name)} AS {name}_raw" for name in all_times)
+    # Out of the accepted range means "not certain": NULL, so the row goes to the per-row path.
+    times = ", ".join(
+        f"CASE WHEN {name}_raw >= {_MIN_MS} AND {name}_raw < {_MAX_MS} THEN {name}_raw END AS {name}_ms"
+        for name in all_times
+    )
     return f"""
     WITH parsed AS (
         SELECT position, json_type(line, {_PATHS}) AS t, json_extract_string(line, {_PATHS}) AS v,
                json_keys(line) AS keys
         FROM ndjson_lines
+    ), fields AS (
+        SELECT position, keys, {unpacked} FROM parsed
+    ), stamped AS (
+        SELECT *, {raw_times} FROM fields
     ), typed AS (
-        SELECT *, {timestamps} FROM parsed
+        SELECT *, {times} FROM stamped
     )
     SELECT position, ({ok}) IS TRUE AS accepted,
         {ticket_value} AS ticket_id, {customer_value} AS customer_id, {agent_value} AS agent_id,
