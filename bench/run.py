@@ -253,8 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_import(ndjson, workdir, report)
         run_baseline(ndjson, workdir, args, ours, report)
     except BaseException:
-        if not args.keep:
-            log(f"failed; logs were in {workdir} (rerun with --keep to keep them)")
+        for path in sorted(workdir.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-20:]
+            log(f"failed; last lines of {path.name}:\n" + "\n".join(tail))
         raise
     finally:
         if args.keep:

@@ -121,3 +121,14 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
     assert details[0]["tags"] == ["a", "b"]
     table = _cli(env, "query", "sla_performance", "-p", "start_date=2020-01-01")
     assert "priority" in table
+
+
+def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
+    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    output = _cli(env, "demo", "--tickets", "3000", "--days", "30", "-w", "sandbox")
+    assert "3000 tickets written" in output
+    metrics = json.loads(_cli(env, "query", "ticket_metrics", "-w", "sandbox", "--format", "json"))
+    assert metrics[0]["total_tickets"] == 3000
+    assert metrics[0]["avg_first_response_time_minutes"] is not None
+    agents = json.loads(_cli(env, "query", "agent_performance", "-w", "sandbox", "--format", "json"))
+    assert len(agents) > 5
