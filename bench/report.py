@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -70,6 +71,26 @@ def machine() -> dict[str, str]:
     }
 
 
+def source_revision(root: Path) -> str:
+    """The checked-out commit, and whether src/ has uncommitted changes (read-only git calls)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes in src/" if changed else "")
+
+
 @dataclass(frozen=True, slots=True)
 class CaseResult:
     case: Case
@@ -90,6 +111,8 @@ class Report:
     command: str
     started: datetime
     machine: dict[str, str]
+    revision: str = ""
+    revision_after: str = ""
     clickhouse_version: str = ""
     generate_seconds: float = 0.0
     ndjson_bytes: int = 0
@@ -156,7 +179,11 @@ def _verdicts(report: Report) -> list[str]:
         lines.append(
             f"* **Every endpoint median ≤ the chDB baseline's: not met at {n}** — "
             f"{len(behind)} of {total} cases are slower than chDB: "
-            + ", ".join(f"{r.case.endpoint} ({r.case.label}) {r.ratio:.2f}×" for r in behind)
+            + ", ".join(
+                f"{r.case.endpoint} ({r.case.label}) {r.ratio:.2f}× "
+                f"({_ms(r.ours.median_ms)} against {_ms(r.chdb.median_ms)} ms)"
+                for r in behind
+            )
             + "."
         )
     if report.tickets < TARGET_TICKETS:
@@ -177,6 +204,12 @@ def render(report: Report) -> str:
         "rerun instead.\n"
     )
     add(f"Command: `{report.command}` (whole run: {report.total_seconds / 60:.1f} min).\n")
+    add(f"SupportLens source: {report.revision}.\n")
+    if report.revision_after and report.revision_after != report.revision:
+        add(
+            f"**Warning:** the source changed during the run (at the end: {report.revision_after}); "
+            "the figures may mix two versions. Rerun on a quiet checkout.\n"
+        )
     add("## Summary against the targets\n")
     add(
         f"Targets (from the issue, at {TARGET_TICKETS:,} tickets): ingest ≥ {TARGET_INGEST_RATE:,} "

@@ -31,7 +31,7 @@ import orjson
 from bench.baseline import ChdbBaseline
 from bench.cases import CASES, DAYS, END, SEED, WINDOW, Case, Timing, measure
 from bench.encode import NdjsonEncoder, self_check
-from bench.report import CaseResult, Report, compare, machine, render
+from bench.report import CaseResult, Report, compare, machine, render, source_revision
 from bench.server import HttpCaseResult, PipeClient, Server, cli, create_workspace, peak_rss_mb, post_batches
 from supportlens.demo.generator import DemoConfig, generate_columns, generate_events
 
@@ -240,7 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
     report = Report(
-        tickets=args.tickets, repeats=args.repeats, command=_command(args), started=started, machine=machine()
+        tickets=args.tickets,
+        repeats=args.repeats,
+        command=_command(args),
+        started=started,
+        machine=machine(),
+        revision=source_revision(ROOT),
     )
     config = DemoConfig(end=END, tickets=args.tickets, days=DAYS, seed=SEED)
     workdir = Path(tempfile.mkdtemp(prefix="supportlens-bench-", dir=args.workdir))
@@ -262,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    report.revision_after = source_revision(ROOT)
     report.total_seconds = time.perf_counter() - _T0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render(report))
