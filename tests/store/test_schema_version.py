@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from supportlens.analytics.pipes import PIPES
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime
 from supportlens.store import StoreURLError, create_engine
-from supportlens.store.schema import SCHEMA_VERSION, SchemaError
-from tests.conftest import store_url
+from supportlens.store.clickhouse.engine import ClickHouseEngine
+from supportlens.store.duckdb.engine import DuckDBEngine
+from supportlens.store.schema import MIGRATIONS, SCHEMA_VERSION, TICKET_SNAPSHOTS, TICKETS, SchemaError
+from tests.conftest import make_settings, store_url
+from tests.randomized import postings
 
 
 def test_version_is_recorded_and_a_newer_store_is_refused(engine_name: str, tmp_path: Path) -> None:
@@ -37,3 +43,44 @@ def test_reopening_keeps_data_and_version(engine_name: str, tmp_path: Path) -> N
 def test_bad_store_urls(url: str) -> None:
     with pytest.raises(StoreURLError):
         create_engine(url)
+
+
+def _make_version_1(engine_name: str, url: str) -> None:
+    """Turn a current store into what version 1 wrote: no derived columns, version 1."""
+    engine = create_engine(url)
+    engine.open()
+    derived = [step.column.name for step in MIGRATIONS[2] if step.table is TICKETS]
+    for table in (TICKETS, TICKET_SNAPSHOTS):
+        for column in derived:
+            if isinstance(engine, DuckDBEngine):
+                engine.conn.execute(f"ALTER TABLE {table.name} DROP COLUMN {column}")
+            elif isinstance(engine, ClickHouseEngine):
+                engine._command(f"ALTER TABLE {table.name} DROP COLUMN {column}")
+    if isinstance(engine, DuckDBEngine):
+        engine.conn.execute("DELETE FROM schema_version")
+    elif isinstance(engine, ClickHouseEngine):
+        engine._command("TRUNCATE TABLE schema_version")
+    engine._set_schema_version(1)
+    assert engine._schema_version() == 1
+    engine.close()
+
+
+def test_a_version_1_store_is_upgraded_on_open(engine_name: str, tmp_path: Path) -> None:
+    settings = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings)
+    workspace = runtime.metadata.create_workspace("w")
+    rows = [RawRow(row, "") for row in postings(11, 300)]
+    runtime.ingest.ingest(workspace.id, "support_tickets", rows).committed.result()
+    window = {"start_date": "2024-01-01", "end_date": "2026-12-31"}
+    before = {name: runtime.run_pipe(name, workspace, window).rows for name in PIPES}
+    runtime.close()
+    _make_version_1(engine_name, settings.store_url)
+    upgraded = Runtime.open(settings)  # upgrades on open
+    try:
+        assert upgraded.engine._schema_version() == SCHEMA_VERSION
+        after = {name: upgraded.run_pipe(name, workspace, window).rows for name in PIPES}
+        assert after == before
+        upgraded.ingest.ingest(workspace.id, "support_tickets", rows[:10]).committed.result()
+        assert upgraded.run_pipe("ticket_metrics", workspace, window).rows == before["ticket_metrics"]
+    finally:
+        upgraded.close()

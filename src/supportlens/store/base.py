@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from supportlens.domain.periods import PeriodUnit
-from supportlens.store.schema import SCHEMA_VERSION, TABLES, SchemaError, Table
+from supportlens.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, AddColumn, SchemaError, Table
 
 
 class ParamType(Enum):
@@ -98,11 +98,19 @@ class Engine(ABC):
             )
         elif version < SCHEMA_VERSION:
             self._upgrade(version)
-            self._set_schema_version(SCHEMA_VERSION)
 
     def _upgrade(self, from_version: int) -> None:
-        """Schema changes between released versions go here, one step per version."""
-        raise SchemaError(f"no upgrade path from schema {from_version} to {SCHEMA_VERSION}")
+        """Run the migration steps of every version after ``from_version``, in order."""
+        for version in range(from_version + 1, SCHEMA_VERSION + 1):
+            if version not in MIGRATIONS:
+                raise SchemaError(f"no upgrade path from schema {version - 1} to {version}")
+            for step in MIGRATIONS[version]:
+                self._add_column(step)
+            self._set_schema_version(version)
+
+    @abstractmethod
+    def _add_column(self, step: AddColumn) -> None:
+        """Add a column and compute it for the rows already stored."""
 
     @abstractmethod
     def _connect(self) -> None: ...

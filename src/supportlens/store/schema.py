@@ -105,7 +105,33 @@ QUARANTINE = Table(
 
 TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, QUARANTINE)
 
-SCHEMA_VERSION = 1
+
+class Backfill(Enum):
+    """How an added column is computed for the rows a store already holds (engines render these)."""
+
+    RESPONSE_MS = "response_ms"  # first_response_at - created_at, in ms
+    RESOLUTION_MS = "resolution_ms"  # resolved_at - created_at, in ms
+    IS_RESOLVED = "is_resolved"  # status in RESOLVED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class AddColumn:
+    table: Table
+    column: Column
+    backfill: Backfill
+
+
+def _derived_columns(table: Table) -> tuple[AddColumn, ...]:
+    by_name = {column.name: column for column in table.columns}
+    return tuple(AddColumn(table, by_name[backfill.value], backfill) for backfill in Backfill)
+
+
+SCHEMA_VERSION = 2
+
+# The steps that bring a store from version N-1 to N, by N.
+MIGRATIONS: dict[int, tuple[AddColumn, ...]] = {
+    2: _derived_columns(TICKETS) + _derived_columns(TICKET_SNAPSHOTS),
+}
 
 
 class SchemaError(RuntimeError):

@@ -14,9 +14,10 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
+from supportlens.domain.models import RESOLVED_STATUSES
 from supportlens.domain.periods import PeriodUnit
 from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
-from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, ColumnType, Table
+from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
 
 _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "String",
@@ -46,6 +47,13 @@ _TRUNC: dict[PeriodUnit, str] = {
 }
 
 _TIMEOUT_CODE = 159  # TIMEOUT_EXCEEDED
+
+_RESOLVED = ", ".join(f"'{status}'" for status in sorted(RESOLVED_STATUSES))
+_BACKFILL: dict[Backfill, str] = {
+    Backfill.RESPONSE_MS: "toUnixTimestamp64Milli(first_response_at) - toUnixTimestamp64Milli(created_at)",
+    Backfill.RESOLUTION_MS: "toUnixTimestamp64Milli(resolved_at) - toUnixTimestamp64Milli(created_at)",
+    Backfill.IS_RESOLVED: f"coalesce(status IN ({_RESOLVED}), false)",
+}
 
 
 def _column_type(nullable: bool, kind: ColumnType) -> str:
@@ -126,8 +134,8 @@ class ClickHouseEngine(Engine):
             exists = self.client.query("EXISTS TABLE schema_version").result_rows
             if not exists or not exists[0][0]:
                 return None
-            row = self.client.query("SELECT max(version) FROM schema_version").result_rows
-        return int(row[0][0]) if row and row[0][0] is not None else None
+            row = self.client.query("SELECT max(version), count() FROM schema_version").result_rows
+        return int(row[0][0]) if row and row[0][1] else None
 
     def _set_schema_version(self, version: int) -> None:
         self._command(
@@ -145,6 +153,18 @@ class ClickHouseEngine(Engine):
         else:
             engine = f"MergeTree PARTITION BY toYYYYMM(received_at) ORDER BY ({', '.join(table.key)})"
         self._command(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}) ENGINE = {engine}")
+
+    def _add_column(self, step: AddColumn) -> None:
+        table, column = step.table, step.column
+        names = table.column_names
+        position = names.index(column.name)
+        after = f" AFTER {names[position - 1]}" if position else " FIRST"
+        kind = _column_type(column.nullable, column.type)
+        self._command(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column.name} {kind}{after}")
+        self._command(
+            f"ALTER TABLE {table.name} UPDATE {column.name} = {_BACKFILL[step.backfill]} WHERE 1"
+            " SETTINGS mutations_sync = 2"
+        )
 
     def close(self) -> None:
         if self._client is not None:

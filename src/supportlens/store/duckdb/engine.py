@@ -10,9 +10,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from supportlens.domain.models import RESOLVED_STATUSES
 from supportlens.domain.periods import PeriodUnit
 from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
-from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, ColumnType, Table
+from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
 
 _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "VARCHAR",
@@ -26,6 +27,13 @@ _TYPES: dict[ColumnType, str] = {
 }
 
 _TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
+
+_RESOLVED = ", ".join(f"'{status}'" for status in sorted(RESOLVED_STATUSES))
+_BACKFILL: dict[Backfill, str] = {
+    Backfill.RESPONSE_MS: "epoch_ms(first_response_at) - epoch_ms(created_at)",
+    Backfill.RESOLUTION_MS: "epoch_ms(resolved_at) - epoch_ms(created_at)",
+    Backfill.IS_RESOLVED: f"coalesce(status IN ({_RESOLVED}), false)",
+}
 
 
 class DuckDBDialect(Dialect):
@@ -112,6 +120,15 @@ class DuckDBEngine(Engine):
         )
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns})")
 
+    def _add_column(self, step: AddColumn) -> None:
+        column = step.column
+        default = " DEFAULT false" if column.type is ColumnType.BOOLEAN and not column.nullable else ""
+        kind = _TYPES[column.type]
+        self.conn.execute(
+            f"ALTER TABLE {step.table.name} ADD COLUMN IF NOT EXISTS {column.name} {kind}{default}"
+        )
+        self.conn.execute(f"UPDATE {step.table.name} SET {column.name} = {_BACKFILL[step.backfill]}")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.execute("CHECKPOINT")
@@ -129,7 +146,7 @@ class DuckDBEngine(Engine):
         writer.execute("BEGIN TRANSACTION")
         try:
             if snapshots.num_rows:
-                writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} SELECT * FROM batch")
+                writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} BY NAME SELECT * FROM batch")
                 # The newest snapshot of each ticket in this batch, kept only if it is newer than
                 # the stored state: a late, older snapshot never overwrites a newer one.
                 writer.execute(
@@ -144,10 +161,10 @@ class DuckDBEngine(Engine):
                             OR (t.version_at = w.version_at AND t.seq > w.seq)))"""
                 )
                 writer.execute(f"DELETE FROM {TICKETS.name} t USING batch_winners w WHERE {key}")
-                writer.execute(f"INSERT INTO {TICKETS.name} SELECT * FROM batch_winners")
+                writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM batch_winners")
                 writer.execute("DROP TABLE batch_winners")
             if quarantine.num_rows:
-                writer.execute("INSERT INTO quarantine SELECT * FROM rejected")
+                writer.execute("INSERT INTO quarantine BY NAME SELECT * FROM rejected")
             writer.execute("COMMIT")
         except BaseException:
             writer.execute("ROLLBACK")
