@@ -15,10 +15,9 @@ from supportlens.analytics.common import (
     tickets_from,
 )
 from supportlens.analytics.params import ParamError, Window
-from supportlens.domain.periods import IntervalError, parse_interval, period_starts
+from supportlens.domain.periods import IntervalError, bucket_ms, parse_interval, period_starts
 from supportlens.store.base import ParamType
 
-BUCKET_MS = 15 * 60 * 1000
 _ADDITIVE = (
     "ticket_count",
     "resolved_tickets",
@@ -46,6 +45,7 @@ def time_trends(
     try:
         interval = parse_interval(time_interval)
         periods = period_starts(window.start, window.end, interval.unit, context.timezone)
+        bucket = bucket_ms(window.start, window.end, interval.unit, context.timezone)
     except IntervalError as exc:
         raise ParamError("time_interval", str(exc)) from None
     where = conditions(context)
@@ -54,16 +54,15 @@ def time_trends(
     where.equals("priority", priority)
     zone = where.bind("reporting_timezone", context.timezone, ParamType.STRING)
     dialect = context.engine.dialect
-    # Two stages, both exact because counts and sums add up: first every ticket into its
-    # 15-minute UTC bucket (cheap integer grouping over all rows), then each of those few
-    # buckets into its local period.  Every UTC offset in use is a multiple of 15 minutes, so
-    # a bucket never straddles a local period boundary.
+    # Two stages, both exact because counts and sums add up: first every ticket into its UTC
+    # bucket (cheap integer grouping over all rows), then each of those few buckets into its
+    # local period; bucket_ms picks buckets that never straddle a local period boundary.
     buckets = (
-        f"SELECT {dialect.epoch_bucket('created_at', BUCKET_MS)} AS bucket, count(*) AS ticket_count, "
+        f"SELECT {dialect.epoch_bucket('created_at', bucket)} AS bucket, count(*) AS ticket_count, "
         f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums()} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
     )
-    period = dialect.local_period_start(dialect.bucket_start("bucket", BUCKET_MS), interval.unit, zone)
+    period = dialect.local_period_start(dialect.bucket_start("bucket", bucket), interval.unit, zone)
     totals = ", ".join(f"sum({column}) AS {column}" for column in _ADDITIVE)
     periods_sql = f"SELECT {period} AS period_start, {totals} FROM ({buckets}) AS b GROUP BY period_start"
     sql = f"SELECT {dialect.format_local('period_start')} AS period, * FROM ({periods_sql}) AS p"

@@ -108,17 +108,40 @@ def zone(name: str) -> ZoneInfo:
         raise IntervalError(f"unknown timezone {name!r}") from exc
 
 
-def period_starts(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> list[str]:
-    """Local starts ('YYYY-MM-DD HH:MM:SS', wall clock) of every period overlapping [start, end].
+def _next_start(local: datetime, unit: PeriodUnit) -> datetime:
+    match unit:
+        case PeriodUnit.DAY:
+            return local + timedelta(days=1)
+        case PeriodUnit.WEEK:
+            return local + timedelta(days=7)
+        case PeriodUnit.MONTH | PeriodUnit.QUARTER | PeriodUnit.YEAR:
+            months = {PeriodUnit.MONTH: 1, PeriodUnit.QUARTER: 3, PeriodUnit.YEAR: 12}[unit]
+            index = local.year * 12 + local.month - 1 + months
+            return local.replace(year=index // 12, month=index % 12 + 1)
+    raise AssertionError(unit)  # pragma: no cover
 
-    Walks UTC instants an hour apart (plus ``end`` itself), so periods are found the way the
-    engines assign tickets to them: by truncating local wall-clock time.  In a fall-back hour two
-    UTC hours share one local label and are one period; a skipped spring-forward hour is none."""
+
+def period_starts(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> list[str]:
+    """Local starts ('YYYY-MM-DD HH:MM:SS', wall clock) of every period overlapping [start, end],
+    found the way the engines assign tickets to them: by truncating local wall-clock time.
+
+    Hours are found by walking UTC instants an hour apart (plus ``end``): in a fall-back hour two
+    UTC hours share one local label and are one period; a skipped spring-forward hour is none.
+    Longer periods are listed by stepping the wall-clock calendar from the first to the last."""
     tz = zone(timezone)
-    step = timedelta(hours=1)
-    if (end - start) / step > MAX_PERIODS * 24:
-        raise IntervalError("the window is too long for this time_interval")
     labels: list[str] = []
+    if unit is not PeriodUnit.HOUR:
+        current = _truncate(start.astimezone(tz).replace(tzinfo=None), unit)
+        last = _truncate(end.astimezone(tz).replace(tzinfo=None), unit)
+        while current <= last:
+            labels.append(current.strftime(_LOCAL_FORMAT))
+            if len(labels) > MAX_PERIODS:
+                raise IntervalError(f"the window holds more than {MAX_PERIODS} periods of this time_interval")
+            current = _next_start(current, unit)
+        return labels
+    step = timedelta(hours=1)
+    if (end - start) / step > MAX_PERIODS:
+        raise IntervalError(f"the window holds more than {MAX_PERIODS} periods of this time_interval")
     seen: set[str] = set()
     moment = start
     while True:
@@ -126,9 +149,37 @@ def period_starts(start: datetime, end: datetime, unit: PeriodUnit, timezone: st
         if label not in seen:
             seen.add(label)
             labels.append(label)
-            if len(labels) > MAX_PERIODS:
-                raise IntervalError(f"the window holds more than {MAX_PERIODS} periods of this time_interval")
         if moment >= end:
             break
         moment = min(moment + step, end)
     return labels
+
+
+def _offset_seconds(moment: datetime, tz: ZoneInfo) -> float:
+    offset = moment.astimezone(tz).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+_QUARTER_HOUR_MS = 900_000
+
+
+def bucket_ms(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> int:
+    """The widest UTC bucket (a day, an hour or 15 minutes) that never straddles a local period
+    boundary of ``unit`` in the window: a day when the zone is UTC all along and the periods are
+    days or longer, an hour when every offset is whole hours, else 15 minutes (every offset in the
+    tz database since 1972 is a multiple of 15 minutes).  Offsets are sampled every 6 hours: no
+    zone has kept an offset for less than that."""
+    tz = zone(timezone)
+    offsets: set[float] = set()
+    moment = start
+    while moment < end:
+        offsets.add(_offset_seconds(moment, tz))
+        moment += timedelta(hours=6)
+    offsets.add(_offset_seconds(end, tz))
+    if offsets == {0.0} and unit is not PeriodUnit.HOUR:
+        return _DAY_MS
+    if all(offset % 3600 == 0 for offset in offsets):
+        return _HOUR_MS
+    return _QUARTER_HOUR_MS
