@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
+from supportlens.domain.models import SNAPSHOT_FIELDS
+
 __all__ = [
     "CATEGORIES",
     "CHANNELS",
@@ -59,22 +61,7 @@ STATUSES: Final[tuple[str, ...]] = ("new", "open", "pending", "on_hold", "resolv
 CHANNELS: Final[tuple[str, ...]] = ("email", "chat", "phone", "web")
 
 # Column order of generate_columns and key order of the generate_events dicts.
-COLUMNS: Final[tuple[str, ...]] = (
-    "ticket_id",
-    "customer_id",
-    "agent_id",
-    "category",
-    "priority",
-    "status",
-    "created_at",
-    "first_response_at",
-    "resolved_at",
-    "satisfaction_score",
-    "tags",
-    "updated_at",
-    "channel",
-    "subject",
-)
+COLUMNS: Final[tuple[str, ...]] = SNAPSHOT_FIELDS
 
 Column = npt.NDArray[Any] | list[list[str]]
 I64 = npt.NDArray[np.int64]

@@ -18,6 +18,25 @@ PRIORITY_ORDER: tuple[str, ...] = ("urgent", "high", "medium", "low")
 # Spellings folded into one priority: ``critical`` and ``urgent`` are the same level, above high.
 PRIORITY_ALIASES: dict[str, str] = {"critical": "urgent", "normal": "medium"}
 
+# The fields of a support_tickets event, in the order of the seed's example (and of every table
+# and generator that lists them).
+SNAPSHOT_FIELDS: tuple[str, ...] = (
+    "ticket_id",
+    "customer_id",
+    "agent_id",
+    "category",
+    "priority",
+    "status",
+    "created_at",
+    "first_response_at",
+    "resolved_at",
+    "satisfaction_score",
+    "tags",
+    "updated_at",
+    "channel",
+    "subject",
+)
+
 SATISFACTION_MIN = 1
 SATISFACTION_MAX = 5
 

@@ -13,7 +13,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.domain.models import RESOLVED_STATUSES, TicketSnapshot
+from supportlens.domain.models import RESOLVED_STATUSES, SNAPSHOT_FIELDS, TicketSnapshot
 from supportlens.ingest.tickets import Rejection, validate_ticket
 from supportlens.ingest.vectorized import FastValidator
 from supportlens.ingest.writer import Writer
@@ -181,22 +181,7 @@ def _decode(line: bytes) -> str:
 
 
 _TS = pa.timestamp("ms", tz="UTC")
-_CANONICAL_COLUMNS = (
-    "ticket_id",
-    "customer_id",
-    "agent_id",
-    "category",
-    "priority",
-    "status",
-    "created_at",
-    "first_response_at",
-    "resolved_at",
-    "satisfaction_score",
-    "tags",
-    "updated_at",
-    "channel",
-    "subject",
-)
+_CANONICAL_COLUMNS = SNAPSHOT_FIELDS
 # The validated fields of a posting, plus its position in the request.
 CANONICAL_SCHEMA = pa.schema(
     [pa.field("position", pa.int64())] + [TICKETS.arrow_schema().field(name) for name in _CANONICAL_COLUMNS]

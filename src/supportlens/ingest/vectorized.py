@@ -17,25 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.domain.models import PRIORITY_ALIASES, SATISFACTION_MAX, SATISFACTION_MIN
+from supportlens.domain.models import PRIORITY_ALIASES, SATISFACTION_MAX, SATISFACTION_MIN, SNAPSHOT_FIELDS
 from supportlens.ingest.tickets import MAX_ID_LENGTH, MAX_TAGS, MAX_TEXT_LENGTH
 
-_FIELDS = (
-    "ticket_id",
-    "customer_id",
-    "agent_id",
-    "category",
-    "priority",
-    "status",
-    "created_at",
-    "first_response_at",
-    "resolved_at",
-    "satisfaction_score",
-    "tags",
-    "updated_at",
-    "channel",
-    "subject",
-)
+_FIELDS = SNAPSHOT_FIELDS
 _PATHS = "[" + ", ".join(f"'$.{name}'" for name in _FIELDS) + "]"
 _INTEGER = "('BIGINT', 'UBIGINT')"
 # 1970-01-01 and 2200-01-01 in epoch milliseconds: the range parse_timestamp accepts.
