@@ -65,3 +65,26 @@ def test_event_bodies(api: Api, body: bytes, gzipped: bool) -> None:
     assert response.status_code == 200, response.text
     counts = response.json()
     assert set(counts) == {"successful_rows", "quarantined_rows"}
+
+
+EDGE_DATES = [
+    "0001-01-01",
+    "0001-01-01 00:00:00",
+    "9999-12-31",
+    "1969-12-31",
+    "2200-01-01",
+    "-1",
+    "2023-02-30",
+]
+
+
+@pytest.mark.parametrize("value", EDGE_DATES)
+def test_edge_dates_are_client_errors(api: Api, value: str) -> None:
+    for name, pipe in PIPES.items():
+        for param in pipe.params:
+            if param.kind.value in {"start", "end"}:
+                response = api.client.get(
+                    f"/v0/pipes/{name}.json", params={param.name: value}, headers=api.headers()
+                )
+                assert response.status_code == 400, (name, param.name, value, response.text)
+                assert param.name in response.json()["error"]

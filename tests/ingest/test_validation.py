@@ -53,8 +53,9 @@ def test_query_dates_cover_whole_days() -> None:
         2023, 6, 15, 23, 59, 59, 999000, tzinfo=UTC
     )
     assert parse_query_date("2023-06-15 10:00:00", end_of_day=True) == datetime(2023, 6, 15, 10, tzinfo=UTC)
-    with pytest.raises(TimestampError):
-        parse_query_date("12345", end_of_day=False)
+    for bad in ("12345", "0001-01-01", "9999-12-31"):
+        with pytest.raises(TimestampError):
+            parse_query_date(bad, end_of_day=True)
 
 
 def test_normalization() -> None:

@@ -10,6 +10,7 @@ from supportlens.analytics import sla, tickets, trends
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.params import Kind, Param, Window, parse_params, resolve_window
 
+MAX_OFFSET = 1_000_000_000
 _START = Param(
     "start_date", Kind.START, "Earliest created_at (inclusive); default: 365 days before end_date."
 )
@@ -149,7 +150,14 @@ PIPES: dict[str, Pipe] = {
                 Param(
                     "limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000
                 ),
-                Param("offset", Kind.INT, "Rows to skip.", default=0, minimum=0),
+                Param(
+                    "offset",
+                    Kind.INT,
+                    "Rows to skip (at most 1e9).",
+                    default=0,
+                    minimum=0,
+                    maximum=MAX_OFFSET,
+                ),
             ),
             tickets.DETAIL_COLUMNS,
             _ticket_details,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from supportlens.analytics.pipes import MAX_OFFSET
 from supportlens.analytics.quarantine import quarantined_rows
 from supportlens.api.deps import Caller, caller, runtime
 from supportlens.api.errors import ApiError
@@ -24,7 +25,7 @@ def get_quarantine(
     datasource: str,
     format: str,
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     who: Caller = Depends(caller),
 ) -> Response:
     if format not in FORMATS:

@@ -86,8 +86,8 @@ def parse_query_date(value: str, *, end_of_day: bool) -> datetime:
         except ValueError:
             raise TimestampError(f"{text!r} is not a valid date") from None
         if end_of_day:
-            return datetime.combine(day.date(), time.max, tzinfo=UTC).replace(microsecond=999_000)
-        return day
+            return _checked(datetime.combine(day.date(), time.max, tzinfo=UTC).replace(microsecond=999_000))
+        return _checked(day)
     if _NUMERIC.match(text):
         raise TimestampError(f"{text!r} is not a date (use 'YYYY-MM-DD', 'YYYY-MM-DD HH:MM:SS' or ISO 8601)")
     return parse_timestamp(text)
