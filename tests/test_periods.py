@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from supportlens.domain.periods import IntervalError, PeriodUnit, bucket_ms, parse_interval, period_starts
+from supportlens.domain.periods import (
+    IntervalError,
+    PeriodUnit,
+    UtcBucket,
+    parse_interval,
+    period_starts,
+    utc_bucket,
+)
 
 YEAR = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, tzinfo=UTC))
 
@@ -14,16 +21,16 @@ YEAR = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, tzinfo=
 @pytest.mark.parametrize(
     ("zone", "unit", "expected"),
     [
-        ("UTC", PeriodUnit.DAY, 86_400_000),
-        ("UTC", PeriodUnit.HOUR, 3_600_000),
-        ("America/New_York", PeriodUnit.DAY, 3_600_000),
-        ("Asia/Kolkata", PeriodUnit.MONTH, 900_000),
-        ("Asia/Kathmandu", PeriodUnit.DAY, 900_000),
-        ("Australia/Lord_Howe", PeriodUnit.DAY, 900_000),  # +10:30 in winter, +11 in summer
+        ("UTC", PeriodUnit.DAY, UtcBucket.DAY),
+        ("UTC", PeriodUnit.HOUR, UtcBucket.HOUR),
+        ("America/New_York", PeriodUnit.DAY, UtcBucket.HOUR),
+        ("Asia/Kolkata", PeriodUnit.MONTH, UtcBucket.QUARTER_HOUR),
+        ("Asia/Kathmandu", PeriodUnit.DAY, UtcBucket.QUARTER_HOUR),
+        ("Australia/Lord_Howe", PeriodUnit.DAY, UtcBucket.QUARTER_HOUR),  # +10:30 in winter, +11 in summer
     ],
 )
-def test_bucket_never_straddles_a_local_period(zone: str, unit: PeriodUnit, expected: int) -> None:
-    assert bucket_ms(*YEAR, unit, zone) == expected
+def test_bucket_never_straddles_a_local_period(zone: str, unit: PeriodUnit, expected: UtcBucket) -> None:
+    assert utc_bucket(*YEAR, unit, zone) is expected
 
 
 def test_hour_periods_across_dst() -> None:

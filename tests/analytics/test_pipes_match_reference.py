@@ -97,7 +97,7 @@ def _thresholds(rng: random.Random, query: dict[str, str], *, resolution: bool) 
     for kind in kinds:
         for level in ("urgent", "high", "medium", "low"):
             if rng.random() < 0.3:
-                minutes = rng.choice([1, 15, 30, 45.5, 60, 240, 1000])
+                minutes = rng.choice([1, 15, 30, 45.5, 60, 240, 1000, 0.3333, 16.666667, 0])
                 query[f"{level}_priority_{kind}_sla"] = str(minutes)
                 values[f"{level}_{kind}"] = float(minutes)
         if rng.random() < 0.3:

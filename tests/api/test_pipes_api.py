@@ -131,6 +131,8 @@ def test_seed_semantics(loaded: Api) -> None:
         ("time_trends.json?time_interval=MM-dd", "time_interval"),
         ("sla_performance.json?high_priority_response_sla=-5", "high_priority_response_sla"),
         ("sla_performance.json?high_priority_response_sla=soon", "high_priority_response_sla"),
+        ("sla_performance.json?low_priority_resolution_sla=1e300", "low_priority_resolution_sla"),
+        ("agent_performance.json?default_response_sla=inf", "default_response_sla"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(api: Api, query: str, parameter: str) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.ingest.timestamps import TimestampError, parse_query_date
 
+MAX_MINUTES = 1e9  # about 1,900 years: any real SLA, and still exact in whole milliseconds
+
 
 class ParamError(ValueError):
     """A query parameter with a value we cannot use; the message names the parameter."""
@@ -70,8 +72,10 @@ def _parse_one(spec: Param, raw: str) -> Any:
                 minutes = float(text)
             except ValueError:
                 raise ParamError(spec.name, f"expected a number of minutes, got {text!r}") from None
-            if not minutes >= 0 or minutes == float("inf"):
-                raise ParamError(spec.name, f"must be a finite number of minutes >= 0, got {text!r}")
+            if not 0 <= minutes <= MAX_MINUTES:
+                raise ParamError(
+                    spec.name, f"must be a number of minutes from 0 to {MAX_MINUTES:g}, got {text!r}"
+                )
             return minutes
     raise AssertionError(spec.kind)  # pragma: no cover - every kind is handled above
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from supportlens.analytics.common import (
     RESOLUTION_MS,
@@ -75,14 +77,20 @@ class Thresholds:
         return cls(levels, float(str(values[f"default_{kind}_sla"])))
 
     def sql_ms(self, where: Conditions, kind: str) -> str:
-        """A CASE expression giving each ticket's threshold in milliseconds."""
+        """A CASE expression giving each ticket's threshold in whole milliseconds.
+
+        Durations are whole milliseconds, so ``duration <= minutes`` holds exactly when
+        ``duration <= floor(minutes * 60000)``: integer comparisons, exact for any threshold."""
         branches = []
         for level in PRIORITY_ORDER:
-            minutes = self.by_priority[level]
-            placeholder = where.bind(f"{kind}_{level}_ms", minutes * MS_PER_MINUTE, ParamType.FLOAT)
+            placeholder = where.bind(f"{kind}_{level}_ms", _whole_ms(self.by_priority[level]), ParamType.INT)
             branches.append(f"WHEN '{level}' THEN {placeholder}")
-        default = where.bind(f"{kind}_default_ms", self.default * MS_PER_MINUTE, ParamType.FLOAT)
+        default = where.bind(f"{kind}_default_ms", _whole_ms(self.default), ParamType.INT)
         return f"(CASE priority {' '.join(branches)} ELSE {default} END)"
+
+
+def _whole_ms(minutes: float) -> int:
+    return math.floor(Fraction(minutes) * MS_PER_MINUTE)
 
 
 def _met(context: PipeContext, where: Conditions, thresholds: Thresholds, kind: str) -> str:

@@ -15,7 +15,7 @@ from supportlens.analytics.common import (
     tickets_from,
 )
 from supportlens.analytics.params import ParamError, Window
-from supportlens.domain.periods import IntervalError, bucket_ms, parse_interval, period_starts
+from supportlens.domain.periods import IntervalError, parse_interval, period_starts, utc_bucket
 from supportlens.store.base import ParamType
 
 _ADDITIVE = (
@@ -45,7 +45,7 @@ def time_trends(
     try:
         interval = parse_interval(time_interval)
         periods = period_starts(window.start, window.end, interval.unit, context.timezone)
-        bucket = bucket_ms(window.start, window.end, interval.unit, context.timezone)
+        bucket = utc_bucket(window.start, window.end, interval.unit, context.timezone)
     except IntervalError as exc:
         raise ParamError("time_interval", str(exc)) from None
     where = conditions(context)
@@ -56,13 +56,13 @@ def time_trends(
     dialect = context.engine.dialect
     # Two stages, both exact because counts and sums add up: first every ticket into its UTC
     # bucket (cheap integer grouping over all rows), then each of those few buckets into its
-    # local period; bucket_ms picks buckets that never straddle a local period boundary.
+    # local period; utc_bucket picks buckets that never straddle a local period boundary.
     buckets = (
-        f"SELECT {dialect.epoch_bucket('created_at', bucket)} AS bucket, count(*) AS ticket_count, "
+        f"SELECT {dialect.utc_bucket('created_at', bucket)} AS bucket, count(*) AS ticket_count, "
         f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums()} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
     )
-    period = dialect.local_period_start(dialect.bucket_start("bucket", bucket), interval.unit, zone)
+    period = dialect.local_period_start("bucket", interval.unit, zone)
     totals = ", ".join(f"sum({column}) AS {column}" for column in _ADDITIVE)
     periods_sql = f"SELECT {period} AS period_start, {totals} FROM ({buckets}) AS b GROUP BY period_start"
     sql = f"SELECT {dialect.format_local('period_start')} AS period, * FROM ({periods_sql}) AS p"

@@ -160,12 +160,15 @@ def _offset_seconds(moment: datetime, tz: ZoneInfo) -> float:
     return offset.total_seconds() if offset is not None else 0.0
 
 
-_DAY_MS = 86_400_000
-_HOUR_MS = 3_600_000
-_QUARTER_HOUR_MS = 900_000
+class UtcBucket(Enum):
+    """Widths of the UTC buckets time series are first aggregated into."""
+
+    DAY = "day"
+    HOUR = "hour"
+    QUARTER_HOUR = "quarter_hour"
 
 
-def bucket_ms(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> int:
+def utc_bucket(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> UtcBucket:
     """The widest UTC bucket (a day, an hour or 15 minutes) that never straddles a local period
     boundary of ``unit`` in the window: a day when the zone is UTC all along and the periods are
     days or longer, an hour when every offset is whole hours, else 15 minutes (every offset in the
@@ -179,7 +182,7 @@ def bucket_ms(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -
         moment += timedelta(hours=6)
     offsets.add(_offset_seconds(end, tz))
     if offsets == {0.0} and unit is not PeriodUnit.HOUR:
-        return _DAY_MS
+        return UtcBucket.DAY
     if all(offset % 3600 == 0 for offset in offsets):
-        return _HOUR_MS
-    return _QUARTER_HOUR_MS
+        return UtcBucket.HOUR
+    return UtcBucket.QUARTER_HOUR

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.periods import PeriodUnit, UtcBucket
 from supportlens.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, AddColumn, SchemaError, Table
 
 
@@ -46,12 +46,8 @@ class Dialect(ABC):
         list value computed in one pass (null, or NaNs, when there is nothing)."""
 
     @abstractmethod
-    def epoch_bucket(self, column: str, size_ms: int) -> str:
-        """The number of the ``size_ms``-wide UTC interval since the epoch that holds ``column``."""
-
-    @abstractmethod
-    def bucket_start(self, bucket: str, size_ms: int) -> str:
-        """The UTC instant an ``epoch_bucket`` number starts at, as a timestamp."""
+    def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
+        """The start of the UTC bucket holding ``column``, as a timestamp."""
 
     @abstractmethod
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:

@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from supportlens.domain.models import RESOLVED_STATUSES
-from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.periods import PeriodUnit, UtcBucket
 from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
 from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
 
@@ -44,6 +44,12 @@ _TRUNC: dict[PeriodUnit, str] = {
     PeriodUnit.MONTH: "toStartOfMonth({})",
     PeriodUnit.QUARTER: "toStartOfQuarter({})",
     PeriodUnit.YEAR: "toStartOfYear({})",
+}
+
+_BUCKETS: dict[UtcBucket, str] = {
+    UtcBucket.DAY: "toStartOfDay({}, 'UTC')",
+    UtcBucket.HOUR: "toStartOfHour({}, 'UTC')",
+    UtcBucket.QUARTER_HOUR: "toStartOfFifteenMinutes({}, 'UTC')",
 }
 
 _TIMEOUT_CODE = 159  # TIMEOUT_EXCEEDED
@@ -78,11 +84,8 @@ class ClickHouseDialect(Dialect):
     def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
         return f"quantilesExactInclusive({', '.join(map(str, levels))})({expression})"
 
-    def epoch_bucket(self, column: str, size_ms: int) -> str:
-        return f"intDiv(toUnixTimestamp64Milli({column}), {int(size_ms)})"
-
-    def bucket_start(self, bucket: str, size_ms: int) -> str:
-        return f"fromUnixTimestamp64Milli(toInt64(({bucket}) * {int(size_ms)}), 'UTC')"
+    def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
+        return _BUCKETS[bucket].format(column)
 
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         local = f"toTimeZone({column}, {timezone_param})"

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from supportlens.domain.models import RESOLVED_STATUSES
-from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.periods import PeriodUnit, UtcBucket
 from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
 from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
 
@@ -26,6 +26,11 @@ _TYPES: dict[ColumnType, str] = {
     ColumnType.BOOLEAN: "BOOLEAN",
 }
 
+_BUCKET_WIDTHS: dict[UtcBucket, str] = {
+    UtcBucket.DAY: "1 day",
+    UtcBucket.HOUR: "1 hour",
+    UtcBucket.QUARTER_HOUR: "15 minutes",
+}
 _TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
 
 _RESOLVED = ", ".join(f"'{status}'" for status in sorted(RESOLVED_STATUSES))
@@ -49,11 +54,8 @@ class DuckDBDialect(Dialect):
     def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
         return f"quantile_cont({expression}, [{', '.join(map(str, levels))}])"
 
-    def epoch_bucket(self, column: str, size_ms: int) -> str:
-        return f"(epoch_ms({column}) // {int(size_ms)})"
-
-    def bucket_start(self, bucket: str, size_ms: int) -> str:
-        return f"epoch_ms(({bucket}) * {int(size_ms)})"
+    def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
+        return f"time_bucket(INTERVAL '{_BUCKET_WIDTHS[bucket]}', {column})"
 
     def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
         # TIMESTAMP columns hold UTC; timezone(zone, timestamptz) gives the local wall-clock time.
