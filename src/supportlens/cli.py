@@ -124,7 +124,7 @@ def serve(
         empty = not metadata.workspaces()
         metadata.close()
         if empty:
-            demo(tickets=20_000, days=180, seed=42, workspace=DEMO_WORKSPACE)
+            _fill_demo(tickets=20_000, days=180, seed=42, workspace=DEMO_WORKSPACE)
     if print_token:
         _print_run_token(f"http://{bind_host}:{bind_port}")
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
@@ -165,8 +165,16 @@ def demo(
     workspace: WorkspaceOption = DEMO_WORKSPACE,
 ) -> None:
     """Fill a workspace (created if missing) with realistic, deterministic demo tickets."""
+    secret = _fill_demo(tickets=tickets, days=days, seed=seed, workspace=workspace)
+    if secret:
+        console.print(f"Admin token of the new workspace '{workspace}' (shown once): [green]{secret}[/green]")
+
+
+def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str) -> str | None:
+    """Generate and ingest the demo data; the admin token's secret when the workspace is new."""
     from supportlens.demo.generator import DemoConfig, generate_events
 
+    secret = None
     runtime = Runtime.open(Settings())
     try:
         try:
@@ -174,7 +182,6 @@ def demo(
         except NotFound:
             target = runtime.metadata.create_workspace(workspace)
             _, secret = runtime.metadata.create_token(target.id, "demo admin", {Scope.ADMIN})
-            console.print(f"Created workspace '{workspace}'. Admin token: [green]{secret}[/green]")
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         config = DemoConfig(end=now, tickets=tickets, days=days, seed=seed)
         rows = (RawRow(event, "") for batch in generate_events(config) for event in batch)
@@ -183,6 +190,7 @@ def demo(
     finally:
         runtime.close()
     console.print(f"Demo data: {accepted} tickets written to '{workspace}' ({rejected} quarantined).")
+    return secret
 
 
 @app.command("import")
