@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from supportlens.analytics.pipes import PIPES
+from supportlens.auth.repository import MetadataRepository
 from tests.randomized import postings
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +133,48 @@ def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
     assert metrics[0]["avg_first_response_time_minutes"] is not None
     agents = json.loads(_cli(env, "query", "agent_performance", "-w", "sandbox", "--format", "json"))
     assert len(agents) > 5
+
+
+def test_cli_tokens(tmp_path: Path) -> None:
+    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "250"}
+    _cli(env, "workspace", "create", "acme")
+    secret = (
+        _cli(
+            env,
+            "token",
+            "create",
+            "portal",
+            "-s",
+            "read",
+            "--pipe",
+            "ticket_metrics",
+            "--filter",
+            "customer_id=C789",
+            "-w",
+            "acme",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    assert secret.startswith("sl_")
+    listing = _cli(env, "token", "list", "-w", "acme")
+    assert "customer_id=C789" in listing
+    assert secret not in listing  # secrets are never shown again
+    metadata = MetadataRepository(tmp_path / "data" / "metadata.sqlite")
+    token = metadata.authenticate(secret)
+    assert token is not None
+    assert token.fixed_filters == {"customer_id": "C789"}
+    assert token.can_read_pipe("ticket_metrics")
+    assert not token.can_read_pipe("agent_performance")
+    _cli(env, "token", "revoke", token.id, "-w", "acme")
+    assert metadata.authenticate(secret) is None
+    metadata.close()
+    bad = subprocess.run(
+        [*CLI, "token", "create", "x", "-s", "write", "-w", "acme"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "scopes are admin, append and read" in bad.stderr
