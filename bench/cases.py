@@ -10,17 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from supportlens.analytics.pipes import PIPES
+
 END = datetime(2025, 1, 1, tzinfo=UTC)  # fixed: the same data on every run
 DAYS = 365
 SEED = 20_240_101
-ENDPOINTS = (
-    "time_trends",
-    "sla_performance",
-    "agent_performance",
-    "ticket_details",
-    "category_analysis",
-    "ticket_metrics",
-)
+ENDPOINTS = tuple(PIPES)  # the registry, in its order
 # One representative filter per endpoint (each is a parameter the endpoint documents).
 FILTERS: dict[str, tuple[str, str]] = {
     "time_trends": ("category", "billing"),

@@ -65,7 +65,3 @@ class Token:
         if Scope.ADMIN in self.scopes:
             return True
         return Scope.APPEND in self.scopes and (self.datasources is None or datasource in self.datasources)
-
-    @property
-    def is_admin(self) -> bool:
-        return Scope.ADMIN in self.scopes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 # Epoch values at or above this are milliseconds: 1e11 seconds would be the year 5138, and 1e11
 # milliseconds is 1973-03-03, so epoch milliseconds are read correctly for any instant after that.
@@ -99,7 +99,3 @@ def format_timestamp(value: datetime) -> str:
     base = utc.strftime("%Y-%m-%d %H:%M:%S")
     millis = utc.microsecond // 1000
     return f"{base}.{millis:03d}" if millis else base
-
-
-def days_before(moment: datetime, days: int) -> datetime:
-    return moment - timedelta(days=days)

@@ -57,10 +57,6 @@ class Writer:
         self._thread.join()
         self._thread = None
 
-    @property
-    def pending_rows(self) -> int:
-        return self._pending_rows
-
     def submit(self, snapshots: pa.Table, quarantine: pa.Table) -> Future[None]:
         if self._thread is None:
             raise RuntimeError("the writer is not running")

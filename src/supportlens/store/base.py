@@ -6,9 +6,7 @@ is written once (``analytics/``).  ``Engine`` owns connections, DDL, writes and 
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -142,7 +140,3 @@ class Engine(ABC):
             f"WHERE workspace_id = {self.dialect.param('ws', ParamType.STRING)}"
         )
         return int(self.fetch(sql, {"ws": workspace_id}, timeout=timeout).rows[0][0])
-
-
-def timed_result(columns: Sequence[str], rows: list[tuple[Any, ...]], started: float) -> QueryResult:
-    return QueryResult(list(columns), rows, time.perf_counter() - started)

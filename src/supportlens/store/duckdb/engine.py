@@ -196,6 +196,3 @@ class DuckDBEngine(Engine):
             " coalesce((SELECT max(seq) FROM quarantine), 0))"
         ).fetchone()
         return int(row[0]) if row else 0
-
-    def checkpoint(self) -> None:
-        self.conn.execute("CHECKPOINT")
