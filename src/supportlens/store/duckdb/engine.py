@@ -34,6 +34,11 @@ _BUCKETS: dict[UtcBucket, str] = {
 }
 _TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
 
+# DuckDB checkpoints once the WAL passes 16 MB by default; under steady ingest that meant a
+# checkpoint every few commits, which cost 3-4x the commits themselves (measured: 82 ms vs 24 ms
+# per 10k-ticket commit).  A larger WAL checkpoints rarely at the price of a longer replay after a crash.
+_CHECKPOINT_THRESHOLD = "256MB"
+
 _RESOLVED = ", ".join(f"'{status}'" for status in sorted(RESOLVED_STATUSES))
 _BACKFILL: dict[Backfill, str] = {
     Backfill.RESPONSE_MS: "epoch_ms(first_response_at) - epoch_ms(created_at)",
@@ -103,6 +108,7 @@ class DuckDBEngine(Engine):
         self._conn = duckdb.connect(str(self.path), config=config)
         # Set after connecting: ICU (statically linked) is only loaded once the database is open.
         self._conn.execute("SET TimeZone = 'UTC'")
+        self._conn.execute(f"SET checkpoint_threshold = '{_CHECKPOINT_THRESHOLD}'")
         self._writer = self._conn.cursor()
 
     def _schema_version(self) -> int | None:
