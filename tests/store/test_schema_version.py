@@ -12,7 +12,15 @@ from supportlens.runtime import Runtime
 from supportlens.store import StoreURLError, create_engine
 from supportlens.store.clickhouse.engine import ClickHouseEngine
 from supportlens.store.duckdb.engine import DuckDBEngine
-from supportlens.store.schema import MIGRATIONS, SCHEMA_VERSION, TICKET_SNAPSHOTS, TICKETS, SchemaError
+from supportlens.store.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TICKET_EVENTS,
+    TICKET_SNAPSHOTS,
+    TICKETS,
+    AddColumn,
+    SchemaError,
+)
 from tests.conftest import make_settings, store_url
 from tests.randomized import postings
 
@@ -46,10 +54,12 @@ def test_bad_store_urls(url: str) -> None:
 
 
 def _make_version_1(engine_name: str, url: str) -> None:
-    """Turn a current store into what version 1 wrote: no derived columns, version 1."""
+    """Turn a current store into what version 1 wrote: no derived columns, no activity log, version 1."""
     engine = create_engine(url)
     engine.open()
-    derived = [step.column.name for step in MIGRATIONS[2] if step.table is TICKETS]
+    derived = [
+        step.column.name for step in MIGRATIONS[2] if isinstance(step, AddColumn) and step.table is TICKETS
+    ]
     for table in (TICKETS, TICKET_SNAPSHOTS):
         for column in derived:
             if isinstance(engine, DuckDBEngine):
@@ -57,8 +67,10 @@ def _make_version_1(engine_name: str, url: str) -> None:
             elif isinstance(engine, ClickHouseEngine):
                 engine._command(f"ALTER TABLE {table.name} DROP COLUMN {column}")
     if isinstance(engine, DuckDBEngine):
+        engine.conn.execute(f"DROP TABLE {TICKET_EVENTS.name}")
         engine.conn.execute("DELETE FROM schema_version")
     elif isinstance(engine, ClickHouseEngine):
+        engine._command(f"DROP TABLE {TICKET_EVENTS.name}")
         engine._command("TRUNCATE TABLE schema_version")
     engine._set_schema_version(1)
     assert engine._schema_version() == 1
@@ -82,5 +94,8 @@ def test_a_version_1_store_is_upgraded_on_open(engine_name: str, tmp_path: Path)
         assert after == before
         upgraded.ingest.ingest(workspace.id, "support_tickets", rows[:10]).committed.result()
         assert upgraded.run_pipe("ticket_metrics", workspace, window).rows == before["ticket_metrics"]
+        event = {"event_id": "e1", "ticket_id": "new", "at": "2024-05-01T00:00:00Z", "type": "created"}
+        upgraded.ingest.ingest(workspace.id, "ticket_events", [RawRow(event, "")]).committed.result()
+        assert upgraded.engine.count(TICKET_EVENTS, workspace.id) == 1  # the log created by the upgrade
     finally:
         upgraded.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# "Resolved" in every endpoint means one of these statuses (METRICS.md, status categories).
-RESOLVED_STATUSES: frozenset[str] = frozenset({"resolved", "closed"})
+# "Resolved" in every endpoint means one of these statuses: the default names of the solved and
+# closed categories (METRICS.md, status categories; domain/statuses.py).
+RESOLVED_STATUSES: frozenset[str] = frozenset({"resolved", "solved", "closed"})
 
 # Priorities in the order endpoints list them; anything else follows alphabetically.
 PRIORITY_ORDER: tuple[str, ...] = ("urgent", "high", "medium", "low")

@@ -13,13 +13,17 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.domain.events import TicketEvent
 from supportlens.domain.models import RESOLVED_STATUSES, SNAPSHOT_FIELDS, TicketSnapshot
+from supportlens.ingest.events import events_table, validate_event
 from supportlens.ingest.tickets import Rejection, validate_ticket
 from supportlens.ingest.vectorized import FastValidator
 from supportlens.ingest.writer import Writer
 from supportlens.store.schema import QUARANTINE, TICKETS
 
-DATASOURCES: frozenset[str] = frozenset({"support_tickets"})
+SUPPORT_TICKETS = "support_tickets"
+TICKET_EVENTS_SOURCE = "ticket_events"
+DATASOURCES: frozenset[str] = frozenset({SUPPORT_TICKETS, TICKET_EVENTS_SOURCE})
 
 
 class UnknownDatasource(LookupError):
@@ -73,14 +77,18 @@ class IngestResult:
 class _Batch:
     """Outcomes of one request, by position (arrival order within the request)."""
 
+    datasource: str
     accepted: list[tuple[int, TicketSnapshot]] = field(default_factory=list)
+    events: list[tuple[int, TicketEvent]] = field(default_factory=list)
     rejected: list[tuple[int, str, Rejection]] = field(default_factory=list)
     bulk_accepted: pa.Table | None = None
 
     def validate(self, position: int, value: Any, text: Callable[[], str]) -> None:
-        outcome = validate_ticket(value)
+        outcome = validate_ticket(value) if self.datasource == SUPPORT_TICKETS else validate_event(value)
         if isinstance(outcome, Rejection):
             self.rejected.append((position, text(), outcome))
+        elif isinstance(outcome, TicketEvent):
+            self.events.append((position, outcome))
         else:
             self.accepted.append((position, outcome))
 
@@ -108,17 +116,19 @@ class IngestService:
     def ingest_payload(self, workspace_id: str, datasource: str, body: bytes) -> IngestResult:
         """An HTTP body or a file: one JSON value (an object, or an array of objects), or NDJSON."""
         stripped = body.strip()
-        try:
-            orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            return self.ingest_lines(workspace_id, datasource, stripped.split(b"\n"))
+        if datasource == SUPPORT_TICKETS:
+            try:
+                orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return self.ingest_lines(workspace_id, datasource, stripped.split(b"\n"))
         return self.ingest(workspace_id, datasource, split_payload(stripped))
 
     def ingest_lines(self, workspace_id: str, datasource: str, lines: list[bytes]) -> IngestResult:
         """NDJSON lines (blank ones skipped): JSON objects go through the bulk validator, and
         whatever it is not certain about through the per-row one."""
-        _check(datasource)
-        batch = _Batch()
+        if datasource != SUPPORT_TICKETS:
+            raise UnknownDatasource(datasource)
+        batch = _Batch(datasource)
         parsed: dict[int, Any] = {}
         texts: dict[int, bytes] = {}
         bulk_lines: list[bytes] = []
@@ -147,10 +157,13 @@ class IngestService:
             batch.validate(position, parsed[position], lambda p=position: _decode(texts[p]))  # type: ignore[misc]
         return self._submit(workspace_id, datasource, batch, len(texts))
 
-    def ingest(self, workspace_id: str, datasource: str, rows: Iterable[RawRow]) -> IngestResult:
-        """Rows already split (JSON arrays, CSV records, generated data): validated one by one."""
+    def ingest(
+        self, workspace_id: str, datasource: str, rows: Iterable[RawRow], *, source: str = "events_api"
+    ) -> IngestResult:
+        """Rows already split (JSON arrays, CSV records, generated data): validated one by one.
+        ``source`` names where events came from (kept on each event)."""
         _check(datasource)
-        batch = _Batch()
+        batch = _Batch(datasource)
         count = 0
         for position, raw in enumerate(rows):
             count += 1
@@ -158,9 +171,11 @@ class IngestService:
                 batch.rejected.append((position, raw.text, Rejection("", raw.parse_error)))
             else:
                 batch.validate(position, raw.value, lambda raw=raw: raw.text)  # type: ignore[misc]
-        return self._submit(workspace_id, datasource, batch, count)
+        return self._submit(workspace_id, datasource, batch, count, source=source)
 
-    def _submit(self, workspace_id: str, datasource: str, batch: _Batch, count: int) -> IngestResult:
+    def _submit(
+        self, workspace_id: str, datasource: str, batch: _Batch, count: int, *, source: str = "events_api"
+    ) -> IngestResult:
         received_at = datetime.now(UTC)
         first = self._reserve_sequences(count)
         canonical = [canonical_table(batch.accepted)]
@@ -168,9 +183,10 @@ class IngestService:
             canonical.append(batch.bulk_accepted.cast(CANONICAL_SCHEMA))
         tickets = pa.concat_tables(canonical)
         snapshots = snapshot_table(workspace_id, tickets, first, received_at)
+        events = events_table(workspace_id, batch.events, first, received_at, source)
         quarantine = quarantine_table(workspace_id, datasource, batch.rejected, first, received_at)
-        committed = self._writer.submit(snapshots, quarantine)
-        return IngestResult(snapshots.num_rows, quarantine.num_rows, committed)
+        committed = self._writer.submit(snapshots, events, quarantine)
+        return IngestResult(snapshots.num_rows + events.num_rows, quarantine.num_rows, committed)
 
 
 def _check(datasource: str) -> None:

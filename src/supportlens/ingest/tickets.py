@@ -28,55 +28,57 @@ class Rejection:
     message: str
 
 
-class _Invalid(Exception):
+class Invalid(Exception):
+    """A field failed validation; carries the rejection (column and message)."""
+
     def __init__(self, column: str, message: str) -> None:
         super().__init__(message)
         self.rejection = Rejection(column, message)
 
 
-def _identifier(row: dict[str, Any], column: str, *, required: bool = False) -> str | None:
+def identifier(row: dict[str, Any], column: str, *, required: bool = False) -> str | None:
     value = row.get(column)
     if value is None:
         if required:
-            raise _Invalid(column, "is required")
+            raise Invalid(column, "is required")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _Invalid(column, f"expected a string, got {type(value).__name__}")
+        raise Invalid(column, f"expected a string, got {type(value).__name__}")
     text = str(value).strip()
     if not text:
         if required:
-            raise _Invalid(column, "must not be empty")
+            raise Invalid(column, "must not be empty")
         return None
     if len(text) > MAX_ID_LENGTH:
-        raise _Invalid(column, f"longer than {MAX_ID_LENGTH} characters")
+        raise Invalid(column, f"longer than {MAX_ID_LENGTH} characters")
     return text
 
 
-def _text(row: dict[str, Any], column: str) -> str | None:
+def optional_text(row: dict[str, Any], column: str) -> str | None:
     value = row.get(column)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Invalid(column, f"expected a string, got {type(value).__name__}")
+        raise Invalid(column, f"expected a string, got {type(value).__name__}")
     if len(value) > MAX_TEXT_LENGTH:
-        raise _Invalid(column, f"longer than {MAX_TEXT_LENGTH} characters")
+        raise Invalid(column, f"longer than {MAX_TEXT_LENGTH} characters")
     return value
 
 
-def _label(row: dict[str, Any], column: str) -> str | None:
-    return normalize_label(_text(row, column))
+def label(row: dict[str, Any], column: str) -> str | None:
+    return normalize_label(optional_text(row, column))
 
 
-def _timestamp(row: dict[str, Any], column: str, *, required: bool = False) -> datetime | None:
+def timestamp(row: dict[str, Any], column: str, *, required: bool = False) -> datetime | None:
     value = row.get(column)
     if value is None or value == "":
         if required:
-            raise _Invalid(column, "is required")
+            raise Invalid(column, "is required")
         return None
     try:
         return parse_timestamp(value)
     except TimestampError as exc:
-        raise _Invalid(column, str(exc)) from None
+        raise Invalid(column, str(exc)) from None
 
 
 def _satisfaction(row: dict[str, Any]) -> int | None:
@@ -84,37 +86,37 @@ def _satisfaction(row: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid("satisfaction_score", f"expected a number, got {type(value).__name__}")
+        raise Invalid("satisfaction_score", f"expected a number, got {type(value).__name__}")
     if value != value or int(value) != value:
-        raise _Invalid("satisfaction_score", f"expected a whole number, got {value!r}")
+        raise Invalid("satisfaction_score", f"expected a whole number, got {value!r}")
     score = int(value)
     if not SATISFACTION_MIN <= score <= SATISFACTION_MAX:
-        raise _Invalid(
+        raise Invalid(
             "satisfaction_score", f"{score} is outside the scale {SATISFACTION_MIN}..{SATISFACTION_MAX}"
         )
     return score
 
 
-def _tags(row: dict[str, Any]) -> tuple[str, ...]:
-    value = row.get("tags")
+def tag_list(row: dict[str, Any], column: str = "tags") -> tuple[str, ...]:
+    value = row.get(column)
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _Invalid("tags", f"expected an array of strings, got {type(value).__name__}")
+        raise Invalid(column, f"expected an array of strings, got {type(value).__name__}")
     if len(value) > MAX_TAGS:
-        raise _Invalid("tags", f"more than {MAX_TAGS} tags")
+        raise Invalid(column, f"more than {MAX_TAGS} tags")
     for tag in value:
         if not isinstance(tag, str):
-            raise _Invalid("tags", f"expected an array of strings, found {type(tag).__name__}")
+            raise Invalid(column, f"expected an array of strings, found {type(tag).__name__}")
         if len(tag) > MAX_ID_LENGTH:
-            raise _Invalid("tags", f"a tag is longer than {MAX_ID_LENGTH} characters")
+            raise Invalid(column, f"a tag is longer than {MAX_ID_LENGTH} characters")
     return tuple(value)
 
 
 def _not_before_created(created: datetime, row: dict[str, Any], column: str) -> datetime | None:
-    moment = _timestamp(row, column)
+    moment = timestamp(row, column)
     if moment is not None and moment < created:
-        raise _Invalid(column, "is before created_at")
+        raise Invalid(column, "is before created_at")
     return moment
 
 
@@ -123,25 +125,25 @@ def validate_ticket(row: object) -> TicketSnapshot | Rejection:
     if not isinstance(row, dict):
         return Rejection("", f"expected a JSON object, got {type(row).__name__}")
     try:
-        ticket_id = _identifier(row, "ticket_id", required=True)
-        created = _timestamp(row, "created_at", required=True)
+        ticket_id = identifier(row, "ticket_id", required=True)
+        created = timestamp(row, "created_at", required=True)
         assert ticket_id is not None
         assert created is not None
         return TicketSnapshot(
             ticket_id=ticket_id,
             created_at=created,
-            customer_id=_identifier(row, "customer_id"),
-            agent_id=_identifier(row, "agent_id"),
-            category=_label(row, "category"),
-            priority=normalize_priority(_text(row, "priority")),
-            status=_label(row, "status"),
+            customer_id=identifier(row, "customer_id"),
+            agent_id=identifier(row, "agent_id"),
+            category=label(row, "category"),
+            priority=normalize_priority(optional_text(row, "priority")),
+            status=label(row, "status"),
             first_response_at=_not_before_created(created, row, "first_response_at"),
             resolved_at=_not_before_created(created, row, "resolved_at"),
             satisfaction_score=_satisfaction(row),
-            tags=_tags(row),
-            updated_at=_timestamp(row, "updated_at"),
-            channel=_label(row, "channel"),
-            subject=_text(row, "subject"),
+            tags=tag_list(row),
+            updated_at=timestamp(row, "updated_at"),
+            channel=label(row, "channel"),
+            subject=optional_text(row, "subject"),
         )
-    except _Invalid as invalid:
+    except Invalid as invalid:
         return invalid.rejection

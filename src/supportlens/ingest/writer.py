@@ -11,8 +11,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from supportlens.store.base import Engine
+from supportlens.domain.statuses import DEFAULT_STATUS_MAP
+from supportlens.ingest.state import derive_state
+from supportlens.store.base import Engine, WriteBatch
+from supportlens.store.schema import TICKETS
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +28,13 @@ class QueueFull(RuntimeError):
 @dataclass(slots=True)
 class _Batch:
     snapshots: pa.Table
+    events: pa.Table
     quarantine: pa.Table
     done: Future[None] = field(default_factory=Future)
 
     @property
     def rows(self) -> int:
-        return int(self.snapshots.num_rows) + int(self.quarantine.num_rows)
+        return int(self.snapshots.num_rows) + int(self.events.num_rows) + int(self.quarantine.num_rows)
 
 
 _STOP = object()
@@ -57,10 +62,11 @@ class Writer:
         self._thread.join()
         self._thread = None
 
-    def submit(self, snapshots: pa.Table, quarantine: pa.Table) -> Future[None]:
+    def submit(self, snapshots: pa.Table, events: pa.Table, quarantine: pa.Table) -> Future[None]:
+        """Queue rows: snapshots (TICKETS schema), events (TICKET_EVENTS) and quarantined rows."""
         if self._thread is None:
             raise RuntimeError("the writer is not running")
-        batch = _Batch(snapshots, quarantine)
+        batch = _Batch(snapshots, events, quarantine)
         with self._pending_lock:
             if self._pending_rows and self._pending_rows + batch.rows > self._queue_rows:
                 raise QueueFull(f"{self._pending_rows} rows are waiting to be written; retry shortly")
@@ -102,11 +108,51 @@ class Writer:
         if leftovers:
             self._commit(leftovers)
 
+    def _prepare(self, snapshots: pa.Table, events: pa.Table, quarantine: pa.Table) -> WriteBatch:
+        """Drop events already stored (or repeated in the batch: the first arrival wins) and
+        recompute the state of every ticket that has events (METRICS.md: events and snapshots of
+        one ticket combine).  The single writer makes read-then-write safe."""
+        new_events: list[pa.Table] = []
+        derived: list[pa.Table] = []
+        workspaces = set(snapshots.column("workspace_id").to_pylist()) | set(
+            events.column("workspace_id").to_pylist()
+        )
+        for workspace_id in sorted(workspaces):
+            mine = events.filter(pc.equal(events.column("workspace_id"), workspace_id))
+            mine = _first_arrivals(mine)
+            if mine.num_rows:
+                stored = self._engine.existing_event_ids(workspace_id, mine.column("event_id").to_pylist())
+                if stored:
+                    mine = mine.filter(pc.invert(pc.is_in(mine.column("event_id"), pa.array(sorted(stored)))))
+            posted = snapshots.filter(pc.equal(snapshots.column("workspace_id"), workspace_id))
+            affected = set(mine.column("ticket_id").to_pylist())
+            posted_ids = sorted(set(posted.column("ticket_id").to_pylist()) - affected)
+            if posted_ids:
+                affected |= self._engine.tickets_with_events(workspace_id, posted_ids)
+            if affected:
+                ids = sorted(affected)
+                history = pa.concat_tables(
+                    [self._engine.events_of(workspace_id, ids).cast(mine.schema), mine]
+                )
+                in_batch = posted.filter(pc.is_in(posted.column("ticket_id"), pa.array(ids)))
+                versions = pa.concat_tables(
+                    [self._engine.snapshots_of(workspace_id, ids).cast(posted.schema), in_batch]
+                )
+                derived.append(derive_state(workspace_id, history, versions, DEFAULT_STATUS_MAP))
+            new_events.append(mine)
+        return WriteBatch(
+            snapshots=snapshots,
+            events=pa.concat_tables(new_events) if new_events else events,
+            derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
+            quarantine=quarantine,
+        )
+
     def _commit(self, group: list[_Batch]) -> None:
         try:
             snapshots = pa.concat_tables([b.snapshots for b in group])
+            events = pa.concat_tables([b.events for b in group])
             quarantine = pa.concat_tables([b.quarantine for b in group])
-            self._engine.write(snapshots, quarantine)
+            self._engine.write(self._prepare(snapshots, events, quarantine))
         except Exception as exc:
             log.exception("writing %d queued batches failed", len(group))
             for batch in group:
@@ -117,3 +163,14 @@ class Writer:
         finally:
             with self._pending_lock:
                 self._pending_rows -= sum(b.rows for b in group)
+
+
+def _first_arrivals(events: pa.Table) -> pa.Table:
+    """One row per event id: the first to arrive (lowest sequence number)."""
+    if events.num_rows == 0:
+        return events
+    ordered = events.sort_by([("event_id", "ascending"), ("seq", "ascending")])
+    ids = ordered.column("event_id").combine_chunks()
+    first = pc.not_equal(ids[1:], ids[:-1])
+    keep = pa.concat_arrays([pa.array([True]), first])
+    return ordered.filter(keep)

@@ -14,7 +14,26 @@ from typing import Any
 import pyarrow as pa
 
 from supportlens.domain.periods import PeriodUnit, UtcBucket
-from supportlens.store.schema import MIGRATIONS, SCHEMA_VERSION, TABLES, AddColumn, SchemaError, Table
+from supportlens.store.schema import (
+    MIGRATIONS,
+    QUARANTINE,
+    SCHEMA_VERSION,
+    TABLES,
+    TICKET_EVENTS,
+    TICKET_SNAPSHOTS,
+    AddColumn,
+    CreateTable,
+    SchemaError,
+    Table,
+)
+
+def _all(table: Table) -> str:
+    """Every column in schema order (an upgraded store may hold them in another order)."""
+    return ", ".join(table.column_names)
+
+
+# The writer's own reads are part of committing a batch: generous, but never unbounded.
+_WRITER_READ_TIMEOUT = 600.0
 
 
 class ParamType(Enum):
@@ -55,6 +74,29 @@ class Dialect(ABC):
     @abstractmethod
     def format_local(self, expression: str) -> str:
         """A ``local_period_start`` value as 'YYYY-MM-DD HH:MM:SS' text (applied after grouping)."""
+
+    @abstractmethod
+    def in_list(self, column: str, name: str) -> str:
+        """``column`` is one of the strings of the list parameter ``name`` (a set lookup)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """One unit of work for the writer.
+
+    - ``snapshots`` (TICKETS schema) are appended to the snapshot log and applied to the current
+      state, except for tickets in ``derived``;
+    - ``events`` (TICKET_EVENTS schema) are appended to the activity log; the writer has already
+      dropped ids the store holds;
+    - ``derived`` (TICKETS schema) is the current state of tickets with events, recomputed from
+      all their events and snapshots: it replaces their rows whatever their versions;
+    - ``quarantine`` rows are kept as they are.
+    """
+
+    snapshots: pa.Table
+    events: pa.Table
+    derived: pa.Table
+    quarantine: pa.Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +141,10 @@ class Engine(ABC):
             if version not in MIGRATIONS:
                 raise SchemaError(f"no upgrade path from schema {version - 1} to {version}")
             for step in MIGRATIONS[version]:
-                self._add_column(step)
+                if isinstance(step, CreateTable):
+                    self._create_table(step.table)
+                else:
+                    self._add_column(step)
             self._set_schema_version(version)
 
     @abstractmethod
@@ -122,17 +167,47 @@ class Engine(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
-    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
-        """Durably append snapshots to the log, apply them to the current state (a newer snapshot
-        never loses to an older one) and keep quarantined rows, in one unit of work."""
+    def write(self, batch: WriteBatch) -> None:
+        """Durably apply one batch (see ``WriteBatch``) in one unit of work; a newer snapshot never
+        loses to an older one."""
 
     @abstractmethod
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
         """Run a read query under a time limit; raise ``QueryTimeout`` past it."""
 
     @abstractmethod
+    def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        """``fetch`` for large results, as an Arrow table (timestamps as UTC)."""
+
+    # Reads the writer needs to keep event-fed tickets current; ids are one workspace's.
+    def existing_event_ids(self, workspace_id: str, event_ids: list[str]) -> set[str]:
+        table = self._by_ids(TICKET_EVENTS, "event_id", workspace_id, event_ids, "DISTINCT event_id")
+        return set(table.column("event_id").to_pylist())
+
+    def tickets_with_events(self, workspace_id: str, ticket_ids: list[str]) -> set[str]:
+        table = self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, "DISTINCT ticket_id")
+        return set(table.column("ticket_id").to_pylist())
+
+    def events_of(self, workspace_id: str, ticket_ids: list[str]) -> pa.Table:
+        return self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_EVENTS))
+
+    def snapshots_of(self, workspace_id: str, ticket_ids: list[str]) -> pa.Table:
+        return self._by_ids(TICKET_SNAPSHOTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_SNAPSHOTS))
+
+    def _by_ids(self, table: Table, column: str, workspace_id: str, ids: list[str], select: str) -> pa.Table:
+        d = self.dialect
+        sql = (
+            f"SELECT {select} FROM {d.table(table)} WHERE workspace_id = {d.param('ws', ParamType.STRING)}"
+            f" AND {d.in_list(column, 'ids')}"
+        )
+        return self.fetch_arrow(sql, {"ws": workspace_id, "ids": ids}, timeout=_WRITER_READ_TIMEOUT)
+
     def max_sequence(self) -> int:
         """Highest arrival sequence number stored, so a restarted server keeps counting up."""
+        logs = (TICKET_SNAPSHOTS, TICKET_EVENTS, QUARANTINE)
+        highest = ", ".join(f"coalesce((SELECT max(seq) FROM {t.name}), 0)" for t in logs)
+        row = self.fetch(f"SELECT greatest({highest}) AS seq", {}, timeout=_WRITER_READ_TIMEOUT).rows[0]
+        return int(row[0] or 0)
 
     def count(self, table: Table, workspace_id: str, *, timeout: float = 30.0) -> int:
         sql = (

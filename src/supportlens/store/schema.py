@@ -103,7 +103,39 @@ QUARANTINE = Table(
     key=("workspace_id", "datasource", "received_at", "seq"),
 )
 
-TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, QUARANTINE)
+# The activity log (METRICS.md ticket event): append-only, one row per event_id and workspace.
+TICKET_EVENTS = Table(
+    "ticket_events",
+    (
+        Column("workspace_id", _S),
+        Column("ticket_id", _S),
+        Column("occurred_at", _T),  # the event's ``at`` (AT is an SQL keyword)
+        Column("event_id", _S),
+        Column("type", _L),
+        Column("actor_type", _L, nullable=True),
+        Column("actor_id", _S, nullable=True),
+        Column("field", _S, nullable=True),
+        Column("from_value", _S, nullable=True),
+        Column("to_value", _S, nullable=True),
+        Column("score", ColumnType.SMALL_INT, nullable=True),
+        Column("customer_id", _S, nullable=True),
+        Column("agent_id", _S, nullable=True),
+        Column("group_id", _S, nullable=True),
+        Column("category", _L, nullable=True),
+        Column("priority", _L, nullable=True),
+        Column("status", _L, nullable=True),
+        Column("channel", _L, nullable=True),
+        Column("subject", _S, nullable=True),
+        Column("tags", ColumnType.STRING_LIST),
+        Column("source", _L),  # events_api, freshdesk, ...
+        Column("seq", ColumnType.SEQUENCE),
+        Column("received_at", _T),
+    ),
+    # Read per ticket in time order; event ids never change, so they complete the key.
+    key=("workspace_id", "ticket_id", "occurred_at", "event_id"),
+)
+
+TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, QUARANTINE, TICKET_EVENTS)
 
 
 class Backfill(Enum):
@@ -126,11 +158,17 @@ def _derived_columns(table: Table) -> tuple[AddColumn, ...]:
     return tuple(AddColumn(table, by_name[backfill.value], backfill) for backfill in Backfill)
 
 
-SCHEMA_VERSION = 2
+@dataclass(frozen=True, slots=True)
+class CreateTable:
+    table: Table
+
+
+SCHEMA_VERSION = 3
 
 # The steps that bring a store from version N-1 to N, by N.
-MIGRATIONS: dict[int, tuple[AddColumn, ...]] = {
+MIGRATIONS: dict[int, tuple[AddColumn | CreateTable, ...]] = {
     2: _derived_columns(TICKETS) + _derived_columns(TICKET_SNAPSHOTS),
+    3: (CreateTable(TICKET_EVENTS),),
 }
 
 

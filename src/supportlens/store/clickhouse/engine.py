@@ -16,8 +16,16 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from supportlens.domain.models import RESOLVED_STATUSES
 from supportlens.domain.periods import PeriodUnit, UtcBucket
-from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
-from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
+from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout, WriteBatch
+from supportlens.store.schema import (
+    TICKET_EVENTS,
+    TICKET_SNAPSHOTS,
+    TICKETS,
+    AddColumn,
+    Backfill,
+    ColumnType,
+    Table,
+)
 
 _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "String",
@@ -93,6 +101,9 @@ class ClickHouseDialect(Dialect):
 
     def format_local(self, expression: str) -> str:
         return f"formatDateTime({expression}, '%Y-%m-%d %H:%i:%S')"
+
+    def in_list(self, column: str, name: str) -> str:
+        return f"{column} IN {{{name}:Array(String)}}"
 
 
 class ClickHouseEngine(Engine):
@@ -175,13 +186,33 @@ class ClickHouseEngine(Engine):
                 self._client.close()
             self._client = None
 
-    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
+    def write(self, batch: WriteBatch) -> None:
+        # Tickets with events take their state from ``derived``, which is inserted last so that
+        # it wins over any row of equal version (ReplacingMergeTree keeps the last insert).
+        derived_keys = set(zip(*(batch.derived.column(k).to_pylist() for k in TICKETS.key), strict=True))
         with self._lock:
-            if snapshots.num_rows:
-                self.client.insert_arrow(TICKET_SNAPSHOTS.name, snapshots)
-                self.client.insert_arrow(TICKETS.name, _newest_per_ticket(snapshots))
-            if quarantine.num_rows:
-                self.client.insert_arrow("quarantine", quarantine)
+            if batch.snapshots.num_rows:
+                self.client.insert_arrow(TICKET_SNAPSHOTS.name, batch.snapshots)
+                newest = _newest_per_ticket(batch.snapshots, skip=derived_keys)
+                if newest.num_rows:
+                    self.client.insert_arrow(TICKETS.name, newest)
+            if batch.events.num_rows:
+                self.client.insert_arrow(TICKET_EVENTS.name, batch.events)
+            if batch.derived.num_rows:
+                self.client.insert_arrow(TICKETS.name, batch.derived)
+            if batch.quarantine.num_rows:
+                self.client.insert_arrow("quarantine", batch.quarantine)
+
+    def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        try:
+            with self._lock:
+                return self.client.query_arrow(
+                    sql, parameters=params, settings={"max_execution_time": max(1, round(timeout))}
+                )
+        except DatabaseError as exc:
+            if f"Code: {_TIMEOUT_CODE}" in str(exc) or "TIMEOUT_EXCEEDED" in str(exc):
+                raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
+            raise
 
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
         started = time.perf_counter()
@@ -200,21 +231,14 @@ class ClickHouseEngine(Engine):
             time.perf_counter() - started,
         )
 
-    def max_sequence(self) -> int:
-        with self._lock:
-            rows = self.client.query(
-                f"SELECT greatest((SELECT max(seq) FROM {TICKET_SNAPSHOTS.name}),"
-                " (SELECT max(seq) FROM quarantine))"
-            ).result_rows
-        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-
-def _newest_per_ticket(snapshots: pa.Table) -> pa.Table:
+def _newest_per_ticket(snapshots: pa.Table, *, skip: set[tuple[Any, ...]]) -> pa.Table:
     """Within one insert ClickHouse keeps an arbitrary row among equal versions, so the batch is
-    reduced to its newest snapshot per ticket (by version_at, then arrival order) first."""
+    reduced to its newest snapshot per ticket (by version_at, then arrival order) first; tickets
+    in ``skip`` are left out."""
     ordered = snapshots.sort_by([("version_at", "descending"), ("seq", "descending")])
     keys = zip(*(ordered.column(k).to_pylist() for k in TICKETS.key), strict=True)
-    seen: set[tuple[Any, ...]] = set()
+    seen: set[tuple[Any, ...]] = set(skip)
     keep: list[int] = []
     for index, key in enumerate(keys):
         if key not in seen:

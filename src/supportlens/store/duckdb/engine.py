@@ -12,8 +12,16 @@ import pyarrow as pa
 
 from supportlens.domain.models import RESOLVED_STATUSES
 from supportlens.domain.periods import PeriodUnit, UtcBucket
-from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout
-from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS, AddColumn, Backfill, ColumnType, Table
+from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout, WriteBatch
+from supportlens.store.schema import (
+    TICKET_EVENTS,
+    TICKET_SNAPSHOTS,
+    TICKETS,
+    AddColumn,
+    Backfill,
+    ColumnType,
+    Table,
+)
 
 _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING: "VARCHAR",
@@ -71,6 +79,21 @@ class DuckDBDialect(Dialect):
 
     def format_local(self, expression: str) -> str:
         return f"strftime({expression}, '%Y-%m-%d %H:%M:%S')"
+
+    def in_list(self, column: str, name: str) -> str:
+        return f"{column} IN (SELECT unnest(${name}))"
+
+
+def _to_aware_utc(table: pa.Table) -> pa.Table:
+    """DuckDB hands TIMESTAMP columns out as naive microseconds; the engine interface speaks
+    millisecond UTC timestamps."""
+    columns = []
+    for field in table.schema:
+        column = table.column(field.name)
+        if pa.types.is_timestamp(field.type):
+            column = column.cast(pa.timestamp("ms")).cast(pa.timestamp("ms", tz="UTC"))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 def _to_naive_utc(table: pa.Table) -> pa.Table:
@@ -146,39 +169,62 @@ class DuckDBEngine(Engine):
             self._conn = None
             self._writer = None
 
-    def write(self, snapshots: pa.Table, quarantine: pa.Table) -> None:
+    def write(self, batch: WriteBatch) -> None:
         writer = self._writer
         if writer is None:
             raise RuntimeError("the DuckDB store is not open")
-        batch = _to_naive_utc(snapshots)  # noqa: F841 - read by DuckDB's replacement scan
-        rejected = _to_naive_utc(quarantine)  # noqa: F841
+        # Read by DuckDB's replacement scans below.
+        snapshots = _to_naive_utc(batch.snapshots)  # noqa: F841
+        derived = _to_naive_utc(batch.derived)  # noqa: F841
+        events = _to_naive_utc(batch.events)  # noqa: F841
+        rejected = _to_naive_utc(batch.quarantine)  # noqa: F841
         key = " AND ".join(f"t.{k} = w.{k}" for k in TICKETS.key)
         writer.execute("BEGIN TRANSACTION")
         try:
-            if snapshots.num_rows:
-                writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} BY NAME SELECT * FROM batch")
+            if batch.snapshots.num_rows:
+                writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} BY NAME SELECT * FROM snapshots")
                 # The newest snapshot of each ticket in this batch, kept only if it is newer than
-                # the stored state: a late, older snapshot never overwrites a newer one.
+                # the stored state: a late, older snapshot never overwrites a newer one.  Tickets
+                # with events take their state from ``derived`` instead.
                 writer.execute(
                     f"""CREATE OR REPLACE TEMP TABLE batch_winners AS
                     SELECT w.* FROM (
-                        SELECT * FROM batch QUALIFY row_number() OVER (
+                        SELECT * FROM snapshots QUALIFY row_number() OVER (
                             PARTITION BY workspace_id, ticket_id ORDER BY version_at DESC, seq DESC) = 1
                     ) w
                     WHERE NOT EXISTS (
                         SELECT 1 FROM {TICKETS.name} t
                         WHERE {key} AND (t.version_at > w.version_at
-                            OR (t.version_at = w.version_at AND t.seq > w.seq)))"""
+                            OR (t.version_at = w.version_at AND t.seq > w.seq)))
+                    AND NOT EXISTS (SELECT 1 FROM derived t WHERE {key})"""
                 )
                 writer.execute(f"DELETE FROM {TICKETS.name} t USING batch_winners w WHERE {key}")
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM batch_winners")
                 writer.execute("DROP TABLE batch_winners")
-            if quarantine.num_rows:
+            if batch.events.num_rows:
+                writer.execute(f"INSERT INTO {TICKET_EVENTS.name} BY NAME SELECT * FROM events")
+            if batch.derived.num_rows:
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING derived w WHERE {key}")
+                writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM derived")
+            if batch.quarantine.num_rows:
                 writer.execute("INSERT INTO quarantine BY NAME SELECT * FROM rejected")
             writer.execute("COMMIT")
         except BaseException:
             writer.execute("ROLLBACK")
             raise
+
+    def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        cursor = self.conn.cursor()
+        timer = threading.Timer(timeout, cursor.interrupt)
+        timer.start()
+        try:
+            table = cursor.sql(sql, params=params).to_arrow_table()
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
+        finally:
+            timer.cancel()
+            cursor.close()
+        return _to_aware_utc(table)
 
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
         cursor = self.conn.cursor()
@@ -195,10 +241,3 @@ class DuckDBEngine(Engine):
             timer.cancel()
             cursor.close()
         return QueryResult(columns, rows, time.perf_counter() - started)
-
-    def max_sequence(self) -> int:
-        row = self.conn.execute(
-            f"SELECT greatest(coalesce((SELECT max(seq) FROM {TICKET_SNAPSHOTS.name}), 0),"
-            " coalesce((SELECT max(seq) FROM quarantine), 0))"
-        ).fetchone()
-        return int(row[0]) if row else 0

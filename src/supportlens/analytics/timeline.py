@@ -1,0 +1,248 @@
+"""Per-ticket time metrics for many tickets at once, with numpy: the vectorized twin of
+``domain/timeline.py`` (the reference it is tested against, rule for rule).
+
+Input is the activity log as columns sorted by ticket, then time, then arrival; every step is an
+array operation over all tickets together, so a million tickets with ten million events take
+seconds.  Durations go through a clock: calendar time, or business time where ``cumulative(t)``
+is the business milliseconds up to ``t`` and a duration is ``cumulative(b) - cumulative(a)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from supportlens.domain.events import ActorType, EventType
+from supportlens.domain.statuses import StatusCategory, StatusMap
+from supportlens.domain.timeline import INITIAL_STATUS
+
+I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
+
+# Small integer codes for the columns the computation reads.
+EVENT_CODES: dict[str, int] = {kind.value: code for code, kind in enumerate(EventType)}
+ACTOR_CODES: dict[str | None, int] = {None: -1, **{a.value: code for code, a in enumerate(ActorType)}}
+CATEGORIES: tuple[StatusCategory, ...] = tuple(StatusCategory)
+_CATEGORY_CODE = {category: code for code, category in enumerate(CATEGORIES)}
+_REPLY, _CREATED, _CUSTOMER = (EVENT_CODES[t] for t in ("reply", "created", "customer_message"))
+_AGENT = ACTOR_CODES["agent"]
+_NO_STATUS = -1
+
+
+class DurationClock(Protocol):
+    def cumulative(self, ts_ms: I64) -> I64:
+        """Milliseconds that count (all, or business ones) from a fixed origin up to each instant."""
+        ...
+
+
+class CalendarClock:
+    """Calendar time: every millisecond counts."""
+
+    def cumulative(self, ts_ms: I64) -> I64:
+        return ts_ms
+
+
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """The activity log of some tickets, sorted by (ticket, at, arrival).  ``status`` holds codes
+    into ``status_names`` (-1 where the event sets no status)."""
+
+    ticket: I64  # ticket index 0..n-1, non-decreasing
+    at_ms: I64
+    kind: I64  # EVENT_CODES
+    actor: I64  # ACTOR_CODES
+    status: I64
+    status_names: tuple[str, ...]
+    tickets: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timelines:
+    """One entry per ticket (``None``-able values as masked arrays: value plus a ``has_`` mask)."""
+
+    created_ms: I64
+    status: I64  # current status code (into status_names, where INITIAL_STATUS is appended)
+    status_names: tuple[str, ...]
+    status_category: I64  # index into CATEGORIES
+    in_status_ms: npt.NDArray[np.int64]  # shape (tickets, len(status_names))
+    in_category_ms: npt.NDArray[np.int64]  # shape (tickets, len(CATEGORIES))
+    first_response_ms: I64
+    has_first_response: BOOL
+    first_resolution_ms: I64
+    has_first_resolution: BOOL
+    full_resolution_ms: I64
+    has_full_resolution: BOOL
+    first_response_at_ms: I64
+    resolved_at_ms: I64  # the last entry into a resolved category (valid where has_full_resolution)
+    reopens: I64
+    agent_replies: I64
+    one_touch: BOOL
+    first_contact_resolution: BOOL
+    ongoing: BOOL
+
+    def category_ms(self, *categories: StatusCategory) -> I64:
+        columns = [_CATEGORY_CODE[c] for c in categories]
+        total: I64 = self.in_category_ms[:, columns].sum(axis=1)
+        return total
+
+
+def _group_first(ticket: I64, tickets: int, values: I64, mask: BOOL, fill: int) -> tuple[I64, BOOL]:
+    """The first masked value per ticket (rows are in time order), and whether there was one."""
+    out = np.full(tickets, fill, dtype=np.int64)
+    rows = np.flatnonzero(mask)
+    # Reversed assignment: the earliest row of each ticket is written last and wins.
+    out[ticket[rows][::-1]] = values[rows][::-1]
+    has = np.zeros(tickets, dtype=bool)
+    has[ticket[rows]] = True
+    return out, has
+
+
+def _group_last(ticket: I64, tickets: int, values: I64, mask: BOOL, fill: int) -> tuple[I64, BOOL]:
+    out = np.full(tickets, fill, dtype=np.int64)
+    rows = np.flatnonzero(mask)
+    out[ticket[rows]] = values[rows]  # later rows overwrite earlier ones
+    has = np.zeros(tickets, dtype=bool)
+    has[ticket[rows]] = True
+    return out, has
+
+
+def compute_timelines(
+    events: EventColumns, *, as_of_ms: int, statuses: StatusMap, clock: DurationClock
+) -> Timelines:
+    n = events.tickets
+    names = (
+        (*events.status_names, INITIAL_STATUS)
+        if INITIAL_STATUS not in events.status_names
+        else events.status_names
+    )
+    initial_code = names.index(INITIAL_STATUS)
+    category_of = np.array([_CATEGORY_CODE[_category(statuses, name)] for name in names], dtype=np.int64)
+    resolved_code = np.array([CATEGORIES[c].is_resolved for c in category_of], dtype=bool)
+    closed_code = np.array([CATEGORIES[c] is StatusCategory.CLOSED for c in category_of], dtype=bool)
+
+    ticket, at = events.ticket, events.at_ms
+    seen = at <= as_of_ms
+    created_explicit, has_created = _group_first(ticket, n, at, events.kind == _CREATED, 0)
+    earliest, _ = _group_first(ticket, n, at, np.ones(len(at), dtype=bool), 0)
+    created = np.where(has_created, created_explicit, earliest)
+    effective = np.maximum(at, created[ticket])  # events before creation act at creation
+
+    # Status changes: drop repeats of the status already in force (starting from "new").
+    rows = np.flatnonzero(seen & (events.status != _NO_STATUS))
+    s_ticket, s_status, s_at = ticket[rows], events.status[rows], effective[rows]
+    previous = np.empty_like(s_status)
+    previous[1:] = s_status[:-1]
+    first_of_ticket = np.ones(len(rows), dtype=bool)
+    first_of_ticket[1:] = s_ticket[1:] != s_ticket[:-1]
+    previous[first_of_ticket] = initial_code
+    # Comparing with the previous row equals comparing with the last kept status: a dropped row
+    # always equals the status in force.
+    changed = s_status != previous
+    s_ticket, s_status, s_at = s_ticket[changed], s_status[changed], s_at[changed]
+
+    # Intervals: the initial one per ticket, then one per change.
+    iv_ticket = np.concatenate([np.arange(n, dtype=np.int64), s_ticket])
+    iv_status = np.concatenate([np.full(n, initial_code, dtype=np.int64), s_status])
+    iv_start = np.concatenate([created, s_at])
+    # Grouped by ticket, stably: each ticket's initial interval, then its changes in time order.
+    order = np.argsort(iv_ticket, kind="stable")
+    iv_ticket, iv_status, iv_start = iv_ticket[order], iv_status[order], iv_start[order]
+    last_of_ticket = np.ones(len(iv_ticket), dtype=bool)
+    last_of_ticket[:-1] = iv_ticket[1:] != iv_ticket[:-1]
+    iv_end = np.empty_like(iv_start)
+    iv_end[:-1] = iv_start[1:]
+    iv_end[last_of_ticket] = np.maximum(as_of_ms, iv_start[last_of_ticket])
+    # A change at the same instant as the previous one leaves a zero-length interval: it counts
+    # no time and, unless it is the current one, is not a visit (no reopen or resolution).
+    visit = (iv_end > iv_start) | last_of_ticket
+    spent = clock.cumulative(iv_end) - clock.cumulative(iv_start)
+
+    width = len(names)
+    in_status = np.bincount(iv_ticket * width + iv_status, weights=spent, minlength=n * width)
+    in_status_ms = np.rint(in_status).astype(np.int64).reshape(n, width)
+    iv_category = category_of[iv_status]
+    ncat = len(CATEGORIES)
+    in_category = np.bincount(iv_ticket * ncat + iv_category, weights=spent, minlength=n * ncat)
+    in_category_ms = np.rint(in_category).astype(np.int64).reshape(n, ncat)
+
+    v_ticket, v_start, v_status = iv_ticket[visit], iv_start[visit], iv_status[visit]
+    v_resolved = resolved_code[v_status]
+    v_prev = np.zeros(len(v_ticket), dtype=bool)
+    v_prev[1:] = v_resolved[:-1]
+    v_first = np.ones(len(v_ticket), dtype=bool)
+    v_first[1:] = v_ticket[1:] != v_ticket[:-1]
+    v_prev[v_first] = False
+    entry = v_resolved & ~v_prev
+    reopen = v_prev & ~v_resolved
+    first_entry, has_first_entry = _group_first(v_ticket, n, v_start, entry, 0)
+    last_entry, _ = _group_last(v_ticket, n, v_start, entry, 0)
+    reopens = np.bincount(v_ticket[reopen], minlength=n).astype(np.int64)
+    current, _ = _group_last(v_ticket, n, v_status, np.ones(len(v_ticket), dtype=bool), initial_code)
+    resolved_now = resolved_code[current]
+
+    # Replies by humans (an agent's first message on a ticket it created is the request).
+    reply = seen & (events.kind == _REPLY) & ((events.actor == _AGENT) | (events.actor == ACTOR_CODES[None]))
+    created_by_agent = np.zeros(n, dtype=bool)
+    creators = seen & (events.kind == _CREATED) & (events.actor == _AGENT)
+    created_by_agent[ticket[creators]] = True
+    reply_rows = np.flatnonzero(reply)
+    r_ticket = ticket[reply_rows]
+    rank = _rank_within(r_ticket)
+    keep = ~(created_by_agent[r_ticket] & (rank == 0))
+    reply_rows, r_ticket = reply_rows[keep], r_ticket[keep]
+    agent_replies = np.bincount(r_ticket, minlength=n).astype(np.int64)
+    first_reply_at, has_reply = _group_first(
+        r_ticket, n, effective[reply_rows], np.ones(len(reply_rows), dtype=bool), 0
+    )
+    followups = np.bincount(
+        ticket[seen & (events.kind == _CUSTOMER) & (effective > created[ticket])], minlength=n
+    )
+    allowed = np.where(created_by_agent, 1, 0)
+
+    created_b = clock.cumulative(created)
+
+    def since_created(ts: I64) -> I64:
+        duration: I64 = clock.cumulative(ts) - created_b
+        return duration
+
+    return Timelines(
+        created_ms=created,
+        status=current,
+        status_names=names,
+        status_category=category_of[current],
+        in_status_ms=in_status_ms,
+        in_category_ms=in_category_ms,
+        first_response_ms=since_created(first_reply_at),
+        has_first_response=has_reply,
+        first_resolution_ms=since_created(first_entry),
+        has_first_resolution=has_first_entry,
+        full_resolution_ms=since_created(last_entry),
+        has_full_resolution=resolved_now & has_first_entry,
+        first_response_at_ms=first_reply_at,
+        resolved_at_ms=last_entry,
+        reopens=reopens,
+        agent_replies=agent_replies,
+        one_touch=resolved_now & (agent_replies == 1),
+        first_contact_resolution=resolved_now & (followups <= allowed),
+        ongoing=~closed_code[current],
+    )
+
+
+def _category(statuses: StatusMap, name: str) -> StatusCategory:
+    category = statuses.category(name)
+    assert category is not None
+    return category
+
+
+def _rank_within(ticket: I64) -> I64:
+    """0, 1, 2... within each run of equal (sorted) ticket indexes."""
+    if len(ticket) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.ones(len(ticket), dtype=bool)
+    starts[1:] = ticket[1:] != ticket[:-1]
+    start_index = np.maximum.accumulate(np.where(starts, np.arange(len(ticket)), 0))
+    rank: I64 = np.arange(len(ticket)) - start_index
+    return rank

@@ -1,0 +1,198 @@
+"""The current state of tickets that have events: their activity log folded together with their
+newest snapshot (METRICS.md: "a ticket's current state follows from its events"; snapshots and
+events of one ticket combine without double counting).
+
+Rules (docs/decisions.md, "Tickets fed by events and snapshots"):
+- created_at is the earliest known: the snapshot's, the ``created`` event, else the first event;
+- an attribute (status, priority, assignee, category, ...) takes the newest information: the
+  latest event that set it, unless the snapshot (by its version time) is newer or the events
+  never set it;
+- first_response_at is the earliest known response: the snapshot's or the first human reply;
+- resolved_at is set only while the status is resolved: the last entry into a resolved category
+  when the status came from events, the snapshot's resolved_at when it came from the snapshot;
+- satisfaction: the latest ``rated`` event or the snapshot's score, whichever is newer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from supportlens.analytics.timeline import (
+    ACTOR_CODES,
+    EVENT_CODES,
+    CalendarClock,
+    EventColumns,
+    compute_timelines,
+)
+from supportlens.domain.statuses import StatusMap
+from supportlens.domain.timeline import INITIAL_STATUS
+from supportlens.store.schema import TICKETS
+
+_FAR_FUTURE_MS = 2**62
+_ATTRIBUTES = ("customer_id", "agent_id", "category", "priority", "status", "channel", "subject")
+
+
+def event_columns(events: pa.Table) -> tuple[EventColumns, list[str], pa.Table]:
+    """The log sorted by (ticket, at, arrival) as the integer columns the timeline reads; also
+    the ticket ids (by index) and the sorted table."""
+    ordered = events.sort_by([("ticket_id", "ascending"), ("occurred_at", "ascending"), ("seq", "ascending")])
+    tickets = pc.dictionary_encode(ordered.column("ticket_id")).combine_chunks()
+    statuses = pc.dictionary_encode(ordered.column("status")).combine_chunks()
+    kinds = pc.dictionary_encode(ordered.column("type")).combine_chunks()
+    actors = pc.dictionary_encode(ordered.column("actor_type")).combine_chunks()
+    kind_codes = np.array([EVENT_CODES[k] for k in kinds.dictionary.to_pylist()], dtype=np.int64)
+    actor_codes = np.array([ACTOR_CODES[a] for a in actors.dictionary.to_pylist()], dtype=np.int64)
+    columns = EventColumns(
+        ticket=_indices(tickets),
+        at_ms=_epoch_ms(ordered.column("occurred_at")),
+        kind=kind_codes[_indices(kinds)],
+        actor=_lookup(actor_codes, actors, ACTOR_CODES[None]),
+        status=_indices(statuses, missing=-1),
+        status_names=tuple(statuses.dictionary.to_pylist()),
+        tickets=len(tickets.dictionary),
+    )
+    return columns, tickets.dictionary.to_pylist(), ordered
+
+
+def _indices(encoded: pa.DictionaryArray, missing: int = 0) -> np.ndarray:
+    return np.asarray(encoded.indices.fill_null(missing).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _lookup(codes: np.ndarray, encoded: pa.DictionaryArray, missing: int) -> np.ndarray:
+    table = np.append(codes, missing)
+    return np.asarray(table[_indices(encoded, missing=len(codes))], dtype=np.int64)
+
+
+def _epoch_ms(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap) -> pa.Table:
+    """Current-state rows (TICKETS schema) for every ticket in ``events`` (one workspace's full
+    activity log of those tickets); ``snapshots`` holds their snapshots, in any number."""
+    columns, ticket_ids, ordered = event_columns(events)
+    timelines = compute_timelines(columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=CalendarClock())
+    n = columns.tickets
+    last_row = np.full(n, -1, dtype=np.int64)
+    last_row[columns.ticket] = np.arange(len(columns.ticket))
+    set_at: dict[str, np.ndarray] = {}
+    set_row: dict[str, np.ndarray] = {}
+    for name in (*_ATTRIBUTES, "score"):
+        present = np.asarray(ordered.column(name).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        rows = np.flatnonzero(present)
+        chosen = np.full(n, -1, dtype=np.int64)
+        chosen[columns.ticket[rows]] = rows  # the latest row that set it wins
+        set_row[name] = chosen
+        set_at[name] = np.where(chosen >= 0, columns.at_ms[np.maximum(chosen, 0)], -1)
+    values = {name: ordered.column(name).to_pylist() for name in (*_ATTRIBUTES, "score")}
+    last_seq = _group_max(columns.ticket, n, ordered.column("seq").cast(pa.int64()).to_numpy())
+    last_received = _group_max(columns.ticket, n, _epoch_ms(ordered.column("received_at")))
+    created_tags = _created_tags(ordered, columns.ticket)
+    newest = _newest_snapshots(snapshots)
+
+    out: dict[str, list[Any]] = {name: [] for name in TICKETS.column_names}
+    for index, ticket_id in enumerate(ticket_ids):
+        snapshot = newest.get(ticket_id)
+        snapshot_ms = _ms(snapshot["version_at"]) if snapshot else None
+        state: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        for name in _ATTRIBUTES:
+            row = int(set_row[name][index])
+            from_events = row >= 0 and (
+                snapshot is None or snapshot[name] is None or int(set_at[name][index]) >= (snapshot_ms or 0)
+            )
+            state[name] = values[name][row] if from_events else (snapshot[name] if snapshot else None)
+            source[name] = "events" if from_events else "snapshot"
+        if state["status"] is None:
+            state["status"] = INITIAL_STATUS  # as in the timeline: a ticket starts "new"
+        created_ms = int(timelines.created_ms[index])
+        created_at = _dt(created_ms)
+        if snapshot is not None and snapshot["created_at"] < created_at:
+            created_at = snapshot["created_at"]
+        first_response = (
+            _dt(int(timelines.first_response_at_ms[index])) if timelines.has_first_response[index] else None
+        )
+        if snapshot is not None and snapshot["first_response_at"] is not None:
+            first_response = min(filter(None, (first_response, snapshot["first_response_at"])))
+        resolved = statuses.is_resolved(state["status"])
+        resolved_at: datetime | None = None
+        if resolved:
+            by_events = (
+                _dt(int(timelines.resolved_at_ms[index])) if timelines.has_full_resolution[index] else None
+            )
+            by_snapshot: datetime | None = snapshot["resolved_at"] if snapshot else None
+            if source["status"] == "events":
+                resolved_at = by_events or by_snapshot
+            else:
+                resolved_at = by_snapshot or by_events
+        score_row = int(set_row["score"][index])
+        score = values["score"][score_row] if score_row >= 0 else None
+        rated_later = score is not None and int(set_at["score"][index]) >= (snapshot_ms or 0)
+        if snapshot is not None and snapshot["satisfaction_score"] is not None and not rated_later:
+            score = snapshot["satisfaction_score"]
+        last_event = _dt(int(columns.at_ms[last_row[index]]))
+        version = max(last_event, snapshot["version_at"]) if snapshot else last_event
+        seq = int(last_seq[index])
+        row_values = {
+            **state,
+            "workspace_id": workspace_id,
+            "ticket_id": ticket_id,
+            "created_at": created_at,
+            "first_response_at": first_response,
+            "resolved_at": resolved_at,
+            "satisfaction_score": score,
+            "tags": list(snapshot["tags"]) if snapshot else created_tags.get(index, []),
+            "updated_at": max(filter(None, (last_event, snapshot["updated_at"] if snapshot else None))),
+            "response_ms": _between(created_at, first_response),
+            "resolution_ms": _between(created_at, resolved_at),
+            "is_resolved": resolved,
+            "version_at": version,
+            "seq": max(seq, snapshot["seq"]) if snapshot else seq,
+            "received_at": _dt(int(last_received[index])),
+        }
+        for name in TICKETS.column_names:
+            out[name].append(row_values[name])
+    return pa.Table.from_pydict(out, schema=TICKETS.arrow_schema())
+
+
+def _group_max(ticket: np.ndarray, tickets: int, values: np.ndarray) -> np.ndarray:
+    out = np.full(tickets, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(out, ticket, values.astype(np.int64))
+    return out
+
+
+def _created_tags(ordered: pa.Table, ticket: np.ndarray) -> dict[int, list[str]]:
+    created = np.flatnonzero(
+        np.asarray(pc.equal(ordered.column("type"), "created").to_numpy(zero_copy_only=False))
+    )
+    tags = ordered.column("tags")
+    found: dict[int, list[str]] = {}
+    for row in created[::-1]:  # the first created event wins
+        found[int(ticket[row])] = tags[int(row)].as_py() or []
+    return found
+
+
+def _newest_snapshots(snapshots: pa.Table) -> dict[str, dict[str, Any]]:
+    ordered = snapshots.sort_by([("version_at", "ascending"), ("seq", "ascending")])
+    return {row["ticket_id"]: row for row in ordered.to_pylist()}  # later rows overwrite earlier
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
+def _dt(ms: int) -> datetime:
+    return _EPOCH + ms * _MS
+
+
+def _between(start: datetime, end: datetime | None) -> int | None:
+    return None if end is None else _ms(end) - _ms(start)
