@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supportlens.analytics.scope import Conditions, Scope
+from supportlens.domain.calendars import Schedule, default_business_hours
 from supportlens.domain.metrics import average, average_minutes
+from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.store.base import Engine, QueryResult
 from supportlens.store.schema import TICKETS
 
@@ -21,6 +23,11 @@ class PipeContext:
     default_window_days: int = 365
     timeout: float = 30.0
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The workspace's business calendar and status names (durations in business time, categories).
+    calendar: Schedule = field(default_factory=lambda: default_business_hours("UTC"))
+    statuses: StatusMap = DEFAULT_STATUS_MAP
+    # The end of the newest imported activity export's window (``as_of=export_end``).
+    export_end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ class Kind(Enum):
     INT = "int"
     MINUTES = "minutes"  # a non-negative number of minutes
     INTERVAL = "interval"  # validated by the pipe itself
+    BOOL = "bool"  # true/false, 1/0, yes/no
+    AS_OF = "as_of"  # an instant, "now", or "export_end" (resolved by the pipe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,12 @@ class Param:
     default: Any = None
     minimum: int | None = None
     maximum: int | None = None
+
+
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+NOW = "now"
+EXPORT_END = "export_end"
 
 
 def _parse_one(spec: Param, raw: str) -> Any:
@@ -67,6 +75,20 @@ def _parse_one(spec: Param, raw: str) -> Any:
             if spec.maximum is not None and number > spec.maximum:
                 raise ParamError(spec.name, f"must be at most {spec.maximum}, got {number}")
             return number
+        case Kind.BOOL:
+            folded = text.lower()
+            if folded in _TRUE:
+                return True
+            if folded in _FALSE:
+                return False
+            raise ParamError(spec.name, f"expected true or false, got {text!r}")
+        case Kind.AS_OF:
+            if text.lower() in (NOW, EXPORT_END):
+                return text.lower()
+            try:
+                return parse_query_date(text, end_of_day=True)
+            except TimestampError as exc:
+                raise ParamError(spec.name, f"expected 'now', 'export_end' or a date: {exc}") from None
         case Kind.MINUTES:
             try:
                 minutes = float(text)

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from supportlens.analytics import sla, tickets, trends
+from supportlens.analytics import sla, tickets, time_metrics, trends
 from supportlens.analytics.common import PipeContext, PipeResult
-from supportlens.analytics.params import Kind, Param, Window, parse_params, resolve_window
+from supportlens.analytics.params import (
+    EXPORT_END,
+    NOW,
+    Kind,
+    Param,
+    ParamError,
+    Window,
+    parse_params,
+    resolve_window,
+)
 
 MAX_OFFSET = 1_000_000_000
 _START = Param(
@@ -100,6 +110,36 @@ def _ticket_metrics(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     )
 
 
+def _as_of(context: PipeContext, value: datetime | str) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if value == EXPORT_END:
+        if context.export_end is None:
+            raise ParamError("as_of", "export_end needs an imported activity export; none was imported")
+        return context.export_end
+    return context.now
+
+
+def _ticket_time_metrics(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    selection = time_metrics.Selection(
+        filters={name: values[name] for name in _TIME_FILTERS},
+        created_after=values["created_after"],
+        created_before=values["created_before"],
+        limit=values["limit"],
+        offset=values["offset"],
+    )
+    return time_metrics.ticket_time_metrics(
+        context, selection, as_of=_as_of(context, values["as_of"]), business_hours=values["business_hours"]
+    )
+
+
+_TIME_FILTERS = ("ticket_id", "agent_id", "status", "category", "priority")
+_CREATED_AFTER = Param("created_after", Kind.START, "Earliest created_at (inclusive).")
+_CREATED_BEFORE = Param("created_before", Kind.END, "Latest created_at (inclusive).")
+_OFFSET = Param("offset", Kind.INT, "Rows to skip (at most 1e9).", default=0, minimum=0, maximum=MAX_OFFSET)
+_TICKET = Param("ticket_id", Kind.TEXT, "Only this ticket.")
+_STATUS = Param("status", Kind.LABEL, "Only this status (case-insensitive).")
+
 PIPES: dict[str, Pipe] = {
     pipe.name: pipe
     for pipe in (
@@ -139,25 +179,18 @@ PIPES: dict[str, Pipe] = {
             "ticket_details",
             "Matching tickets with their response and resolution times, newest first.",
             (
-                Param("ticket_id", Kind.TEXT, "Only this ticket."),
+                _TICKET,
                 _CUSTOMER,
                 _AGENT,
-                Param("status", Kind.LABEL, "Only this status (case-insensitive)."),
+                _STATUS,
                 _CATEGORY,
                 _PRIORITY,
-                Param("created_after", Kind.START, "Earliest created_at (inclusive)."),
-                Param("created_before", Kind.END, "Latest created_at (inclusive)."),
+                _CREATED_AFTER,
+                _CREATED_BEFORE,
                 Param(
                     "limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000
                 ),
-                Param(
-                    "offset",
-                    Kind.INT,
-                    "Rows to skip (at most 1e9).",
-                    default=0,
-                    minimum=0,
-                    maximum=MAX_OFFSET,
-                ),
+                _OFFSET,
             ),
             tickets.DETAIL_COLUMNS,
             _ticket_details,
@@ -175,6 +208,44 @@ PIPES: dict[str, Pipe] = {
             (_START, _END, _CATEGORY, _PRIORITY, _CUSTOMER, _AGENT),
             tickets.METRICS_COLUMNS,
             _ticket_metrics,
+        ),
+        Pipe(
+            "ticket_time_metrics",
+            "Per ticket: time in each status and category, first response, resolution, waits, "
+            "reopens, replies, one-touch and first-contact resolution, in calendar or business minutes.",
+            (
+                _TICKET,
+                _AGENT,
+                _STATUS,
+                _CATEGORY,
+                _PRIORITY,
+                _CREATED_AFTER,
+                _CREATED_BEFORE,
+                Param(
+                    "as_of",
+                    Kind.AS_OF,
+                    "Evaluation time of ongoing intervals: now (default), export_end (the newest "
+                    "imported export's end_at) or a date.",
+                    default=NOW,
+                ),
+                Param(
+                    "business_hours",
+                    Kind.BOOL,
+                    "Durations in business minutes of the workspace calendar instead of calendar minutes.",
+                    default=False,
+                ),
+                Param(
+                    "limit",
+                    Kind.INT,
+                    "Rows to return (1..1000000).",
+                    default=100,
+                    minimum=1,
+                    maximum=1_000_000,
+                ),
+                _OFFSET,
+            ),
+            time_metrics.COLUMNS,
+            _ticket_time_metrics,
         ),
     )
 }

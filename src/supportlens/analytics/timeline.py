@@ -204,8 +204,9 @@ def compute_timelines(
 
     created_b = clock.cumulative(created)
 
-    def since_created(ts: I64) -> I64:
-        duration: I64 = clock.cumulative(ts) - created_b
+    def since_created(ts: I64, has: BOOL) -> I64:
+        """Duration from creation where ``has``; 0 elsewhere (fill values never reach the clock)."""
+        duration: I64 = clock.cumulative(np.where(has, ts, created)) - created_b
         return duration
 
     return Timelines(
@@ -215,11 +216,11 @@ def compute_timelines(
         status_category=category_of[current],
         in_status_ms=in_status_ms,
         in_category_ms=in_category_ms,
-        first_response_ms=since_created(first_reply_at),
+        first_response_ms=since_created(first_reply_at, has_reply),
         has_first_response=has_reply,
-        first_resolution_ms=since_created(first_entry),
+        first_resolution_ms=since_created(first_entry, has_first_entry),
         has_first_resolution=has_first_entry,
-        full_resolution_ms=since_created(last_entry),
+        full_resolution_ms=since_created(last_entry, has_first_entry),
         has_full_resolution=resolved_now & has_first_entry,
         first_response_at_ms=first_reply_at,
         resolved_at_ms=last_entry,

@@ -20,6 +20,8 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
     Kind.MINUTES: {"type": "number", "minimum": 0},
     Kind.START: {"type": "string", "examples": ["2023-01-01 00:00:00"]},
     Kind.END: {"type": "string", "examples": ["2023-12-31 23:59:59"]},
+    Kind.BOOL: {"type": "boolean"},
+    Kind.AS_OF: {"type": "string", "examples": ["now", "export_end", "2023-12-31 23:59:59"]},
 }
 
 

@@ -1,0 +1,170 @@
+"""``ticket_time_metrics`` on both engines equals the pure reference for every ticket, in calendar
+and in business minutes, at any evaluation time; snapshot-only tickets get what their timestamps
+say; parameters are checked."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supportlens.analytics.params import ParamError
+from supportlens.domain.calendars import business_ms, default_business_hours, is_open
+from supportlens.domain.events import TicketEvent
+from supportlens.domain.metrics import minutes
+from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusCategory
+from supportlens.domain.timeline import calendar_ms, ticket_time_metrics
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime
+from tests.domain.test_timeline import History, at, histories
+from tests.ingest.test_ticket_events import _row
+
+_NAMES = itertools.count()
+CALENDAR = default_business_hours("UTC")
+
+
+def _post(
+    runtime: Runtime, workspace_id: str, rows: list[dict[str, Any]], datasource: str = "ticket_events"
+) -> None:
+    runtime.ingest.ingest(workspace_id, datasource, [RawRow(r, str(r)) for r in rows]).committed.result()
+
+
+def _expected_row(events: list[TicketEvent], as_of: datetime, business: bool) -> dict[str, Any]:
+    clock = (lambda a, b: business_ms(CALENDAR, a, b)) if business else calendar_ms
+    expected = ticket_time_metrics(events, as_of=as_of, statuses=DEFAULT_STATUS_MAP, clock=clock)
+    by_category = {c: expected.time_in_category_ms.get(c, 0) for c in StatusCategory}
+
+    def total(*categories: StatusCategory) -> float | None:
+        return minutes(sum(by_category[c] for c in categories))
+
+    return {
+        "status": expected.status,
+        "status_category": expected.status_category.value,
+        "ongoing": expected.ongoing,
+        "first_response_minutes": minutes(expected.first_response_ms),
+        "first_resolution_minutes": minutes(expected.first_resolution_ms),
+        "full_resolution_minutes": minutes(expected.full_resolution_ms),
+        "requester_wait_minutes": total(StatusCategory.NEW, StatusCategory.OPEN, StatusCategory.ON_HOLD),
+        "agent_wait_minutes": total(StatusCategory.PENDING),
+        "on_hold_minutes": total(StatusCategory.ON_HOLD),
+        "agent_work_minutes": total(StatusCategory.NEW, StatusCategory.OPEN),
+        **{f"{c.value}_minutes": minutes(by_category[c]) for c in StatusCategory},
+        "reopens": expected.reopens,
+        "agent_replies": expected.agent_replies,
+        "one_touch": expected.one_touch,
+        "first_contact_resolution": expected.first_contact_resolution,
+        "created_outside_business_hours": not is_open(CALENDAR, expected.created_at),
+        "minutes_in_status": {s: minutes(ms) for s, ms in expected.time_in_status_ms.items() if ms},
+    }
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(histories(), min_size=1, max_size=6), st.integers(0, 600), st.booleans())
+def test_pipe_equals_reference(
+    runtime: Runtime, batch: list[History], as_of_minute: int, business: bool
+) -> None:
+    workspace = runtime.metadata.create_workspace(f"w{next(_NAMES)}")
+    tickets: dict[str, list[TicketEvent]] = {}
+    for index, history in enumerate(batch):
+        ticket_id = f"T{index}"
+        tickets[ticket_id] = [
+            TicketEvent(
+                **{
+                    **{n: getattr(e, n) for n in TicketEvent.__slots__},
+                    "ticket_id": ticket_id,
+                    "event_id": f"{ticket_id}{e.event_id}",
+                }
+            )  # type: ignore[arg-type]
+            for e in history.events
+        ]
+    _post(runtime, workspace.id, [_row(e) for events in tickets.values() for e in events])
+    as_of = at(as_of_minute)
+    query = {"as_of": as_of.isoformat(), "business_hours": str(business).lower(), "limit": "1000"}
+    result = runtime.run_pipe("ticket_time_metrics", workspace, query)
+    found = {row["ticket_id"]: row for row in result.rows}
+    assert set(found) == set(tickets)
+    for ticket_id, events in tickets.items():
+        row = found[ticket_id]
+        expected = _expected_row(events, as_of, business)
+        actual = {k: row[k] for k in expected}
+        actual["minutes_in_status"] = {s: m for s, m in orjson.loads(row["minutes_in_status"]).items() if m}
+        assert actual == expected, ticket_id
+        assert row["has_activity_log"] is True
+
+
+def test_snapshot_only_ticket_and_filters(runtime: Runtime) -> None:
+    workspace = runtime.metadata.create_workspace("w")
+    snapshot = {
+        "ticket_id": "S1",
+        "created_at": "2024-03-08 16:00:00",
+        "first_response_at": "2024-03-11 09:30:00",
+        "resolved_at": "2024-03-11 10:00:00",
+        "status": "closed",
+        "agent_id": "A1",
+        "category": "billing",
+    }
+    _post(runtime, workspace.id, [snapshot], "support_tickets")
+    _post(
+        runtime,
+        workspace.id,
+        [
+            {
+                "event_id": "e",
+                "ticket_id": "E1",
+                "at": "2024-03-08T10:00:00Z",
+                "type": "created",
+                "agent_id": "A2",
+            }
+        ],
+    )
+    calendar = runtime.run_pipe("ticket_time_metrics", workspace, {"as_of": "2024-03-12"}).rows
+    assert [row["ticket_id"] for row in calendar] == ["S1", "E1"]  # newest first
+    snapshot_row = calendar[0]
+    assert snapshot_row["has_activity_log"] is False
+    assert snapshot_row["first_response_minutes"] == (2 * 24 * 60 + 17 * 60 + 30)
+    assert snapshot_row["full_resolution_minutes"] == (2 * 24 * 60 + 18 * 60)
+    assert snapshot_row["open_minutes"] is None and snapshot_row["reopens"] is None
+    business = runtime.run_pipe(
+        "ticket_time_metrics", workspace, {"as_of": "2024-03-12", "business_hours": "true"}
+    ).rows
+    # Friday 16:00 to Monday 09:30 is 1.5 business hours (Mon-Fri 09:00-17:00 by default).
+    assert business[0]["first_response_minutes"] == 90
+    assert business[0]["created_outside_business_hours"] is False
+    only = runtime.run_pipe("ticket_time_metrics", workspace, {"agent_id": "A2", "as_of": "2024-03-12"}).rows
+    assert [row["ticket_id"] for row in only] == ["E1"]
+    # Created 03-08 10:00, evaluated at the end of 03-12 (a plain date as_of means its end).
+    assert only[0]["new_minutes"] == 4 * 24 * 60 + 14 * 60
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ({"business_hours": "maybe"}, "business_hours"),
+        ({"as_of": "soon"}, "as_of"),
+        ({"as_of": "export_end"}, "as_of"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_parameters_name_themselves(runtime: Runtime, query: dict[str, str], name: str) -> None:
+    workspace = runtime.metadata.create_workspace("w")
+    with pytest.raises(ParamError, match=name):
+        runtime.run_pipe("ticket_time_metrics", workspace, query)
+
+
+def test_as_of_now_is_the_default(runtime: Runtime) -> None:
+    workspace = runtime.metadata.create_workspace("w")
+    _post(
+        runtime,
+        workspace.id,
+        [{"event_id": "e", "ticket_id": "E1", "at": "2024-03-08T10:00:00Z", "type": "created"}],
+    )
+    row = runtime.run_pipe("ticket_time_metrics", workspace, {}).rows[0]
+    assert datetime.fromisoformat(row["as_of"].replace(" ", "T")).replace(tzinfo=UTC) > datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
+    assert row["ongoing"] is True
