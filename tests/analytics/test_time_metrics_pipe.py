@@ -128,7 +128,8 @@ def test_snapshot_only_ticket_and_filters(runtime: Runtime) -> None:
     assert snapshot_row["has_activity_log"] is False
     assert snapshot_row["first_response_minutes"] == (2 * 24 * 60 + 17 * 60 + 30)
     assert snapshot_row["full_resolution_minutes"] == (2 * 24 * 60 + 18 * 60)
-    assert snapshot_row["open_minutes"] is None and snapshot_row["reopens"] is None
+    assert snapshot_row["open_minutes"] is None
+    assert snapshot_row["reopens"] is None
     business = runtime.run_pipe(
         "ticket_time_metrics", workspace, {"as_of": "2024-03-12", "business_hours": "true"}
     ).rows

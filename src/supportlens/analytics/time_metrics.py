@@ -62,7 +62,16 @@ COLUMNS: list[tuple[str, str]] = [
     ("created_outside_business_hours", "Bool"),
     ("has_activity_log", "Bool"),
 ]
-_STATE = ("ticket_id", "status", "agent_id", "category", "priority", "created_at", "first_response_at", "resolved_at")
+_STATE = (
+    "ticket_id",
+    "status",
+    "agent_id",
+    "category",
+    "priority",
+    "created_at",
+    "first_response_at",
+    "resolved_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +180,11 @@ def _open_at(context: PipeContext, created: list[datetime], as_of: datetime) -> 
 
 def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> dict[str, Any]:
     names = timelines.status_names
+    current = timelines.status[index]
     per_status = {
-        names[code]: minutes(int(ms)) for code, ms in enumerate(timelines.in_status_ms[index]) if ms or code == timelines.status[index]
+        names[code]: minutes(int(ms))
+        for code, ms in enumerate(timelines.in_status_ms[index])
+        if ms or code == current
     }
     by_category = {
         f"{category.value}_minutes": minutes(int(timelines.in_category_ms[index][code]))
@@ -193,7 +205,7 @@ def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> di
         "requester_wait_minutes": minutes(int(timelines.category_ms(*_REQUESTER_WAIT)[index])),
         "agent_wait_minutes": minutes(int(timelines.category_ms(StatusCategory.PENDING)[index])),
         "on_hold_minutes": minutes(int(timelines.category_ms(StatusCategory.ON_HOLD)[index])),
-        "agent_work_minutes": minutes(int(timelines.category_ms(StatusCategory.NEW, StatusCategory.OPEN)[index])),
+        "agent_work_minutes": minutes(int(timelines.category_ms(*_AGENT_WORK)[index])),
         **by_category,
         "minutes_in_status": orjson.dumps(per_status).decode(),
         "reopens": int(timelines.reopens[index]),
@@ -205,6 +217,7 @@ def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> di
 
 
 _REQUESTER_WAIT = (StatusCategory.NEW, StatusCategory.OPEN, StatusCategory.ON_HOLD)
+_AGENT_WORK = (StatusCategory.NEW, StatusCategory.OPEN)
 
 
 def _from_snapshot(
@@ -240,4 +253,3 @@ def _from_snapshot(
         "first_contact_resolution": None,
         "has_activity_log": False,
     }
-
