@@ -186,7 +186,7 @@ def compute_timelines(
     # Replies by humans (an agent's first message on a ticket it created is the request).
     reply = seen & (events.kind == _REPLY) & ((events.actor == _AGENT) | (events.actor == ACTOR_CODES[None]))
     created_by_agent = np.zeros(n, dtype=bool)
-    creators = seen & (events.kind == _CREATED) & (events.actor == _AGENT)
+    creators = (events.kind == _CREATED) & (events.actor == _AGENT)
     created_by_agent[ticket[creators]] = True
     reply_rows = np.flatnonzero(reply)
     r_ticket = ticket[reply_rows]

@@ -156,7 +156,8 @@ def ticket_time_metrics(
     current = intervals[-1]
     resolved_now = current.category.is_resolved
 
-    created_by_agent = any(e.type is EventType.CREATED and e.actor_type is ActorType.AGENT for e in seen)
+    # Who created the ticket does not depend on the evaluation time.
+    created_by_agent = any(e.type is EventType.CREATED and e.actor_type is ActorType.AGENT for e in ordered)
     replies = [max(e.at, created_at) for e in seen if e.is_agent_reply]
     if created_by_agent and replies:
         replies = replies[1:]  # an agent's first public message on its own ticket is the request
