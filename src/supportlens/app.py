@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from supportlens import __version__
-from supportlens.api import errors, events, pipes, quarantine
+from supportlens.api import configuration, errors, events, imports, pipes, quarantine
 from supportlens.config import Settings
 from supportlens.runtime import Runtime
 
@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(quarantine.router)
     app.include_router(pipes.router)
+    app.include_router(imports.router)
+    app.include_router(configuration.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and store engine")
     def health() -> dict[str, str]:

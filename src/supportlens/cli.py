@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
@@ -13,16 +15,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from supportlens.analytics.params import ParamError
+from supportlens.api.errors import field_path
 from supportlens.auth.repository import Conflict, MetadataRepository, NotFound, Workspace
 from supportlens.auth.tokens import Scope, Token
 from supportlens.config import Settings
+from supportlens.configuration.calendars import CalendarDefinition, add_ical_holidays, schedule_name
+from supportlens.configuration.repository import ConfigurationRepository
+from supportlens.domain.calendars import CalendarError, is_open
+from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.files import detect_format, ndjson_batches, read_rows
+from supportlens.ingest.freshdesk import FreshdeskFormatError
+from supportlens.ingest.imports import import_freshdesk_export
 from supportlens.ingest.service import IngestResult, RawRow
+from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 from supportlens.runtime import Runtime, UnknownPipe
 from supportlens.store.base import QueryTimeout
 
@@ -31,6 +42,8 @@ workspace_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=
 token_app = typer.Typer(help="Create, list and revoke tokens.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(token_app, name="token")
+report_app = typer.Typer(help="Reports in the shape of the seeds' outputs.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 console = Console(soft_wrap=True)  # long lines (tokens, curl examples) must stay copy-pastable
 errors = Console(stderr=True)
@@ -193,23 +206,41 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str) -> str | N
     return secret
 
 
+FRESHDESK_ACTIVITIES = "freshdesk-activities"
+
+
 @app.command("import")
 def import_file(
     files: Annotated[
-        list[Path], typer.Argument(help="NDJSON, JSON array or CSV files.", exists=True, dir_okay=False)
+        list[Path],
+        typer.Argument(
+            help=f"NDJSON, JSON array or CSV ticket files; or '{FRESHDESK_ACTIVITIES}' followed by "
+            "Freshdesk ticket-activity export files (seed 003), imported in the order given."
+        ),
     ],
     workspace: WorkspaceOption = "default",
     fmt: Annotated[
         str | None, typer.Option("--format", help="ndjson, json or csv (default: by extension).")
     ] = None,
 ) -> None:
-    """Import ticket files with the same validation and quarantine as the Events API."""
+    """Import ticket files (same validation and quarantine as the Events API), or Freshdesk
+    activity exports: supportlens import freshdesk-activities FILE..."""
     if fmt not in {None, "ndjson", "json", "csv"}:
         raise _fail("--format takes ndjson, json or csv")
+    activities = bool(files) and files[0].as_posix() == FRESHDESK_ACTIVITIES
+    paths = files[1:] if activities else files
+    if not paths:
+        raise _fail("give at least one file to import")
+    for path in paths:
+        if not path.is_file():
+            raise _fail(f"{path} is not a file")
     runtime = Runtime.open(Settings())
     try:
         target = _workspace(runtime.metadata, workspace)
-        for path in files:
+        if activities:
+            _import_activities(runtime, target, paths)
+            return
+        for path in paths:
             kind = fmt or detect_format(path)
             batches = (
                 _line_batches(runtime, target, path)
@@ -224,6 +255,44 @@ def import_file(
                 )
     finally:
         runtime.close()
+
+
+def _advance(bar: Progress, task: TaskID, events: int) -> None:
+    bar.update(task, advance=events)
+
+
+def _import_activities(runtime: Runtime, workspace: Workspace, paths: list[Path]) -> None:
+    requesters: Mapping[str, frozenset[str]] = {}
+    for path in paths:
+        with Progress(
+            TextColumn(path.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors
+        ) as bar:
+            task = bar.add_task(path.name, total=None)
+            try:
+                summary, requesters = import_freshdesk_export(
+                    runtime.ingest,
+                    runtime.engine,
+                    workspace.id,
+                    path.read_bytes(),
+                    file_name=path.name,
+                    requesters=requesters,
+                    progress=partial(_advance, bar, task),
+                )
+            except FreshdeskFormatError as exc:
+                raise _fail(f"{path}: not a Freshdesk activities export: {exc}") from None
+        runtime.record_import(workspace.id, summary)
+        console.print(
+            f"{path}: {summary.activities} activities -> {summary.events} events; "
+            f"{summary.ignored_activities} without analytics meaning, "
+            f"{summary.rejected_activities} quarantined"
+        )
+        if not summary.count_matches:
+            console.print(
+                f"  [yellow]warning:[/yellow] metadata.activities_count says {summary.declared_activities}, "
+                f"the file holds {summary.activities}"
+            )
+        if summary.rejected_activities:
+            console.print("  see GET /v0/quarantine/freshdesk_activities.json for the rejected activities")
 
 
 def _print_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
@@ -381,6 +450,226 @@ def token_revoke(
     finally:
         metadata.close()
     console.print(f"Token {token_id} revoked.")
+
+
+# Business calendars and status names
+
+calendar_app = typer.Typer(
+    help="Business calendars: add, list, show, make default, import holidays, check.", no_args_is_help=True
+)
+statuses_app = typer.Typer(help="Status names and their categories.", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(statuses_app, name="statuses")
+
+CalendarId = Annotated[str, typer.Argument(help="The calendar id shown by 'calendar list'.")]
+
+
+@contextmanager
+def _configuration(workspace: str) -> Iterator[tuple[ConfigurationRepository, Workspace]]:
+    """The configuration and the named workspace; repository refusals end as clean errors."""
+    metadata = _metadata()
+    configuration = ConfigurationRepository(Settings().metadata_path)
+    try:
+        yield configuration, _workspace(metadata, workspace)
+    except (NotFound, Conflict, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        configuration.close()
+        metadata.close()
+
+
+def _invalid_file(path: Path, exc: ValidationError) -> typer.Exit:
+    lines = [f"  {field_path(err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()]
+    return _fail("\n".join([f"{path} is not a valid calendar:", *lines]))
+
+
+@calendar_app.command("add")
+def calendar_add(
+    file: Annotated[Path, typer.Argument(help="A calendar definition (JSON).", exists=True, dir_okay=False)],
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Add a calendar from a JSON definition (the body of POST /v1/calendars)."""
+    try:
+        definition = CalendarDefinition.model_validate_json(file.read_bytes())
+    except ValidationError as exc:
+        raise _invalid_file(file, exc) from None
+    with _configuration(workspace) as (configuration, target):
+        stored = configuration.create_calendar(target.id, definition)
+    default = " (the workspace's default)" if stored.definition.default else ""
+    console.print(f"Calendar '{stored.name}' created: id {stored.id}{default}.")
+
+
+@calendar_app.command("list")
+def calendar_list(workspace: WorkspaceOption = "default") -> None:
+    """List a workspace's calendars."""
+    with _configuration(workspace) as (configuration, target):
+        found = configuration.calendars(target.id)
+    table = Table("id", "name", "default", "timezones", "versions", "holidays", "groups")
+    for stored in found:
+        versions = stored.definition.versions
+        table.add_row(
+            stored.id,
+            stored.name,
+            "yes" if stored.definition.default else "",
+            ",".join(dict.fromkeys(version.timezone for version in versions)),
+            str(len(versions)),
+            str(sum(len(version.holidays) for version in versions)),
+            ",".join(stored.definition.groups),
+        )
+    console.print(table)
+
+
+@calendar_app.command("show")
+def calendar_show(calendar_id: CalendarId, workspace: WorkspaceOption = "default") -> None:
+    """Print a calendar as JSON."""
+    with _configuration(workspace) as (configuration, target):
+        stored = configuration.calendar(target.id, calendar_id)
+    sys.stdout.write(
+        json.dumps({"id": stored.id, **stored.definition.model_dump(mode="json")}, indent=2) + "\n"
+    )
+
+
+@calendar_app.command("default")
+def calendar_default(calendar_id: CalendarId, workspace: WorkspaceOption = "default") -> None:
+    """Make a calendar the workspace's default."""
+    with _configuration(workspace) as (configuration, target):
+        configuration.set_default_calendar(target.id, calendar_id)
+        name = configuration.calendar(target.id, calendar_id).name
+    console.print(f"Calendar '{name}' is now the default of '{workspace}'.")
+
+
+@calendar_app.command("import-ical")
+def calendar_import_ical(
+    calendar_id: CalendarId,
+    file: Annotated[Path, typer.Argument(help="An iCalendar (.ics) file.", exists=True, dir_okay=False)],
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Add the holidays of an iCalendar file to a calendar."""
+    with _configuration(workspace) as (configuration, target):
+        stored = configuration.calendar(target.id, calendar_id)
+        try:
+            definition, added = add_ical_holidays(stored.definition, file.read_bytes())
+        except CalendarError as exc:
+            raise _fail(f"{file}: {exc}") from None
+        configuration.replace_calendar(target.id, calendar_id, definition)
+    console.print(f"{added} holidays added to '{stored.name}'.")
+
+
+@calendar_app.command("check")
+def calendar_check(
+    at: Annotated[str, typer.Option(help="An instant, e.g. 2026-01-05T10:00:00+01:00 (no offset: UTC).")],
+    group: Annotated[str | None, typer.Option(help="A ticket group: its calendar.")] = None,
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Whether the business calendar is open at an instant."""
+    try:
+        instant = parse_timestamp(at)
+    except TimestampError as exc:
+        raise _fail(f"--at: {exc}") from None
+    with _configuration(workspace) as (configuration, target):
+        schedule = configuration.business_calendar(target.id, target.timezone, group)
+    state = "[green]open[/green]" if is_open(schedule, instant) else "[yellow]closed[/yellow]"
+    console.print(f"{instant.isoformat()}: {state} (calendar '{schedule_name(schedule)}')")
+
+
+@statuses_app.command("list")
+def statuses_list(workspace: WorkspaceOption = "default") -> None:
+    """List the status names the workspace knows: the defaults and its own."""
+    with _configuration(workspace) as (configuration, target):
+        known = configuration.known_status_names(target.id)
+    table = Table("name", "category", "custom")
+    for name, category, custom in known:
+        table.add_row(name, category.value, "yes" if custom else "")
+    console.print(table)
+
+
+@statuses_app.command("set")
+def statuses_set(
+    names: Annotated[
+        list[str], typer.Argument(help="'Status name=category' pairs; replace all custom names.")
+    ],
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Replace the workspace's custom status names, e.g. "Waiting on Vendor=on_hold"."""
+    mapping: dict[str, StatusCategory] = {}
+    for item in names:
+        name, sep, category = item.rpartition("=")
+        if not sep or not name.strip():
+            raise _fail(f"expected 'Status name=category', got {item!r}")
+        try:
+            mapping[name] = StatusCategory(category.strip().lower())
+        except ValueError:
+            allowed = ", ".join(c.value for c in StatusCategory)
+            raise _fail(f"{item!r}: the category must be one of {allowed}") from None
+    with _configuration(workspace) as (configuration, target):
+        configuration.set_status_names(target.id, mapping)
+    console.print(f"{len(mapping)} custom status names set for '{workspace}'.")
+
+
+# Seed 003's output: hours per ticket, from our definitions (docs/decisions.md explains where the
+# seed's own SQL counts otherwise).
+_SEED_STATUS_COLUMNS = {
+    "time_spent_open": "open",
+    "time_spent_waiting_on_customer": "waiting for customer",
+    "time_spent_waiting_for_response": "pending",
+}
+_REPORT_PAGE = 100_000
+
+
+def _hours(minutes: float | None) -> str:
+    return "" if minutes is None else f"{minutes / 60:.2f}"
+
+
+@report_app.command("time-in-status")
+def report_time_in_status(
+    workspace: WorkspaceOption = "default",
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="now, export_end (the newest imported export's end) or a date.")
+    ] = "now",
+    business_hours: Annotated[
+        bool, typer.Option("--business-hours", help="Business hours of the workspace calendar.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="csv (the seed's columns, in hours).")] = "csv",
+) -> None:
+    """Per ticket: time spent Open, Waiting for Customer and Pending, time till resolution and
+    time to first response, in hours (seed 003's columns)."""
+    if fmt != "csv":
+        raise _fail("--format takes csv")
+    runtime = Runtime.open(Settings())
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["ticket_id", *_SEED_STATUS_COLUMNS, "time_till_resolution", "time_to_first_response"])
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        offset = 0
+        while True:
+            query = {
+                "as_of": as_of,
+                "business_hours": str(business_hours).lower(),
+                "limit": str(_REPORT_PAGE),
+                "offset": str(offset),
+            }
+            try:
+                rows = runtime.run_pipe("ticket_time_metrics", target, query).rows
+            except (ParamError, QueryTimeout) as exc:
+                raise _fail(str(exc)) from None
+            for row in rows:
+                spent = json.loads(row["minutes_in_status"]) if row["minutes_in_status"] else {}
+                out.writerow(
+                    [
+                        row["ticket_id"],
+                        *(
+                            _hours(spent.get(status, 0.0) if spent else None)
+                            for status in _SEED_STATUS_COLUMNS.values()
+                        ),
+                        _hours(row["full_resolution_minutes"]),
+                        _hours(row["first_response_minutes"]),
+                    ]
+                )
+            if len(rows) < _REPORT_PAGE:
+                break
+            offset += _REPORT_PAGE
+    finally:
+        runtime.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

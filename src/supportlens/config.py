@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Largest accepted request body.")
+    max_import_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest accepted import file (POST /v1/imports/...)."
+    )
     query_timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of every query.")
     writer_batch_rows: int = Field(default=200_000, gt=0, description="Rows the writer commits at once.")
     writer_queue_rows: int = Field(

@@ -12,6 +12,8 @@ from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
+from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
+from supportlens.ingest.imports import ImportSummary
 from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
 from supportlens.store import create_engine
@@ -31,6 +33,7 @@ class Runtime:
     metadata: MetadataRepository
     writer: Writer
     ingest: IngestService
+    configuration: ConfigurationRepository
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -38,11 +41,12 @@ class Runtime:
         engine = create_engine(settings.store_url)
         engine.open()
         metadata = MetadataRepository(settings.metadata_path)
+        configuration = ConfigurationRepository(settings.metadata_path)
         writer = Writer(engine, batch_rows=settings.writer_batch_rows, queue_rows=settings.writer_queue_rows)
         writer.start()
         ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
         log.info("store open: %s engine", engine.name)
-        return cls(settings, engine, metadata, writer, ingest)
+        return cls(settings, engine, metadata, writer, ingest, configuration)
 
     def close(self) -> None:
         """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
@@ -50,6 +54,23 @@ class Runtime:
         self.ingest.close()
         self.engine.close()
         self.metadata.close()
+        self.configuration.close()
+
+    def record_import(self, workspace_id: str, summary: ImportSummary) -> None:
+        """Remember an imported activity export (its window answers ``as_of=export_end``)."""
+        self.configuration.record_import(
+            workspace_id,
+            ImportRecord(
+                kind="freshdesk-activities",
+                file_name=summary.file_name,
+                start_at=summary.start_at,
+                end_at=summary.end_at,
+                declared_count=summary.declared_activities,
+                events=summary.events,
+                ignored=summary.ignored_activities,
+                rejected=summary.rejected_activities,
+            ),
+        )
 
     def pipe_context(
         self, workspace: Workspace, fixed_filters: Mapping[str, str] | None = None
@@ -60,6 +81,9 @@ class Runtime:
             timezone=workspace.timezone,
             default_window_days=self.settings.default_window_days,
             timeout=self.settings.query_timeout_seconds,
+            calendar=self.configuration.business_calendar(workspace.id, workspace.timezone),
+            statuses=self.configuration.status_map(workspace.id),
+            export_end=self.configuration.latest_export_end(workspace.id),
         )
 
     def run_pipe(

@@ -53,7 +53,7 @@ def _expected_row(events: list[TicketEvent], as_of: datetime, business: bool) ->
         "agent_wait_minutes": total(StatusCategory.PENDING),
         "on_hold_minutes": total(StatusCategory.ON_HOLD),
         "agent_work_minutes": total(StatusCategory.NEW, StatusCategory.OPEN),
-        **{f"{c.value}_minutes": minutes(by_category[c]) for c in StatusCategory},
+        **{f"in_{c.value}_minutes": minutes(by_category[c]) for c in StatusCategory},
         "reopens": expected.reopens,
         "agent_replies": expected.agent_replies,
         "one_touch": expected.one_touch,
@@ -128,7 +128,7 @@ def test_snapshot_only_ticket_and_filters(runtime: Runtime) -> None:
     assert snapshot_row["has_activity_log"] is False
     assert snapshot_row["first_response_minutes"] == (2 * 24 * 60 + 17 * 60 + 30)
     assert snapshot_row["full_resolution_minutes"] == (2 * 24 * 60 + 18 * 60)
-    assert snapshot_row["open_minutes"] is None
+    assert snapshot_row["in_open_minutes"] is None
     assert snapshot_row["reopens"] is None
     business = runtime.run_pipe(
         "ticket_time_metrics", workspace, {"as_of": "2024-03-12", "business_hours": "true"}
@@ -139,7 +139,7 @@ def test_snapshot_only_ticket_and_filters(runtime: Runtime) -> None:
     only = runtime.run_pipe("ticket_time_metrics", workspace, {"agent_id": "A2", "as_of": "2024-03-12"}).rows
     assert [row["ticket_id"] for row in only] == ["E1"]
     # Created 03-08 10:00, evaluated at the end of 03-12 (a plain date as_of means its end).
-    assert only[0]["new_minutes"] == 4 * 24 * 60 + 14 * 60
+    assert only[0]["in_new_minutes"] == 4 * 24 * 60 + 14 * 60
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,13 @@ def assert_same(result: Timelines, index: int, expected: TicketTimeMetrics) -> N
     assert bool(result.one_touch[index]) == expected.one_touch
     assert bool(result.first_contact_resolution[index]) == expected.first_contact_resolution
     assert bool(result.ongoing[index]) == expected.ongoing
+    mine = result.replies.ticket == index
+    assert tuple(int(ms) for ms in result.replies.wait_ms[mine]) == expected.reply_times_ms
+    assert list(result.replies.rank[mine]) == list(range(len(expected.reply_times_ms)))
+    # Calendar time here: the visits' spans add up to the time in all statuses.
+    visits = result.intervals.ticket == index
+    spent = result.intervals.end_ms[visits] - result.intervals.start_ms[visits]
+    assert int(spent.sum()) == sum(expected.time_in_status_ms.values())
 
 
 def check(

@@ -14,6 +14,8 @@ from supportlens.auth.tokens import Scope
 from tests.api.conftest import Api
 
 WINDOW = "start_date=2023-01-01&end_date=2023-12-31"
+# A fixed evaluation time, so that repeated calls of history-based pipes agree.
+FIXED = f"{WINDOW}&as_of=2024-01-01"
 TICKETS = [
     {
         "ticket_id": "T1",
@@ -51,6 +53,59 @@ TICKETS = [
 ]
 
 
+HISTORY = [
+    {
+        "event_id": "h1",
+        "ticket_id": "T4",
+        "at": "2023-07-02T09:00:00Z",
+        "type": "created",
+        "actor_type": "customer",
+        "status": "open",
+        "priority": "high",
+        "category": "billing",
+        "agent_id": "A1",
+        "channel": "email",
+    },
+    {
+        "event_id": "h2",
+        "ticket_id": "T4",
+        "at": "2023-07-02T09:30:00Z",
+        "type": "reply",
+        "actor_type": "agent",
+    },
+    {
+        "event_id": "h3",
+        "ticket_id": "T4",
+        "at": "2023-07-02T10:00:00Z",
+        "type": "status_changed",
+        "to": "pending",
+    },
+    {"event_id": "h4", "ticket_id": "T4", "at": "2023-07-03T10:00:00Z", "type": "customer_message"},
+    {
+        "event_id": "h5",
+        "ticket_id": "T4",
+        "at": "2023-07-03T10:00:00Z",
+        "type": "status_changed",
+        "to": "open",
+    },
+    {
+        "event_id": "h6",
+        "ticket_id": "T4",
+        "at": "2023-07-03T11:00:00Z",
+        "type": "reply",
+        "actor_type": "agent",
+    },
+    {
+        "event_id": "h7",
+        "ticket_id": "T4",
+        "at": "2023-07-03T12:00:00Z",
+        "type": "status_changed",
+        "to": "solved",
+    },
+    {"event_id": "h8", "ticket_id": "T4", "at": "2023-07-03T12:05:00Z", "type": "rated", "score": 4},
+]
+
+
 @pytest.fixture
 def loaded(api: Api) -> Api:
     body = b"\n".join(orjson.dumps(t) for t in TICKETS)
@@ -61,22 +116,34 @@ def loaded(api: Api) -> Api:
     return api
 
 
+@pytest.fixture
+def with_history(loaded: Api) -> Api:
+    """Plus one ticket with an activity log, so that the history-based pipes have rows too."""
+    events = b"\n".join(orjson.dumps(e) for e in HISTORY)
+    response = loaded.client.post(
+        "/v0/events?name=ticket_events&wait=true", content=events, headers=loaded.headers()
+    )
+    assert response.json() == {"successful_rows": len(HISTORY), "quarantined_rows": 0}
+    return loaded
+
+
 @pytest.mark.parametrize("pipe", sorted(PIPES))
-def test_every_format(loaded: Api, pipe: str) -> None:
-    as_json = loaded.client.get(f"/v0/pipes/{pipe}.json?{WINDOW}", headers=loaded.headers())
+def test_every_format(with_history: Api, pipe: str) -> None:
+    loaded = with_history
+    as_json = loaded.client.get(f"/v0/pipes/{pipe}.json?{FIXED}", headers=loaded.headers())
     assert as_json.status_code == 200
     body = as_json.json()
     assert set(body) >= {"meta", "data", "rows", "statistics"}
     assert [m["name"] for m in body["meta"]] == [name for name, _ in PIPES[pipe].columns]
     assert body["rows"] == len(body["data"]) > 0
     assert set(body["statistics"]) == {"elapsed", "rows_read", "bytes_read"}
-    as_csv = loaded.client.get(f"/v0/pipes/{pipe}.csv?{WINDOW}", headers=loaded.headers())
+    as_csv = loaded.client.get(f"/v0/pipes/{pipe}.csv?{FIXED}", headers=loaded.headers())
     records = list(csv.reader(io.StringIO(as_csv.text)))
     assert records[0] == [m["name"] for m in body["meta"]]
     assert len(records) == body["rows"] + 1
-    as_ndjson = loaded.client.get(f"/v0/pipes/{pipe}.ndjson?{WINDOW}", headers=loaded.headers())
+    as_ndjson = loaded.client.get(f"/v0/pipes/{pipe}.ndjson?{FIXED}", headers=loaded.headers())
     assert [orjson.loads(line) for line in as_ndjson.text.splitlines()] == body["data"]
-    as_parquet = loaded.client.get(f"/v0/pipes/{pipe}.parquet?{WINDOW}", headers=loaded.headers())
+    as_parquet = loaded.client.get(f"/v0/pipes/{pipe}.parquet?{FIXED}", headers=loaded.headers())
     assert pq.read_table(io.BytesIO(as_parquet.content)).to_pylist() == body["data"]
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from supportlens.analytics.pipes import PIPES
 from supportlens.auth.repository import MetadataRepository
+from tests.api.test_pipes_api import HISTORY
 from tests.randomized import postings
 
 pytestmark = pytest.mark.e2e
@@ -74,9 +75,17 @@ def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, 
         assert answer.status_code == 200
         counts = answer.json()
         assert counts["successful_rows"] + counts["quarantined_rows"] == len(rows)
-        window = {"start_date": "2024-12-01", "end_date": "2026-01-31"}
+        # One ticket known through its activity log, for the history-based pipes.
+        history = b"\n".join(
+            orjson.dumps({**event, "ticket_id": "E1", "at": event["at"].replace("2023-07", "2025-06")})
+            for event in HISTORY
+        )
+        answer = client.post("/v0/events", params={"name": "ticket_events", "wait": "true"}, content=history)
+        assert answer.json() == {"successful_rows": len(HISTORY), "quarantined_rows": 0}
+        # A fixed evaluation time, so that repeated calls of history-based pipes agree.
+        window = {"start_date": "2024-12-01", "end_date": "2026-01-31", "as_of": "2026-02-01"}
         totals = client.get("/v0/pipes/ticket_metrics.json", params=window).json()["data"][0]
-        assert 300 < totals["total_tickets"] <= 400
+        assert 300 < totals["total_tickets"] <= 401  # the snapshots, plus the event-fed ticket
         for name in PIPES:
             reference = client.get(f"/v0/pipes/{name}.json", params=window).json()
             assert reference["rows"] > 0

@@ -83,7 +83,7 @@ def test_a_version_1_store_is_upgraded_on_open(engine_name: str, tmp_path: Path)
     workspace = runtime.metadata.create_workspace("w")
     rows = [RawRow(row, "") for row in postings(11, 300)]
     runtime.ingest.ingest(workspace.id, "support_tickets", rows).committed.result()
-    window = {"start_date": "2024-01-01", "end_date": "2026-12-31"}
+    window = {"start_date": "2024-01-01", "end_date": "2026-12-31", "as_of": "2027-01-01"}
     before = {name: runtime.run_pipe(name, workspace, window).rows for name in PIPES}
     runtime.close()
     _make_version_1(engine_name, settings.store_url)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from supportlens.analytics import sla, tickets, time_metrics, trends
+from supportlens.analytics import activity, sla, tickets, time_metrics, trends
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.params import (
     EXPORT_END,
@@ -19,6 +19,7 @@ from supportlens.analytics.params import (
     parse_params,
     resolve_window,
 )
+from supportlens.domain.periods import PeriodUnit
 
 MAX_OFFSET = 1_000_000_000
 _START = Param(
@@ -140,6 +141,138 @@ _OFFSET = Param("offset", Kind.INT, "Rows to skip (at most 1e9).", default=0, mi
 _TICKET = Param("ticket_id", Kind.TEXT, "Only this ticket.")
 _STATUS = Param("status", Kind.LABEL, "Only this status (case-insensitive).")
 
+_CHANNEL = Param("channel", Kind.LABEL, "Only this channel (case-insensitive).")
+_AS_OF = Param(
+    "as_of",
+    Kind.AS_OF,
+    "Evaluation time of ongoing intervals: now (default), export_end (the newest imported "
+    "export's end_at) or a date.",
+    default=NOW,
+)
+_BUSINESS_HOURS = Param(
+    "business_hours",
+    Kind.BOOL,
+    "Durations in business minutes of the workspace calendar instead of calendar minutes.",
+    default=False,
+)
+_GROUPINGS = "period, agent, category, priority or channel"
+
+
+def _group_by_param(default: str, choices: str) -> Param:
+    return Param("group_by", Kind.TEXT, f"Rows per {choices}.", default=default)
+
+
+def _activity_filters(context: PipeContext, values: dict[str, Any]) -> activity.Filters:
+    return activity.Filters(
+        window=_window(context, values),
+        agent_id=values["agent_id"],
+        category=values["category"],
+        priority=values["priority"],
+        channel=values["channel"],
+        as_of=_as_of(context, values["as_of"]),
+        business_hours=values.get("business_hours", False),
+    )
+
+
+def _group_by(values: dict[str, Any], allowed: tuple[activity.GroupBy, ...]) -> activity.GroupBy:
+    try:
+        chosen = activity.GroupBy(str(values["group_by"]).lower())
+    except ValueError:
+        chosen = None
+    if chosen not in allowed:
+        names = ", ".join(g.value for g in allowed)
+        raise ParamError("group_by", f"must be one of {names}; got {values['group_by']!r}")
+    assert chosen is not None
+    return chosen
+
+
+def _period_unit(values: dict[str, Any]) -> PeriodUnit:
+    try:
+        return PeriodUnit(str(values["time_interval"]).lower())
+    except ValueError:
+        names = ", ".join(u.value for u in PeriodUnit)
+        raise ParamError(
+            "time_interval", f"must be one of {names}; got {values['time_interval']!r}"
+        ) from None
+
+
+_BY_ATTRIBUTE = (
+    activity.GroupBy.PERIOD,
+    activity.GroupBy.AGENT,
+    activity.GroupBy.CATEGORY,
+    activity.GroupBy.PRIORITY,
+    activity.GroupBy.CHANNEL,
+)
+
+
+def _time_in_status(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    by = _group_by(values, (activity.GroupBy.STATUS, activity.GroupBy.CATEGORY))
+    return activity.time_in_status(
+        context, _activity_filters(context, values), by_category=by is activity.GroupBy.CATEGORY
+    )
+
+
+def _reply_times(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return activity.reply_times(
+        context,
+        _activity_filters(context, values),
+        by=_group_by(values, _BY_ATTRIBUTE),
+        unit=_period_unit(values),
+    )
+
+
+def _resolution_quality(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return activity.resolution_quality(
+        context,
+        _activity_filters(context, values),
+        by=_group_by(values, _BY_ATTRIBUTE),
+        unit=_period_unit(values),
+    )
+
+
+def _csat(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return activity.csat(
+        context,
+        _activity_filters(context, values),
+        by=_group_by(values, _BY_ATTRIBUTE),
+        unit=_period_unit(values),
+    )
+
+
+_BACKLOG_DAYS = 30
+
+
+def _backlog(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    window = resolve_window(
+        values["start_date"],
+        values["end_date"],
+        now=context.now,
+        default_days=_BACKLOG_DAYS,
+        names=("start_date", "end_date"),
+    )
+    filters = activity.Filters(
+        window=window,
+        agent_id=values["agent_id"],
+        category=values["category"],
+        priority=values["priority"],
+        channel=values["channel"],
+        as_of=_as_of(context, values["as_of"]),
+    )
+    grouping = str(values["group_by"]).lower()
+    if grouping not in ("none", "status", "priority"):
+        raise ParamError("group_by", f"must be none, status or priority; got {values['group_by']!r}")
+    by = None if grouping == "none" else activity.GroupBy(grouping)
+    return activity.backlog(context, filters, by=by)
+
+
+_PERIOD = Param(
+    "time_interval",
+    Kind.TEXT,
+    "Period of group_by=period: hour, day, week, month, quarter, year.",
+    default="week",
+)
+_HISTORY_FILTERS = (_START, _END, _AGENT, _CATEGORY, _PRIORITY, _CHANNEL, _AS_OF)
+
 PIPES: dict[str, Pipe] = {
     pipe.name: pipe
     for pipe in (
@@ -221,19 +354,8 @@ PIPES: dict[str, Pipe] = {
                 _PRIORITY,
                 _CREATED_AFTER,
                 _CREATED_BEFORE,
-                Param(
-                    "as_of",
-                    Kind.AS_OF,
-                    "Evaluation time of ongoing intervals: now (default), export_end (the newest "
-                    "imported export's end_at) or a date.",
-                    default=NOW,
-                ),
-                Param(
-                    "business_hours",
-                    Kind.BOOL,
-                    "Durations in business minutes of the workspace calendar instead of calendar minutes.",
-                    default=False,
-                ),
+                _AS_OF,
+                _BUSINESS_HOURS,
                 Param(
                     "limit",
                     Kind.INT,
@@ -246,6 +368,44 @@ PIPES: dict[str, Pipe] = {
             ),
             time_metrics.COLUMNS,
             _ticket_time_metrics,
+        ),
+        Pipe(
+            "time_in_status",
+            "Per status (or status category): tickets that spent time in it, total, mean, median "
+            "and p90 minutes (tickets by creation time).",
+            (*_HISTORY_FILTERS, _BUSINESS_HOURS, _group_by_param("status", "status or category")),
+            activity.TIME_IN_STATUS_COLUMNS,
+            _time_in_status,
+        ),
+        Pipe(
+            "reply_times",
+            "First and later reply times: count, mean, median and p90 minutes per group.",
+            (*_HISTORY_FILTERS, _BUSINESS_HOURS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            activity.REPLY_COLUMNS,
+            _reply_times,
+        ),
+        Pipe(
+            "resolution_quality",
+            "Reopen, one-touch, two-touch, multi-touch and first-contact-resolution rates of "
+            "resolved tickets, per group.",
+            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            activity.QUALITY_COLUMNS,
+            _resolution_quality,
+        ),
+        Pipe(
+            "csat",
+            "CSAT % (ratings of 4 or 5), mean score and rating counts per group; unrated tickets left out.",
+            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            activity.CSAT_COLUMNS,
+            _csat,
+        ),
+        Pipe(
+            "backlog",
+            "Unresolved tickets at the end of each day (reporting timezone) with age buckets, "
+            "optionally by status or priority; default window: the last 30 days.",
+            (*_HISTORY_FILTERS, _group_by_param("none", "none, status or priority")),
+            activity.BACKLOG_COLUMNS,
+            _backlog,
         ),
     )
 }

@@ -10,29 +10,21 @@ in status: the snapshot does not say when its status changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, conditions, run, tickets_from
+from supportlens.analytics.history import History, aware_utc, epoch_ms, from_epoch_ms, load_history
 from supportlens.analytics.timeline import (
     CATEGORIES,
-    CalendarClock,
-    DurationClock,
     Timelines,
-    compute_timelines,
 )
-from supportlens.domain.calendars import BusinessClock
 from supportlens.domain.metrics import minutes
 from supportlens.domain.statuses import StatusCategory
-from supportlens.ingest.state import event_columns
 from supportlens.ingest.timestamps import format_timestamp
-from supportlens.store.base import ParamType
-from supportlens.store.schema import TICKET_EVENTS
 
 _F = "Nullable(Float64)"
 COLUMNS: list[tuple[str, str]] = [
@@ -53,7 +45,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("agent_wait_minutes", _F),
     ("on_hold_minutes", _F),
     ("agent_work_minutes", _F),
-    *((f"{category.value}_minutes", _F) for category in StatusCategory),
+    *((f"in_{category.value}_minutes", _F) for category in StatusCategory),
     ("minutes_in_status", "Nullable(String)"),  # JSON object: status name -> minutes
     ("reopens", "Nullable(UInt32)"),
     ("agent_replies", "Nullable(UInt32)"),
@@ -62,16 +54,6 @@ COLUMNS: list[tuple[str, str]] = [
     ("created_outside_business_hours", "Bool"),
     ("has_activity_log", "Bool"),
 ]
-_STATE = (
-    "ticket_id",
-    "status",
-    "agent_id",
-    "category",
-    "priority",
-    "created_at",
-    "first_response_at",
-    "resolved_at",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,27 +72,16 @@ def ticket_time_metrics(
     for column, value in selection.filters.items():
         where.equals(column, value)
     where.between("created_at", selection.created_after, selection.created_before)
-    source = tickets_from(context)
-    total = run(context, f"SELECT count(*) AS n FROM {source} WHERE {where.where}", where)
-    chosen = (
-        f"SELECT {', '.join(_STATE)} FROM {source} WHERE {where.where} "
+    total = run(context, f"SELECT count(*) AS n FROM {tickets_from(context)} WHERE {where.where}", where)
+    page = (
         f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(selection.limit)} OFFSET {int(selection.offset)}"
     )
-    tickets = run(context, chosen, where)
-    events_sql = (
-        f"SELECT ticket_id, occurred_at, seq, type, actor_type, status FROM {TICKET_EVENTS.name} "
-        f"WHERE workspace_id = {where.dialect.param('workspace_id', ParamType.STRING)} "
-        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen)"
-    )
-    log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
-    states = tickets.dicts()
-    created = [_aware(s["created_at"]) for s in states]
-    clock = _clock(context, business_hours, created, log, as_of)
-    timelines, index_of = _timelines(context, log, as_of, clock)
-    open_at_creation = _open_at(context, created, as_of)
-
+    history = load_history(context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page)
+    created, _ = history.column_ms("created_at")
+    outside = history.business.cumulative(created + 1) - history.business.cumulative(created) == 0
+    states = history.tickets.to_pylist()
     rows: list[dict[str, Any]] = []
-    for state, created_at, outside in zip(states, created, open_at_creation, strict=True):
+    for position, state in enumerate(states):
         row: dict[str, Any] = {
             "ticket_id": state["ticket_id"],
             "agent_id": state["agent_id"],
@@ -118,67 +89,19 @@ def ticket_time_metrics(
             "priority": state["priority"],
             "as_of": format_timestamp(as_of),
             "business_hours": business_hours,
-            "created_outside_business_hours": outside,
+            "created_outside_business_hours": bool(outside[position]),
         }
-        index = index_of.get(state["ticket_id"])
-        if index is None or timelines is None:
-            row.update(_from_snapshot(context, state, created_at, clock, as_of))
+        index = int(history.timeline_of[position])
+        if index < 0 or history.timelines is None:
+            row.update(_from_snapshot(context, state, history))
         else:
-            row.update(_from_timeline(context, timelines, index))
+            row.update(_from_timeline(history.timelines, index))
         rows.append(row)
     matched = int(total.rows[0][0])
-    elapsed = total.elapsed + tickets.elapsed
-    return PipeResult(COLUMNS, rows, matched, elapsed, rows_before_limit=matched)
+    return PipeResult(COLUMNS, rows, matched, total.elapsed, rows_before_limit=matched)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MS
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def _clock(
-    context: PipeContext, business_hours: bool, created: list[datetime], log: pa.Table, as_of: datetime
-) -> DurationClock:
-    if not business_hours:
-        return CalendarClock()
-    instants = [as_of, *created]
-    if log.num_rows:
-        times = log.column("occurred_at")
-        instants += [_aware(t) for t in (pc.min(times).as_py(), pc.max(times).as_py())]
-    start = min(instants) - timedelta(days=1)
-    end = max(instants) + timedelta(days=1)
-    return BusinessClock(context.calendar, start, end)
-
-
-def _timelines(
-    context: PipeContext, log: pa.Table, as_of: datetime, clock: DurationClock
-) -> tuple[Timelines | None, dict[str, int]]:
-    if log.num_rows == 0:
-        return None, {}
-    columns, ticket_ids, _ = event_columns(log)
-    timelines = compute_timelines(columns, as_of_ms=_ms(as_of), statuses=context.statuses, clock=clock)
-    return timelines, {ticket_id: index for index, ticket_id in enumerate(ticket_ids)}
-
-
-def _open_at(context: PipeContext, created: list[datetime], as_of: datetime) -> list[bool]:
-    """Whether each creation instant lies outside the business calendar."""
-    if not created:
-        return []
-    span_start, span_end = min(created) - timedelta(days=1), max(*created, as_of) + timedelta(days=1)
-    clock = BusinessClock(context.calendar, span_start, span_end)
-    at = np.array([_ms(c) for c in created], dtype=np.int64)
-    opened = clock.cumulative(at + 1) - clock.cumulative(at) > 0
-    return [not bool(flag) for flag in opened]
-
-
-def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> dict[str, Any]:
+def _from_timeline(timelines: Timelines, index: int) -> dict[str, Any]:
     names = timelines.status_names
     current = timelines.status[index]
     per_status = {
@@ -187,7 +110,7 @@ def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> di
         if ms or code == current
     }
     by_category = {
-        f"{category.value}_minutes": minutes(int(timelines.in_category_ms[index][code]))
+        f"in_{category.value}_minutes": minutes(int(timelines.in_category_ms[index][code]))
         for code, category in enumerate(CATEGORIES)
     }
 
@@ -197,7 +120,7 @@ def _from_timeline(context: PipeContext, timelines: Timelines, index: int) -> di
     return {
         "status": names[timelines.status[index]],
         "status_category": CATEGORIES[timelines.status_category[index]].value,
-        "created_at": format_timestamp(_EPOCH + int(timelines.created_ms[index]) * _MS),
+        "created_at": format_timestamp(from_epoch_ms(int(timelines.created_ms[index]))),
         "ongoing": bool(timelines.ongoing[index]),
         "first_response_minutes": optional(timelines.first_response_ms, timelines.has_first_response),
         "first_resolution_minutes": optional(timelines.first_resolution_ms, timelines.has_first_resolution),
@@ -220,16 +143,15 @@ _REQUESTER_WAIT = (StatusCategory.NEW, StatusCategory.OPEN, StatusCategory.ON_HO
 _AGENT_WORK = (StatusCategory.NEW, StatusCategory.OPEN)
 
 
-def _from_snapshot(
-    context: PipeContext, state: dict[str, Any], created_at: datetime, clock: DurationClock, as_of: datetime
-) -> dict[str, Any]:
+def _from_snapshot(context: PipeContext, state: dict[str, Any], history: History) -> dict[str, Any]:
     """A ticket without events: only its timestamps are known (METRICS.md, snapshot-only tickets)."""
+    created_at = aware_utc(state["created_at"])
 
     def since_created(moment: datetime | None) -> float | None:
-        if moment is None or _aware(moment) > as_of:
+        if moment is None or aware_utc(moment) > history.as_of:
             return None
-        a, b = np.array([_ms(created_at)]), np.array([_ms(_aware(moment))])
-        return minutes(int((clock.cumulative(b) - clock.cumulative(a))[0]))
+        a, b = np.array([epoch_ms(created_at)]), np.array([epoch_ms(aware_utc(moment))])
+        return minutes(int((history.clock.cumulative(b) - history.clock.cumulative(a))[0]))
 
     category = context.statuses.category(state["status"])
     resolved = category is not None and category.is_resolved
@@ -245,7 +167,7 @@ def _from_snapshot(
         "agent_wait_minutes": None,
         "on_hold_minutes": None,
         "agent_work_minutes": None,
-        **{f"{c.value}_minutes": None for c in StatusCategory},
+        **{f"in_{c.value}_minutes": None for c in StatusCategory},
         "minutes_in_status": None,
         "reopens": None,
         "agent_replies": None,

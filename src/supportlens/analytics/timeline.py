@@ -60,6 +60,27 @@ class EventColumns:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusIntervals:
+    """Every visit to a status, in order: ticket index, status code, start and end (epoch ms)."""
+
+    ticket: I64
+    status: I64
+    start_ms: I64
+    end_ms: I64
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyWaits:
+    """Each wait for a human reply that ended (METRICS.md reply times), in order per ticket:
+    the ticket, when the reply came, how long it took (by the clock) and its rank (0 = first)."""
+
+    ticket: I64
+    reply_at_ms: I64
+    wait_ms: I64
+    rank: I64
+
+
+@dataclass(frozen=True, slots=True)
 class Timelines:
     """One entry per ticket (``None``-able values as masked arrays: value plus a ``has_`` mask)."""
 
@@ -82,6 +103,8 @@ class Timelines:
     one_touch: BOOL
     first_contact_resolution: BOOL
     ongoing: BOOL
+    intervals: StatusIntervals
+    replies: ReplyWaits
 
     def category_ms(self, *categories: StatusCategory) -> I64:
         columns = [_CATEGORY_CODE[c] for c in categories]
@@ -201,6 +224,15 @@ def compute_timelines(
         ticket[seen & (events.kind == _CUSTOMER) & (effective > created[ticket])], minlength=n
     )
     allowed = np.where(created_by_agent, 1, 0)
+    customer_rows = np.flatnonzero(seen & (events.kind == _CUSTOMER))
+    replies = _reply_waits(
+        n,
+        created,
+        ~created_by_agent,
+        (ticket[customer_rows], effective[customer_rows]),
+        (r_ticket, effective[reply_rows]),
+        clock,
+    )
 
     created_b = clock.cumulative(created)
 
@@ -229,7 +261,48 @@ def compute_timelines(
         one_touch=resolved_now & (agent_replies == 1),
         first_contact_resolution=resolved_now & (followups <= allowed),
         ongoing=~closed_code[current],
+        intervals=StatusIntervals(iv_ticket[visit], v_status, v_start, iv_end[visit]),
+        replies=replies,
     )
+
+
+def _reply_waits(
+    tickets: int,
+    created: I64,
+    customer_created: BOOL,
+    customer: tuple[I64, I64],
+    replies: tuple[I64, I64],
+    clock: DurationClock,
+) -> ReplyWaits:
+    """Customer messages and human replies merged per ticket in time order (a message before a
+    reply at the same instant).  Each reply closes a segment; the segment's first customer message
+    (a customer's creation of the ticket counts as one) is when the wait began."""
+    requested = np.flatnonzero(customer_created)
+    c_ticket = np.concatenate([requested, customer[0]])
+    c_at = np.concatenate([created[requested], customer[1]])
+    r_ticket, r_at = replies
+    ticket = np.concatenate([c_ticket, r_ticket])
+    at = np.concatenate([c_at, r_at])
+    is_reply = np.concatenate(
+        [np.zeros(len(c_ticket), dtype=np.int64), np.ones(len(r_ticket), dtype=np.int64)]
+    )
+    order = np.lexsort((is_reply, at, ticket))
+    ticket, at, is_reply = ticket[order], at[order], is_reply[order]
+    # Replies before each row within its ticket: the row's segment.
+    running = np.cumsum(is_reply)
+    first = np.ones(len(ticket), dtype=bool)
+    first[1:] = ticket[1:] != ticket[:-1]
+    base = np.maximum.accumulate(np.where(first, running - is_reply, 0))
+    segment = running - is_reply - base
+    boundary = first.copy()
+    boundary[1:] |= segment[1:] != segment[:-1]
+    group = np.cumsum(boundary) - 1
+    groups = int(group[-1]) + 1 if len(group) else 0
+    start, waiting = _group_first(group, groups, at, is_reply == 0, 0)
+    ends = np.flatnonzero((is_reply == 1) & waiting[group])
+    began = start[group[ends]]
+    wait_ms = clock.cumulative(at[ends]) - clock.cumulative(began)
+    return ReplyWaits(ticket[ends], at[ends], wait_ms, _rank_within(ticket[ends]))
 
 
 def _category(statuses: StatusMap, name: str) -> StatusCategory:

@@ -1,10 +1,17 @@
-"""Error responses in Tinybird's shape, ``{"error": "..."}``, for every failure a client can cause."""
+"""Error responses for every failure a client can cause: Tinybird's ``{"error": "..."}`` under /v0, RFC 9457
+problem details (``application/problem+json``) under /v1."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from supportlens.analytics.params import ParamError
@@ -23,9 +30,80 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``errors`` lists the invalid fields of a 422."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for /v1 routes: these statuses answer problem details."""
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": HTTPStatus(status).phrase,
+        }
+        for status in statuses
+    }
+
+
+def problem_response(
+    status_code: int,
+    detail: str,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    problem = Problem(title=HTTPStatus(status_code).phrase, status=status_code, detail=detail, errors=errors)
+    body = problem.model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status_code, headers=headers, media_type=PROBLEM_JSON)
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as clients write it: ``versions[0].windows[1].end``, ``names["On hold"]``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.isidentifier():
+            path += f".{part}" if path else part
+        else:
+            path += f"[{json.dumps(part)}]"
+    return path
+
+
+def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors():
+        source, *loc = err["loc"]  # body, query, path or header
+        if err["type"] == "json_invalid":
+            problems.append(FieldProblem(field=source, message=f"invalid JSON: {err['ctx']['error']}"))
+        else:
+            problems.append(FieldProblem(field=field_path(loc) or source, message=err["msg"]))
+    return problems
+
+
+def _v1(request: Request) -> bool:
+    return request.url.path.startswith("/v1/")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if _v1(request):
+            return problem_response(exc.status_code, exc.message, headers=exc.headers)
         return error_response(exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(ParamError)
@@ -37,7 +115,11 @@ def install(app: FastAPI) -> None:
         return error_response(408, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _v1(request):
+            fields = _field_problems(exc)
+            detail = "; ".join(f"{problem.field}: {problem.message}" for problem in fields)
+            return problem_response(422, detail or "invalid request", fields)
         problems = "; ".join(
             f"parameter '{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}': {err['msg']}"
             for err in exc.errors()
@@ -45,5 +127,7 @@ def install(app: FastAPI) -> None:
         return error_response(400, problems or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _v1(request):
+            return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))

@@ -17,7 +17,7 @@ from supportlens.ingest.writer import QueueFull
 router = APIRouter(tags=["events"])
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")
@@ -64,7 +64,7 @@ async def post_events(
         raise ApiError(404, f"datasource {name!r} does not exist; known: {', '.join(sorted(DATASOURCES))}")
     if not who.token.can_append(name):
         raise ApiError(403, f"this token cannot append to {name!r}")
-    body = await _read_body(request, rt.settings.max_body_bytes)
+    body = await read_body(request, rt.settings.max_body_bytes)
 
     def ingest() -> IngestResult:
         return rt.ingest.ingest_payload(who.workspace.id, name, body)

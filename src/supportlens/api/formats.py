@@ -31,6 +31,8 @@ def _arrow_type(meta_type: str) -> pa.DataType:
         return pa.int64()
     if base.startswith("Float"):
         return pa.float64()
+    if base == "Bool":
+        return pa.bool_()
     if base.startswith("Array("):
         return pa.list_(pa.string())
     return pa.string()  # strings and timestamps (already formatted as UTC text)

@@ -10,7 +10,7 @@ from supportlens.analytics.quarantine import quarantined_rows
 from supportlens.api.deps import Caller, caller, runtime
 from supportlens.api.errors import ApiError
 from supportlens.api.formats import FORMATS, render
-from supportlens.ingest.service import DATASOURCES
+from supportlens.ingest.service import FRESHDESK_QUARANTINE, QUARANTINE_SOURCES, TICKET_EVENTS_SOURCE
 
 router = APIRouter(tags=["events"])
 
@@ -30,9 +30,11 @@ def get_quarantine(
 ) -> Response:
     if format not in FORMATS:
         raise ApiError(404, f"unknown format {format!r}; use one of {', '.join(sorted(FORMATS))}")
-    if datasource not in DATASOURCES:
+    if datasource not in QUARANTINE_SOURCES:
         raise ApiError(404, f"datasource {datasource!r} does not exist")
-    if not who.token.can_append(datasource):
+    # Rejected export activities were headed for the activity log.
+    appended_to = TICKET_EVENTS_SOURCE if datasource == FRESHDESK_QUARANTINE else datasource
+    if not who.token.can_append(appended_to):
         raise ApiError(403, f"reading the quarantine of {datasource!r} needs the admin or append scope")
     context = runtime(request).pipe_context(who.workspace)
     return render(quarantined_rows(context, datasource, limit=limit, offset=offset), format)

@@ -424,7 +424,9 @@ class _Reader:
                 )
             )
         if created:
-            event_id = _event_id(ticket_id, ms, "new_ticket", performer, True)
+            # The initial attributes are part of the creation: two different creations at one
+            # instant must not share an id.
+            event_id = _event_id(ticket_id, ms, "new_ticket", performer, sorted(initial.items()))
             events.insert(0, _event(event_id, ticket_id, at, EventType.CREATED, actor, performer_id, initial))
         return events
 

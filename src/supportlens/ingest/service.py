@@ -24,6 +24,9 @@ from supportlens.store.schema import QUARANTINE, TICKETS
 SUPPORT_TICKETS = "support_tickets"
 TICKET_EVENTS_SOURCE = "ticket_events"
 DATASOURCES: frozenset[str] = frozenset({SUPPORT_TICKETS, TICKET_EVENTS_SOURCE})
+# Activities of Freshdesk exports that could not be read are kept under this name.
+FRESHDESK_QUARANTINE = "freshdesk_activities"
+QUARANTINE_SOURCES: frozenset[str] = DATASOURCES | {FRESHDESK_QUARANTINE}
 
 
 class UnknownDatasource(LookupError):
@@ -172,6 +175,22 @@ class IngestService:
             else:
                 batch.validate(position, raw.value, lambda raw=raw: raw.text)  # type: ignore[misc]
         return self._submit(workspace_id, datasource, batch, count, source=source)
+
+    def ingest_events(
+        self,
+        workspace_id: str,
+        events: list[TicketEvent],
+        rejected: list[tuple[str, Rejection]],
+        *,
+        source: str,
+        quarantine_as: str,
+    ) -> IngestResult:
+        """Events already read by an importer (e.g. a Freshdesk export), with the rows it could
+        not read, which are kept in quarantine under ``quarantine_as``."""
+        batch = _Batch(TICKET_EVENTS_SOURCE)
+        batch.events = list(enumerate(events))
+        batch.rejected = [(len(events) + i, raw, why) for i, (raw, why) in enumerate(rejected)]
+        return self._submit(workspace_id, quarantine_as, batch, len(events) + len(rejected), source=source)
 
     def _submit(
         self, workspace_id: str, datasource: str, batch: _Batch, count: int, *, source: str = "events_api"

@@ -21,11 +21,13 @@ from supportlens.store.schema import (
     TABLES,
     TICKET_EVENTS,
     TICKET_SNAPSHOTS,
+    TICKETS,
     AddColumn,
     CreateTable,
     SchemaError,
     Table,
 )
+
 
 def _all(table: Table) -> str:
     """Every column in schema order (an upgraded store may hold them in another order)."""
@@ -187,6 +189,14 @@ class Engine(ABC):
     def tickets_with_events(self, workspace_id: str, ticket_ids: list[str]) -> set[str]:
         table = self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, "DISTINCT ticket_id")
         return set(table.column("ticket_id").to_pylist())
+
+    def ticket_customers(self, workspace_id: str, ticket_ids: list[str]) -> dict[str, str]:
+        """The customer of each of these tickets that has one."""
+        table = self._by_ids(TICKETS, "ticket_id", workspace_id, ticket_ids, "ticket_id, customer_id")
+        pairs = zip(
+            table.column("ticket_id").to_pylist(), table.column("customer_id").to_pylist(), strict=True
+        )
+        return {ticket: customer for ticket, customer in pairs if customer is not None}
 
     def events_of(self, workspace_id: str, ticket_ids: list[str]) -> pa.Table:
         return self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_EVENTS))

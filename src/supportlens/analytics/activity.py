@@ -1,0 +1,419 @@
+"""Aggregate pipes over ticket histories: time in status, reply times, resolution quality, CSAT
+and the backlog (METRICS.md "Aggregates").
+
+Tickets are counted by creation time (the default cohort for durations) except the backlog, which
+counts what is unresolved at the end of each day.  Means, medians and p90s are exact: computed
+from integer milliseconds, quantiles interpolated linearly (R-7, as ``quantile_cont``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from supportlens.analytics.common import PipeContext, PipeResult, conditions
+from supportlens.analytics.history import History, epoch_ms, from_epoch_ms, load_history
+from supportlens.analytics.params import ParamError, Window
+from supportlens.analytics.timeline import CATEGORIES
+from supportlens.domain.metrics import MS_PER_MINUTE, minutes, percentage, round2
+from supportlens.domain.periods import PeriodUnit, zone
+from supportlens.domain.statuses import StatusCategory
+
+I64 = npt.NDArray[np.int64]
+_F = "Nullable(Float64)"
+_MAX_BACKLOG_DAYS = 3_700  # about ten years of daily rows
+
+
+class GroupBy(StrEnum):
+    PERIOD = "period"
+    AGENT = "agent"
+    CATEGORY = "category"
+    PRIORITY = "priority"
+    CHANNEL = "channel"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    window: Window
+    agent_id: str | None
+    category: str | None
+    priority: str | None
+    channel: str | None
+    as_of: datetime
+    business_hours: bool = False
+
+
+def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
+    where = conditions(context)
+    for column in ("agent_id", "category", "priority", "channel"):
+        where.equals(column, getattr(filters, column))
+    if created_until is None:
+        where.between("created_at", filters.window.start, filters.window.end)
+    else:
+        where.between("created_at", None, created_until)
+    return load_history(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
+
+
+def quantile(sorted_values: I64, level: float) -> Fraction | None:
+    """Linear interpolation between closest ranks (R-7), exact."""
+    if len(sorted_values) == 0:
+        return None
+    position = Fraction(level) * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    below, above = int(sorted_values[low]), int(sorted_values[high])
+    return below + (position - low) * (above - below)
+
+
+def _summary(values_ms: I64) -> dict[str, Any]:
+    """count, mean, median and p90 of durations, in minutes."""
+    ordered = np.sort(values_ms)
+    count = len(ordered)
+    return {
+        "count": count,
+        "mean": _minutes(Fraction(int(ordered.sum()), count)) if count else None,
+        "median": _minutes(quantile(ordered, 0.5)),
+        "p90": _minutes(quantile(ordered, 0.9)),
+    }
+
+
+def _minutes(value: Fraction | None) -> float | None:
+    return None if value is None else round2(value / MS_PER_MINUTE)
+
+
+def _group_labels(context: PipeContext, history: History, by: GroupBy, unit: PeriodUnit) -> list[str | None]:
+    """The group of each ticket row: its creation period (reporting timezone) or an attribute."""
+    if by is GroupBy.PERIOD:
+        created, _ = history.column_ms("created_at")
+        return [period_label(from_epoch_ms(int(ms)), unit, context.timezone) for ms in created]
+    column = {GroupBy.AGENT: "agent_id"}.get(by, by.value)
+    return list(history.tickets.column(column).to_pylist())
+
+
+def period_label(moment: datetime, unit: PeriodUnit, timezone: str) -> str:
+    """The local start ('YYYY-MM-DD HH:MM:SS') of the period holding ``moment``."""
+    local = moment.astimezone(zone(timezone)).replace(tzinfo=None)
+    match unit:
+        case PeriodUnit.HOUR:
+            start = local.replace(minute=0, second=0, microsecond=0)
+        case PeriodUnit.DAY:
+            start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        case PeriodUnit.WEEK:
+            day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            start = day - timedelta(days=day.weekday())
+        case PeriodUnit.MONTH:
+            start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        case PeriodUnit.QUARTER:
+            start = local.replace(
+                month=3 * ((local.month - 1) // 3) + 1, day=1, hour=0, minute=0, second=0, microsecond=0
+            )
+        case PeriodUnit.YEAR:
+            start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ordered_groups(labels: Iterable[str | None]) -> list[str | None]:
+    return sorted(set(labels), key=lambda label: (label is None, label or ""))
+
+
+# time_in_status --------------------------------------------------------------------------------
+
+TIME_IN_STATUS_COLUMNS: list[tuple[str, str]] = [
+    ("status", "String"),
+    ("status_category", "String"),
+    ("tickets", "UInt64"),
+    ("total_minutes", "Float64"),
+    ("mean_minutes", _F),
+    ("median_minutes", _F),
+    ("p90_minutes", _F),
+]
+
+
+def time_in_status(context: PipeContext, filters: Filters, *, by_category: bool) -> PipeResult:
+    """Per status (or category): tickets that spent time in it, and the time each spent there."""
+    history = _history(context, filters)
+    timelines = history.timelines
+    rows: list[dict[str, Any]] = []
+    if timelines is not None:
+        matrix = timelines.in_category_ms if by_category else timelines.in_status_ms
+        labels = [c.value for c in CATEGORIES] if by_category else list(timelines.status_names)
+        codes = timelines.intervals.status
+        if by_category:
+            category_of = np.array([CATEGORIES.index(_category(context, n)) for n in timelines.status_names])
+            codes = category_of[codes]
+        visited = np.zeros(matrix.shape, dtype=bool)
+        visited[timelines.intervals.ticket, codes] = True
+        for column, label in enumerate(labels):
+            spent = matrix[visited[:, column], column]
+            if len(spent) == 0:
+                continue
+            summary = _summary(spent)
+            category = label if by_category else _category(context, label).value
+            rows.append(
+                {
+                    "status": label,
+                    "status_category": category,
+                    "tickets": summary["count"],
+                    "total_minutes": minutes(int(spent.sum())),
+                    "mean_minutes": summary["mean"],
+                    "median_minutes": summary["median"],
+                    "p90_minutes": summary["p90"],
+                }
+            )
+    rows.sort(key=lambda row: (-row["tickets"], row["status"]))
+    return PipeResult(TIME_IN_STATUS_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+def _category(context: PipeContext, status: str) -> StatusCategory:
+    return context.statuses.category(status) or StatusCategory.OPEN
+
+
+# reply_times -----------------------------------------------------------------------------------
+
+REPLY_COLUMNS: list[tuple[str, str]] = [
+    ("group", "Nullable(String)"),
+    ("first_replies", "UInt64"),
+    ("first_reply_mean_minutes", _F),
+    ("first_reply_median_minutes", _F),
+    ("first_reply_p90_minutes", _F),
+    ("later_replies", "UInt64"),
+    ("later_reply_mean_minutes", _F),
+    ("later_reply_median_minutes", _F),
+    ("later_reply_p90_minutes", _F),
+]
+
+
+def reply_times(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit) -> PipeResult:
+    history = _history(context, filters)
+    timelines = history.timelines
+    rows: list[dict[str, Any]] = []
+    if timelines is not None:
+        labels = _group_labels(context, history, by, unit)
+        label_of_timeline: dict[int, str | None] = {
+            int(index): labels[row] for row, index in enumerate(history.timeline_of) if index >= 0
+        }
+        waits = timelines.replies
+        reply_labels = np.array([label_of_timeline.get(int(t)) for t in waits.ticket], dtype=object)
+        for label in _ordered_groups(label_of_timeline.values()):
+            mine = reply_labels == label
+            first = _summary(waits.wait_ms[mine & (waits.rank == 0)])
+            later = _summary(waits.wait_ms[mine & (waits.rank > 0)])
+            if first["count"] == 0 and later["count"] == 0:
+                continue
+            rows.append(
+                {
+                    "group": label,
+                    "first_replies": first["count"],
+                    "first_reply_mean_minutes": first["mean"],
+                    "first_reply_median_minutes": first["median"],
+                    "first_reply_p90_minutes": first["p90"],
+                    "later_replies": later["count"],
+                    "later_reply_mean_minutes": later["mean"],
+                    "later_reply_median_minutes": later["median"],
+                    "later_reply_p90_minutes": later["p90"],
+                }
+            )
+    return PipeResult(REPLY_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+# resolution_quality ----------------------------------------------------------------------------
+
+QUALITY_COLUMNS: list[tuple[str, str]] = [
+    ("group", "Nullable(String)"),
+    ("tickets", "UInt64"),
+    ("tickets_with_history", "UInt64"),
+    ("resolved_tickets", "UInt64"),
+    ("reopened_tickets", "UInt64"),
+    ("reopen_rate", "Float64"),
+    ("one_touch_rate", "Float64"),
+    ("two_touch_rate", "Float64"),
+    ("multi_touch_rate", "Float64"),
+    ("first_contact_resolution_rate", "Float64"),
+]
+
+
+def resolution_quality(
+    context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit
+) -> PipeResult:
+    """Rates over the resolved tickets that have an activity log (touches and reopens need it)."""
+    history = _history(context, filters)
+    labels = _group_labels(context, history, by, unit)
+    timelines = history.timelines
+    rows: list[dict[str, Any]] = []
+    for label in _ordered_groups(labels):
+        members = [row for row, found in enumerate(labels) if found == label]
+        indexes = np.array(
+            [history.timeline_of[row] for row in members if history.timeline_of[row] >= 0], dtype=np.int64
+        )
+        resolved = reopened = one = two = multi = fcr = 0
+        if timelines is not None and len(indexes):
+            done = np.array(
+                [CATEGORIES[c].is_resolved for c in timelines.status_category[indexes]], dtype=bool
+            )
+            replies = timelines.agent_replies[indexes][done]
+            resolved = int(done.sum())
+            reopened = int((timelines.reopens[indexes][done] > 0).sum())
+            one, two, multi = int((replies == 1).sum()), int((replies == 2).sum()), int((replies > 2).sum())
+            fcr = int(timelines.first_contact_resolution[indexes][done].sum())
+        rows.append(
+            {
+                "group": label,
+                "tickets": len(members),
+                "tickets_with_history": len(indexes),
+                "resolved_tickets": resolved,
+                "reopened_tickets": reopened,
+                "reopen_rate": percentage(reopened, resolved),
+                "one_touch_rate": percentage(one, resolved),
+                "two_touch_rate": percentage(two, resolved),
+                "multi_touch_rate": percentage(multi, resolved),
+                "first_contact_resolution_rate": percentage(fcr, resolved),
+            }
+        )
+    return PipeResult(QUALITY_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+# csat ------------------------------------------------------------------------------------------
+
+CSAT_COLUMNS: list[tuple[str, str]] = [
+    ("group", "Nullable(String)"),
+    ("tickets", "UInt64"),
+    ("ratings", "UInt64"),
+    ("csat_pct", _F),
+    ("csat_mean", _F),
+    ("response_rate", _F),
+    ("nps", _F),
+]
+
+
+def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit) -> PipeResult:
+    """CSAT on the 1-5 scale: ratings of 4 or 5 over all ratings; unrated tickets left out.
+    Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null."""
+    history = _history(context, filters)
+    labels = _group_labels(context, history, by, unit)
+    scores = history.tickets.column("satisfaction_score").to_pylist()
+    rows: list[dict[str, Any]] = []
+    for label in _ordered_groups(labels):
+        rated = [s for s, found in zip(scores, labels, strict=True) if found == label and s is not None]
+        count = sum(1 for found in labels if found == label)
+        rows.append(
+            {
+                "group": label,
+                "tickets": count,
+                "ratings": len(rated),
+                "csat_pct": percentage(sum(1 for s in rated if s >= 4), len(rated)) if rated else None,
+                "csat_mean": round2(Fraction(sum(rated), len(rated))) if rated else None,
+                "response_rate": None,
+                "nps": None,
+            }
+        )
+    return PipeResult(CSAT_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+# backlog ---------------------------------------------------------------------------------------
+
+_AGE_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("age_under_1d", 1),
+    ("age_1_3d", 3),
+    ("age_3_7d", 7),
+    ("age_7_30d", 30),
+)
+BACKLOG_COLUMNS: list[tuple[str, str]] = [
+    ("day", "Date"),
+    ("group", "Nullable(String)"),
+    ("open_tickets", "UInt64"),
+    *((name, "UInt64") for name, _ in _AGE_BUCKETS),
+    ("age_over_30d", "UInt64"),
+]
+
+
+def backlog(context: PipeContext, filters: Filters, *, by: GroupBy | None) -> PipeResult:
+    """Unresolved tickets at the end of each day of the window (reporting timezone), by status or
+    priority, with age buckets.  A ticket with events is unresolved during its unresolved status
+    visits; a snapshot-only one from creation to its resolved_at (its status is its current one)."""
+    tz = zone(context.timezone)
+    first_day = filters.window.start.astimezone(tz).date()
+    last_day = filters.window.end.astimezone(tz).date()
+    days = (last_day - first_day).days + 1
+    if days > _MAX_BACKLOG_DAYS:
+        raise ParamError("start_date", f"the backlog covers at most {_MAX_BACKLOG_DAYS} days")
+    ends = [datetime.combine(first_day + timedelta(days=i + 1), datetime.min.time(), tz) for i in range(days)]
+    end_ms = np.array([epoch_ms(e) - 1 for e in ends], dtype=np.int64)  # the last instant of each day
+    as_of = max(ends[-1], filters.as_of)
+    history = _history(context, Filters(**{**_asdict(filters), "as_of": as_of}), created_until=ends[-1])
+    created, _ = history.column_ms("created_at")
+    resolved_at, has_resolved = history.column_ms("resolved_at")
+    statuses = history.tickets.column("status").to_pylist()
+    priorities = history.tickets.column("priority").to_pylist()
+
+    # (ticket row, group label, open from, open until) spans; each counts at day ends inside it.
+    spans: list[tuple[int, str | None, int, int]] = []
+    timelines = history.timelines
+    row_of_timeline = {int(index): row for row, index in enumerate(history.timeline_of) if index >= 0}
+    if timelines is not None:
+        iv = timelines.intervals
+        names = timelines.status_names
+        for ticket, status, start, stop in zip(iv.ticket, iv.status, iv.start_ms, iv.end_ms, strict=True):
+            name = names[int(status)]
+            if context.statuses.is_resolved(name):
+                continue
+            row = row_of_timeline.get(int(ticket))
+            if row is None:
+                continue
+            label = name if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
+            # The current visit runs to as_of: still open at every later day end.
+            until = int(stop) if int(stop) < epoch_ms(as_of) else np.iinfo(np.int64).max
+            spans.append((row, label, int(start), until))
+    for row in range(history.tickets.num_rows):
+        if history.timeline_of[row] >= 0:
+            continue
+        until = int(resolved_at[row]) if has_resolved[row] else np.iinfo(np.int64).max
+        if not has_resolved[row] and context.statuses.is_resolved(statuses[row]):
+            continue  # resolved with no time known: never counted open
+        label = statuses[row] if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
+        spans.append((row, label, int(created[row]), until))
+
+    # Per (group, age bucket): +1 at the first day end a span covers, -1 after its last.  A span
+    # is cut where the ticket's age crosses a bucket limit.
+    label_list = _ordered_groups(label for _, label, _, _ in spans) or [None]
+    label_index = {label: i for i, label in enumerate(label_list)}
+    limits = [0, *(days_ * 86_400_000 for _, days_ in _AGE_BUCKETS), np.iinfo(np.int64).max // 2]
+    delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
+    if spans:
+        rows_, labels_, starts, untils = zip(*spans, strict=True)
+        birth = created[np.array(rows_, dtype=np.int64)]
+        start_arr, until_arr = np.array(starts, dtype=np.int64), np.array(untils, dtype=np.int64)
+        group = np.array([label_index[label] for label in labels_], dtype=np.int64)
+        for bucket in range(len(limits) - 1):
+            # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
+            low = np.maximum(start_arr, birth + limits[bucket])
+            high = np.minimum(until_arr, birth + limits[bucket + 1])
+            first = np.searchsorted(end_ms, low, side="left")
+            last = np.searchsorted(end_ms, high, side="left")
+            keep = last > first
+            np.add.at(delta[:, bucket, :], (group[keep], first[keep]), 1)
+            np.add.at(delta[:, bucket, :], (group[keep], last[keep]), -1)
+    per_day = np.cumsum(delta, axis=2)[:, :, :days]
+    rows: list[dict[str, Any]] = []
+    for day in range(days):
+        for g, label in enumerate(label_list):
+            buckets = [int(x) for x in per_day[g, :, day]]
+            entry: dict[str, Any] = {
+                "day": (first_day + timedelta(days=day)).isoformat(),
+                "group": label,
+                "open_tickets": sum(buckets),
+            }
+            entry.update(zip([name for name, _ in _AGE_BUCKETS] + ["age_over_30d"], buckets, strict=True))
+            rows.append(entry)
+    return PipeResult(BACKLOG_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+def _asdict(filters: Filters) -> dict[str, Any]:
+    return {name: getattr(filters, name) for name in Filters.__slots__}

@@ -1,0 +1,123 @@
+"""Tickets with their activity log, folded into timelines: what every history-based pipe reads.
+
+The tickets are chosen in SQL (current state, the caller's scope and filters), their events read
+in one query, and the timelines computed by ``analytics/timeline.py`` under a calendar or a
+business clock spanning everything the computation touches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from supportlens.analytics.common import PipeContext, tickets_from
+from supportlens.analytics.scope import Conditions
+from supportlens.analytics.timeline import CalendarClock, DurationClock, Timelines, compute_timelines
+from supportlens.domain.calendars import BusinessClock
+from supportlens.ingest.state import event_columns
+from supportlens.store.base import ParamType
+from supportlens.store.schema import TICKET_EVENTS
+
+I64 = npt.NDArray[np.int64]
+TICKET_COLUMNS = (
+    "ticket_id",
+    "status",
+    "agent_id",
+    "category",
+    "priority",
+    "channel",
+    "created_at",
+    "first_response_at",
+    "resolved_at",
+    "satisfaction_score",
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return _EPOCH + ms * _MS
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    tickets: pa.Table  # TICKET_COLUMNS, in the order chosen
+    timelines: Timelines | None  # None when no chosen ticket has events
+    timeline_of: I64  # per ticket row: its index in ``timelines``, or -1 (snapshot-only)
+    clock: DurationClock
+    business: BusinessClock  # the calendar over the span, for "is open" questions
+    as_of: datetime
+
+    def column_ms(self, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
+        """A timestamp column of the tickets as epoch ms, and where it is set."""
+        column = self.tickets.column(name)
+        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        values = np.asarray(
+            column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64
+        )
+        return values, valid
+
+
+def load_history(
+    context: PipeContext,
+    where: Conditions,
+    *,
+    as_of: datetime,
+    business_hours: bool,
+    order_and_limit: str = "",
+) -> History:
+    """The tickets matching ``where`` (optionally ordered and paged) with their timelines."""
+    source = tickets_from(context)
+    chosen = f"SELECT {', '.join(TICKET_COLUMNS)} FROM {source} WHERE {where.where} {order_and_limit}"
+    tickets = context.engine.fetch_arrow(chosen, where.params, timeout=context.timeout)
+    events_sql = (
+        f"SELECT ticket_id, occurred_at, seq, type, actor_type, status FROM {TICKET_EVENTS.name} "
+        f"WHERE workspace_id = {where.dialect.param('workspace_id', ParamType.STRING)} "
+        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen)"
+    )
+    log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
+    business = _business_clock(context, tickets, log, as_of)
+    clock: DurationClock = business if business_hours else CalendarClock()
+    timelines: Timelines | None = None
+    timeline_of = np.full(tickets.num_rows, -1, dtype=np.int64)
+    if log.num_rows:
+        columns, ticket_ids, _ = event_columns(log)
+        timelines = compute_timelines(
+            columns, as_of_ms=epoch_ms(as_of), statuses=context.statuses, clock=clock
+        )
+        position = {ticket_id: index for index, ticket_id in enumerate(ticket_ids)}
+        timeline_of = np.array(
+            [position.get(t, -1) for t in tickets.column("ticket_id").to_pylist()], dtype=np.int64
+        )
+    return History(tickets, timelines, timeline_of, clock, business, as_of)
+
+
+def _business_clock(context: PipeContext, tickets: pa.Table, log: pa.Table, as_of: datetime) -> BusinessClock:
+    """A business clock over every instant the computation may touch, with a day to spare."""
+    instants = [as_of]
+    for table, name in (
+        (tickets, "created_at"),
+        (tickets, "first_response_at"),
+        (tickets, "resolved_at"),
+        (log, "occurred_at"),
+    ):
+        if table.num_rows:
+            low, high = pc.min(table.column(name)).as_py(), pc.max(table.column(name)).as_py()
+            instants += [aware_utc(v) for v in (low, high) if v is not None]
+    return BusinessClock(
+        context.calendar, min(instants) - timedelta(days=1), max(instants) + timedelta(days=1)
+    )
+
+
+def aware_utc(value: datetime) -> datetime:
+    """Engines hand back naive UTC values for UTC columns."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
