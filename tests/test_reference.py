@@ -859,3 +859,20 @@ def test_time_trends_invalid_zone_and_window() -> None:
         trends([], "2024-01-01 00:00:00", "2024-01-02 00:00:00", tz="Mars/Olympus")
     with pytest.raises(ValueError, match="start_date"):
         trends([], "2024-01-02 00:00:00", "2024-01-01 00:00:00")
+
+
+def test_minutes_array_equals_minutes() -> None:
+    """The vectorized rounding gives the very same floats as the exact scalar one."""
+    import numpy as np
+
+    from supportlens.domain.metrics import minutes, minutes_array
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [
+            rng.integers(-10**12, 10**12, 20_000),
+            np.arange(0, 5_000) * 300,  # every half-hundredth boundary near zero
+            np.array([0, 299, 300, 301, 599, 600, 601, -300, -301, 2**52]),
+        ]
+    ).astype(np.int64)
+    assert minutes_array(values).tolist() == [minutes(int(v)) for v in values]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -295,7 +295,7 @@ def _import_activities(runtime: Runtime, workspace: Workspace, paths: list[Path]
             console.print("  see GET /v0/quarantine/freshdesk_activities.json for the rejected activities")
 
 
-def _print_table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+def _print_table(columns: list[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> None:
     table = Table(*[name for name, _ in columns])
     for row in rows:
         table.add_row(*["" if row[name] is None else str(row[name]) for name, _ in columns])
@@ -332,7 +332,7 @@ def query(
     if fmt == "table":
         _print_table(result.columns, result.rows)
     elif fmt == "json":
-        sys.stdout.write(json.dumps(result.rows, indent=2) + "\n")
+        sys.stdout.write(json.dumps(list(result.rows), indent=2) + "\n")
     else:
         from supportlens.api.formats import render
 

@@ -3,9 +3,12 @@ durations and averages that METRICS.md defines once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
+
+import pyarrow as pa
 
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.domain.calendars import Schedule, default_business_hours
@@ -30,13 +33,47 @@ class PipeContext:
     export_end: datetime | None = None
 
 
+class TableRows(Sequence[dict[str, Any]]):
+    """The rows of an Arrow table, made into dicts only when read (a Parquet answer never is)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._rows: list[dict[str, Any]] | None = None
+
+    def _materialized(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = self._table.to_pylist()
+        return self._rows
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._materialized()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self._materialized() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class PipeResult:
     columns: list[tuple[str, str]]  # (name, ClickHouse-style type) as Tinybird's "meta"
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
     rows_read: int
     elapsed: float
     rows_before_limit: int | None = None
+    # The same rows as an Arrow table, when the pipe built them column-wise (Parquet skips ``rows``).
+    table: pa.Table | None = None
 
 
 # Stored per ticket at ingestion: see store/schema.py.

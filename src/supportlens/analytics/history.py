@@ -17,9 +17,14 @@ import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, tickets_from
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.timeline import CalendarClock, DurationClock, Timelines, compute_timelines
+from supportlens.analytics.timeline import (
+    CalendarClock,
+    DurationClock,
+    Timelines,
+    compute_timelines,
+    event_columns,
+)
 from supportlens.domain.calendars import BusinessClock
-from supportlens.ingest.state import event_columns
 from supportlens.store.base import ParamType
 from supportlens.store.schema import TICKET_EVENTS
 

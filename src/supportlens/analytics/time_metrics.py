@@ -15,16 +15,18 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from supportlens.analytics.common import PipeContext, PipeResult, conditions, run, tickets_from
-from supportlens.analytics.history import History, aware_utc, epoch_ms, from_epoch_ms, load_history
+from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, run, tickets_from
+from supportlens.analytics.history import History, epoch_ms, load_history
 from supportlens.analytics.timeline import (
     CATEGORIES,
     Timelines,
 )
-from supportlens.domain.metrics import minutes
+from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import StatusCategory
-from supportlens.ingest.timestamps import format_timestamp
+from supportlens.ingest.timestamps import format_timestamp, format_timestamps
 
 _F = "Nullable(Float64)"
 COLUMNS: list[tuple[str, str]] = [
@@ -77,101 +79,153 @@ def ticket_time_metrics(
         f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(selection.limit)} OFFSET {int(selection.offset)}"
     )
     history = load_history(context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page)
+    table = _table(context, history, business_hours)
+    matched = int(total.rows[0][0])
+    return PipeResult(
+        COLUMNS, TableRows(table), matched, total.elapsed, rows_before_limit=matched, table=table
+    )
+
+
+def _table(context: PipeContext, history: History, business_hours: bool) -> pa.Table:
+    """All rows at once, column by column: tickets with an activity log take their values from
+    the timelines, snapshot-only tickets from their timestamps (nulls for the rest)."""
+    tickets = history.tickets
+    n = tickets.num_rows
     created, _ = history.column_ms("created_at")
     outside = history.business.cumulative(created + 1) - history.business.cumulative(created) == 0
-    states = history.tickets.to_pylist()
-    rows: list[dict[str, Any]] = []
-    for position, state in enumerate(states):
-        row: dict[str, Any] = {
-            "ticket_id": state["ticket_id"],
-            "agent_id": state["agent_id"],
-            "category": state["category"],
-            "priority": state["priority"],
-            "as_of": format_timestamp(as_of),
-            "business_hours": business_hours,
-            "created_outside_business_hours": bool(outside[position]),
-        }
-        index = int(history.timeline_of[position])
-        if index < 0 or history.timelines is None:
-            row.update(_from_snapshot(context, state, history))
-        else:
-            row.update(_from_timeline(history.timelines, index))
-        rows.append(row)
-    matched = int(total.rows[0][0])
-    return PipeResult(COLUMNS, rows, matched, total.elapsed, rows_before_limit=matched)
-
-
-def _from_timeline(timelines: Timelines, index: int) -> dict[str, Any]:
-    names = timelines.status_names
-    current = timelines.status[index]
-    per_status = {
-        names[code]: minutes(int(ms))
-        for code, ms in enumerate(timelines.in_status_ms[index])
-        if ms or code == current
+    index = history.timeline_of
+    logged = index >= 0
+    at = np.maximum(index, 0)
+    timelines = history.timelines
+    columns: dict[str, Any] = {
+        "ticket_id": tickets.column("ticket_id"),
+        "agent_id": tickets.column("agent_id"),
+        "category": tickets.column("category"),
+        "priority": tickets.column("priority"),
+        "as_of": pa.array([format_timestamp(history.as_of)] * n, pa.string()),
+        "business_hours": pa.array(np.full(n, business_hours)),
+        "created_outside_business_hours": pa.array(outside),
+        "has_activity_log": pa.array(logged),
     }
-    by_category = {
-        f"in_{category.value}_minutes": minutes(int(timelines.in_category_ms[index][code]))
-        for code, category in enumerate(CATEGORIES)
-    }
+    snapshot = _snapshot_columns(context, history, created, logged)
+    if timelines is None:
+        columns.update(snapshot)
+    else:
+        names = np.array(timelines.status_names, dtype=object)
+        categories = np.array([c.value for c in CATEGORIES], dtype=object)
+        logged_status = names[timelines.status[at]]
+        columns["status"] = _either(logged, logged_status, snapshot["status"])
+        columns["status_category"] = _either(
+            logged, categories[timelines.status_category[at]], snapshot["status_category"]
+        )
+        # The timeline's creation (its first event) where there is one, else the stored one.
+        created_ms = np.where(logged, timelines.created_ms[at], created)
+        columns["created_at"] = format_timestamps(pa.array(created_ms, pa.timestamp("ms", tz="UTC")))
+        columns["ongoing"] = pa.array(timelines.ongoing[at], mask=~logged)
+        for name, values, has in (
+            ("first_response_minutes", timelines.first_response_ms, timelines.has_first_response),
+            ("first_resolution_minutes", timelines.first_resolution_ms, timelines.has_first_resolution),
+            ("full_resolution_minutes", timelines.full_resolution_ms, timelines.has_full_resolution),
+        ):
+            mine = pa.array(minutes_array(values[at]), mask=~(logged & has[at]))
+            columns[name] = _either(logged, mine, snapshot[name])
+        for name, ms in (
+            ("requester_wait_minutes", timelines.category_ms(*_REQUESTER_WAIT)),
+            ("agent_wait_minutes", timelines.category_ms(StatusCategory.PENDING)),
+            ("on_hold_minutes", timelines.category_ms(StatusCategory.ON_HOLD)),
+            ("agent_work_minutes", timelines.category_ms(*_AGENT_WORK)),
+            *(
+                (f"in_{c.value}_minutes", timelines.in_category_ms[:, code])
+                for code, c in enumerate(CATEGORIES)
+            ),
+        ):
+            columns[name] = pa.array(minutes_array(ms[at]), mask=~logged)
+        columns["minutes_in_status"] = _per_status_json(timelines, at, logged)
+        columns["reopens"] = pa.array(timelines.reopens[at], mask=~logged)
+        columns["agent_replies"] = pa.array(timelines.agent_replies[at], mask=~logged)
+        columns["one_touch"] = pa.array(timelines.one_touch[at], mask=~logged)
+        columns["first_contact_resolution"] = pa.array(timelines.first_contact_resolution[at], mask=~logged)
+    return pa.table({name: columns[name] for name, _ in COLUMNS})
 
-    def optional(values: np.ndarray, has: np.ndarray) -> float | None:
-        return minutes(int(values[index])) if has[index] else None
 
+def _either(take_first: np.ndarray, first: Any, second: Any) -> pa.Array:
+    """Row by row: ``first`` where ``take_first``, else ``second`` (nulls kept)."""
+    return pc.if_else(pa.array(take_first), _arrow(first), _arrow(second))
+
+
+def _arrow(values: Any) -> Any:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    return pa.array(values)
+
+
+def _per_status_json(timelines: Timelines, at: np.ndarray, logged: np.ndarray) -> pa.Array:
+    """Each ticket's minutes per status visited (and its current one) as a JSON object, built
+    column-wise: one '"name":minutes' fragment per status, joined per row."""
+    spent = timelines.in_status_ms[at]
+    shown = spent != 0
+    shown[np.arange(len(at)), timelines.status[at]] = True
+    values = minutes_array(spent)
+    fragments = []
+    for code, name in enumerate(timelines.status_names):
+        number = pc.cast(pa.array(values[:, code]), pa.string())
+        key = orjson.dumps(name).decode() + ":"
+        fragments.append(
+            pc.if_else(pa.array(shown[:, code]), pc.binary_join_element_wise(key, number, ""), None)
+        )
+    inner = pc.binary_join_element_wise(*fragments, ",", null_handling="skip")
+    body = pc.binary_join_element_wise("{", inner, "}", "")
+    return pc.if_else(pa.array(logged), body, pa.scalar(None, pa.string()))
+
+
+def _snapshot_columns(
+    context: PipeContext, history: History, created: np.ndarray, logged: np.ndarray
+) -> dict[str, Any]:
+    """What a ticket's own timestamps say (METRICS.md, snapshot-only tickets); null elsewhere."""
+    tickets = history.tickets
+    n = tickets.num_rows
+    as_of_ms = epoch_ms(history.as_of)
+    encoded = pc.dictionary_encode(tickets.column("status")).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    known = [context.statuses.category(name) for name in names]
+    codes = np.asarray(encoded.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    category_names = pa.array([c.value if c else None for c in known] + [None], pa.string()).take(
+        pa.array(codes)
+    )
+    resolved = np.array([c is not None and c.is_resolved for c in known] + [False], dtype=bool)[codes]
+    clock = history.clock
+
+    def since_created(name: str, *, only: np.ndarray | None = None) -> pa.Array:
+        moment, has = history.column_ms(name)
+        keep = has & (moment <= as_of_ms) & ~logged & (only if only is not None else True)
+        safe = np.where(keep, moment, created)
+        spent = clock.cumulative(safe) - clock.cumulative(created)
+        return pa.array(minutes_array(spent), mask=~keep)
+
+    nothing = pa.nulls(n, pa.float64())
     return {
-        "status": names[timelines.status[index]],
-        "status_category": CATEGORIES[timelines.status_category[index]].value,
-        "created_at": format_timestamp(from_epoch_ms(int(timelines.created_ms[index]))),
-        "ongoing": bool(timelines.ongoing[index]),
-        "first_response_minutes": optional(timelines.first_response_ms, timelines.has_first_response),
-        "first_resolution_minutes": optional(timelines.first_resolution_ms, timelines.has_first_resolution),
-        "full_resolution_minutes": optional(timelines.full_resolution_ms, timelines.has_full_resolution),
-        "requester_wait_minutes": minutes(int(timelines.category_ms(*_REQUESTER_WAIT)[index])),
-        "agent_wait_minutes": minutes(int(timelines.category_ms(StatusCategory.PENDING)[index])),
-        "on_hold_minutes": minutes(int(timelines.category_ms(StatusCategory.ON_HOLD)[index])),
-        "agent_work_minutes": minutes(int(timelines.category_ms(*_AGENT_WORK)[index])),
-        **by_category,
-        "minutes_in_status": orjson.dumps(per_status).decode(),
-        "reopens": int(timelines.reopens[index]),
-        "agent_replies": int(timelines.agent_replies[index]),
-        "one_touch": bool(timelines.one_touch[index]),
-        "first_contact_resolution": bool(timelines.first_contact_resolution[index]),
-        "has_activity_log": True,
+        "status": tickets.column("status"),
+        "status_category": category_names,
+        "created_at": format_timestamps(pa.array(created, pa.timestamp("ms", tz="UTC"))),
+        "ongoing": pa.nulls(n, pa.bool_()),
+        "first_response_minutes": since_created("first_response_at"),
+        "first_resolution_minutes": nothing,
+        "full_resolution_minutes": since_created("resolved_at", only=resolved),
+        **dict.fromkeys(_DURATION_COLUMNS, nothing),
+        "minutes_in_status": pa.nulls(n, pa.string()),
+        "reopens": pa.nulls(n, pa.int64()),
+        "agent_replies": pa.nulls(n, pa.int64()),
+        "one_touch": pa.nulls(n, pa.bool_()),
+        "first_contact_resolution": pa.nulls(n, pa.bool_()),
     }
 
 
+_DURATION_COLUMNS = (
+    "requester_wait_minutes",
+    "agent_wait_minutes",
+    "on_hold_minutes",
+    "agent_work_minutes",
+    *(f"in_{c.value}_minutes" for c in StatusCategory),
+)
 _REQUESTER_WAIT = (StatusCategory.NEW, StatusCategory.OPEN, StatusCategory.ON_HOLD)
 _AGENT_WORK = (StatusCategory.NEW, StatusCategory.OPEN)
-
-
-def _from_snapshot(context: PipeContext, state: dict[str, Any], history: History) -> dict[str, Any]:
-    """A ticket without events: only its timestamps are known (METRICS.md, snapshot-only tickets)."""
-    created_at = aware_utc(state["created_at"])
-
-    def since_created(moment: datetime | None) -> float | None:
-        if moment is None or aware_utc(moment) > history.as_of:
-            return None
-        a, b = np.array([epoch_ms(created_at)]), np.array([epoch_ms(aware_utc(moment))])
-        return minutes(int((history.clock.cumulative(b) - history.clock.cumulative(a))[0]))
-
-    category = context.statuses.category(state["status"])
-    resolved = category is not None and category.is_resolved
-    return {
-        "status": state["status"],
-        "status_category": category.value if category else None,
-        "created_at": format_timestamp(created_at),
-        "ongoing": None,
-        "first_response_minutes": since_created(state["first_response_at"]),
-        "first_resolution_minutes": None,
-        "full_resolution_minutes": since_created(state["resolved_at"]) if resolved else None,
-        "requester_wait_minutes": None,
-        "agent_wait_minutes": None,
-        "on_hold_minutes": None,
-        "agent_work_minutes": None,
-        **{f"in_{c.value}_minutes": None for c in StatusCategory},
-        "minutes_in_status": None,
-        "reopens": None,
-        "agent_replies": None,
-        "one_touch": None,
-        "first_contact_resolution": None,
-        "has_activity_log": False,
-    }

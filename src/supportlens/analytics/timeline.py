@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory, StatusMap
@@ -110,6 +112,48 @@ class Timelines:
         columns = [_CATEGORY_CODE[c] for c in categories]
         total: I64 = self.in_category_ms[:, columns].sum(axis=1)
         return total
+
+
+def event_columns(events: pa.Table) -> tuple[EventColumns, list[str], I64]:
+    """The activity log (ticket_id, occurred_at, seq, type, actor_type, status columns) as the
+    integer columns the timeline reads, ordered by (ticket, time, arrival); also the ticket ids
+    (by index) and the row order, for callers that need other columns in the same order.
+
+    Every text column is dictionary-encoded once and only its integer codes are reordered: far
+    cheaper than sorting or reordering strings.  Tickets need only be grouped, not in id order."""
+    tickets = pc.dictionary_encode(events.column("ticket_id")).combine_chunks()
+    at = epoch_ms_column(events.column("occurred_at"))
+    ticket = _codes(tickets)
+    order: I64 = np.lexsort((events.column("seq").cast(pa.int64()).to_numpy(), at, ticket))
+    statuses = pc.dictionary_encode(events.column("status")).combine_chunks()
+    kinds = pc.dictionary_encode(events.column("type")).combine_chunks()
+    actors = pc.dictionary_encode(events.column("actor_type")).combine_chunks()
+    kind_codes = np.array([EVENT_CODES[k] for k in kinds.dictionary.to_pylist()], dtype=np.int64)
+    actor_codes = np.array([*(ACTOR_CODES[a] for a in actors.dictionary.to_pylist()), ACTOR_CODES[None]])
+    columns = EventColumns(
+        ticket=ticket[order],
+        at_ms=at[order],
+        kind=kind_codes[_codes(kinds)[order]],
+        actor=actor_codes[_codes(actors, missing=len(actor_codes) - 1)[order]],
+        status=_codes(statuses, missing=_NO_STATUS)[order],
+        status_names=tuple(statuses.dictionary.to_pylist()),
+        tickets=len(tickets.dictionary),
+    )
+    return columns, tickets.dictionary.to_pylist(), order
+
+
+def _codes(encoded: pa.DictionaryArray, missing: int = 0) -> I64:
+    codes: I64 = np.asarray(encoded.indices.fill_null(missing).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes
+
+
+def epoch_ms_column(column: pa.ChunkedArray | pa.Array) -> I64:
+    """A timestamp column as epoch milliseconds."""
+    values: I64 = np.asarray(
+        column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False),
+        dtype=np.int64,
+    )
+    return values
 
 
 def _group_first(ticket: I64, tickets: int, values: I64, mask: BOOL, fill: int) -> tuple[I64, BOOL]:

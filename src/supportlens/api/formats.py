@@ -51,7 +51,7 @@ def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
     if fmt == "json":
         body: dict[str, Any] = {
             "meta": [{"name": name, "type": kind} for name, kind in result.columns],
-            "data": result.rows,
+            "data": list(result.rows),
             "rows": len(result.rows),
         }
         if result.rows_before_limit is not None:
@@ -74,7 +74,11 @@ def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
         return Response(buffer.getvalue(), status_code=status_code, media_type=FORMATS[fmt])
     if fmt == "parquet":
         schema = pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in result.columns])
-        table = pa.Table.from_pylist(result.rows, schema=schema)
+        table = (
+            result.table.cast(schema)
+            if result.table is not None
+            else pa.Table.from_pylist(list(result.rows), schema=schema)
+        )
         sink = io.BytesIO()
         pq.write_table(table, sink)
         return Response(sink.getvalue(), status_code=status_code, media_type=FORMATS[fmt])

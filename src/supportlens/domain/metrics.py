@@ -6,6 +6,9 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+import numpy as np
+import numpy.typing as npt
+
 MS_PER_MINUTE = 60_000
 _CENT = Decimal("0.01")
 
@@ -44,4 +47,13 @@ def percentage(part: int | None, whole: int | None) -> float:
         return 0.0
     result = round2(Fraction(100 * int(part or 0), int(whole)))
     assert result is not None
+    return result
+
+
+def minutes_array(milliseconds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``minutes`` for a whole column of integer milliseconds, exactly: hundredths of a minute
+    rounded half away from zero in integers (ms / 600), then one correctly rounded division."""
+    magnitude = np.abs(milliseconds)
+    cents = (magnitude * 2 + 600) // 1200
+    result: npt.NDArray[np.float64] = np.sign(milliseconds) * cents / 100.0
     return result

@@ -22,13 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.timeline import (
-    ACTOR_CODES,
-    EVENT_CODES,
-    CalendarClock,
-    EventColumns,
-    compute_timelines,
-)
+from supportlens.analytics.timeline import CalendarClock, compute_timelines, epoch_ms_column, event_columns
 from supportlens.domain.statuses import StatusMap
 from supportlens.domain.timeline import INITIAL_STATUS
 from supportlens.store.schema import TICKETS
@@ -37,45 +31,11 @@ _FAR_FUTURE_MS = 2**62
 _ATTRIBUTES = ("customer_id", "agent_id", "category", "priority", "status", "channel", "subject")
 
 
-def event_columns(events: pa.Table) -> tuple[EventColumns, list[str], pa.Table]:
-    """The log sorted by (ticket, at, arrival) as the integer columns the timeline reads; also
-    the ticket ids (by index) and the sorted table."""
-    ordered = events.sort_by([("ticket_id", "ascending"), ("occurred_at", "ascending"), ("seq", "ascending")])
-    tickets = pc.dictionary_encode(ordered.column("ticket_id")).combine_chunks()
-    statuses = pc.dictionary_encode(ordered.column("status")).combine_chunks()
-    kinds = pc.dictionary_encode(ordered.column("type")).combine_chunks()
-    actors = pc.dictionary_encode(ordered.column("actor_type")).combine_chunks()
-    kind_codes = np.array([EVENT_CODES[k] for k in kinds.dictionary.to_pylist()], dtype=np.int64)
-    actor_codes = np.array([ACTOR_CODES[a] for a in actors.dictionary.to_pylist()], dtype=np.int64)
-    columns = EventColumns(
-        ticket=_indices(tickets),
-        at_ms=_epoch_ms(ordered.column("occurred_at")),
-        kind=kind_codes[_indices(kinds)],
-        actor=_lookup(actor_codes, actors, ACTOR_CODES[None]),
-        status=_indices(statuses, missing=-1),
-        status_names=tuple(statuses.dictionary.to_pylist()),
-        tickets=len(tickets.dictionary),
-    )
-    return columns, tickets.dictionary.to_pylist(), ordered
-
-
-def _indices(encoded: pa.DictionaryArray, missing: int = 0) -> np.ndarray:
-    return np.asarray(encoded.indices.fill_null(missing).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _lookup(codes: np.ndarray, encoded: pa.DictionaryArray, missing: int) -> np.ndarray:
-    table = np.append(codes, missing)
-    return np.asarray(table[_indices(encoded, missing=len(codes))], dtype=np.int64)
-
-
-def _epoch_ms(column: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy(), dtype=np.int64)
-
-
 def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap) -> pa.Table:
     """Current-state rows (TICKETS schema) for every ticket in ``events`` (one workspace's full
     activity log of those tickets); ``snapshots`` holds their snapshots, in any number."""
-    columns, ticket_ids, ordered = event_columns(events)
+    columns, ticket_ids, order = event_columns(events)
+    ordered = events.take(pa.array(order))
     timelines = compute_timelines(columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=CalendarClock())
     n = columns.tickets
     last_row = np.full(n, -1, dtype=np.int64)
@@ -91,7 +51,7 @@ def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statu
         set_at[name] = np.where(chosen >= 0, columns.at_ms[np.maximum(chosen, 0)], -1)
     values = {name: ordered.column(name).to_pylist() for name in (*_ATTRIBUTES, "score")}
     last_seq = _group_max(columns.ticket, n, ordered.column("seq").cast(pa.int64()).to_numpy())
-    last_received = _group_max(columns.ticket, n, _epoch_ms(ordered.column("received_at")))
+    last_received = _group_max(columns.ticket, n, epoch_ms_column(ordered.column("received_at")))
     created_tags = _created_tags(ordered, columns.ticket)
     newest = _newest_snapshots(snapshots)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 # Epoch values at or above this are milliseconds: 1e11 seconds would be the year 5138, and 1e11
 # milliseconds is 1973-03-03, so epoch milliseconds are read correctly for any instant after that.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
@@ -99,3 +102,16 @@ def format_timestamp(value: datetime) -> str:
     base = utc.strftime("%Y-%m-%d %H:%M:%S")
     millis = utc.microsecond // 1000
     return f"{base}.{millis:03d}" if millis else base
+
+
+def format_timestamps(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``format_timestamp`` for a whole column of UTC timestamps from 1970 on (the range stored
+    timestamps have); nulls stay null."""
+    millis = pc.cast(values, pa.timestamp("ms", tz=values.type.tz))
+    # Arrow prints fractional seconds for sub-second units: format whole seconds.
+    seconds = pc.cast(millis, pa.timestamp("s", tz=values.type.tz), safe=False)
+    whole = pc.strftime(seconds, format="%Y-%m-%d %H:%M:%S")
+    fraction = pc.cast(pc.add(pc.remainder(pc.cast(millis, pa.int64()), 1000), 1000), pa.string())
+    with_millis = pc.binary_join_element_wise(whole, pc.utf8_slice_codeunits(fraction, 1), ".")
+    has_millis = pc.not_equal(pc.remainder(pc.cast(millis, pa.int64()), 1000), 0)
+    return pc.if_else(has_millis, with_millis, whole)
