@@ -212,31 +212,21 @@ def _time_in_status(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     )
 
 
-def _reply_times(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return activity.reply_times(
-        context,
-        _activity_filters(context, values),
-        by=_group_by(values, _BY_ATTRIBUTE),
-        unit=_period_unit(values),
-    )
+Grouped = Callable[..., PipeResult]
 
 
-def _resolution_quality(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return activity.resolution_quality(
-        context,
-        _activity_filters(context, values),
-        by=_group_by(values, _BY_ATTRIBUTE),
-        unit=_period_unit(values),
-    )
+def _grouped(aggregate: Grouped) -> Callable[[PipeContext, dict[str, Any]], PipeResult]:
+    """A handler for an aggregate that takes the common filters, a grouping and a period unit."""
 
+    def handler(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+        return aggregate(
+            context,
+            _activity_filters(context, values),
+            by=_group_by(values, _BY_ATTRIBUTE),
+            unit=_period_unit(values),
+        )
 
-def _csat(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return activity.csat(
-        context,
-        _activity_filters(context, values),
-        by=_group_by(values, _BY_ATTRIBUTE),
-        unit=_period_unit(values),
-    )
+    return handler
 
 
 _BACKLOG_DAYS = 30
@@ -382,7 +372,7 @@ PIPES: dict[str, Pipe] = {
             "First and later reply times: count, mean, median and p90 minutes per group.",
             (*_HISTORY_FILTERS, _BUSINESS_HOURS, _group_by_param("period", _GROUPINGS), _PERIOD),
             activity.REPLY_COLUMNS,
-            _reply_times,
+            _grouped(activity.reply_times),
         ),
         Pipe(
             "resolution_quality",
@@ -390,14 +380,14 @@ PIPES: dict[str, Pipe] = {
             "resolved tickets, per group.",
             (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
             activity.QUALITY_COLUMNS,
-            _resolution_quality,
+            _grouped(activity.resolution_quality),
         ),
         Pipe(
             "csat",
             "CSAT % (ratings of 4 or 5), mean score and rating counts per group; unrated tickets left out.",
             (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
             activity.CSAT_COLUMNS,
-            _csat,
+            _grouped(activity.csat),
         ),
         Pipe(
             "backlog",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from supportlens import sqlite
 from supportlens.auth.tokens import Scope, Token, hash_secret, new_secret, normalize_filter
 from supportlens.domain.periods import zone
 
@@ -67,11 +68,7 @@ def _names(values: frozenset[str] | None) -> str | None:
 
 class MetadataRepository:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        self._conn = sqlite.connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from supportlens import sqlite
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
 from supportlens.domain.calendars import Schedule, default_business_hours
@@ -115,11 +116,7 @@ def _stored_json(definition: CalendarDefinition) -> str:
 
 class ConfigurationRepository:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        self._conn = sqlite.connect(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
