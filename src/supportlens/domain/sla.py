@@ -8,13 +8,17 @@ Rules (METRICS.md where it speaks; where it is silent, what Zendesk or Freshdesk
 - History.  The ticket is read as domain/timeline.py reads it: creation, status intervals, events
   after ``as_of`` unseen, events before creation acting at creation, what counts as a human reply.
 - Closed is final (the timeline's rule; Zendesk never reopens a closed ticket): the SLA history ends
-  at the first entry into the ``closed`` category, and no later event changes any target.
+  at the first entry into the ``closed`` category, and no later event changes any target (events at
+  that instant still count).
 - Policy.  The first policy of the ordered set whose conditions match the ticket's attributes applies,
   else the default.  The attributes at a moment are the latest non-null values set by the events acting
   at or before it.  Each target takes the policy and the priority in force when it starts, so a change of
   priority (or of any field a condition reads) applies to the targets started after it (METRICS.md).  A
   priority the policy does not list takes its ``default`` targets; a target type absent there is not
-  tracked.
+  tracked.  Conditions read ``priority``, ``category``, ``channel``, ``group_id`` and ``tags`` (the
+  latest full tag set an event carries; Freshdesk's tag additions and removals are not folded in) from
+  the event columns, and ``customer_plan`` (or ``customer_tier``) and ``source`` from ``field_changed``
+  events naming them.
 - first_response starts at creation and is fulfilled by the first human reply (timeline: bots, system
   auto-replies and notes never count; an agent's first public message on its own ticket is the request).
 - next_response: every later wait for a reply (timeline's reply waits: a run of customer messages from
@@ -22,8 +26,9 @@ Rules (METRICS.md where it speaks; where it is silent, what Zendesk or Freshdesk
   first reply answers belongs to first_response.
 - Reply targets are not paused by ``pause_categories`` (METRICS.md: the reply fulfils them), but their
   clock stops while the ticket is resolved, so a ticket solved without an answer neither breaches nor
-  counts as answered, and a reopen resumes the clock.  Zendesk instead fulfils every reply target on
-  solve; we keep METRICS.md's rule that an unanswered ticket never meets the response SLA.
+  counts as answered, and a reopen resumes the clock.  Helpdesks that count solving as fulfilling the
+  reply targets would call it met; we keep METRICS.md's rule that an unanswered ticket never meets the
+  response SLA.
 - resolution starts at creation; its clock runs while the status category is neither resolved nor in
   ``pause_categories``.  Entering a resolved category fulfils it; a reopen makes it active again with
   the time elapsed so far (Zendesk's "total resolution time").  requester_wait and agent_work are the
@@ -58,6 +63,7 @@ from types import MappingProxyType
 
 from supportlens.domain.calendars import CalendarError, Schedule, add_business_time, business_ms
 from supportlens.domain.events import CHANGED_ATTRIBUTE, ActorType, EventType, TicketEvent
+from supportlens.domain.metrics import MS_PER_MINUTE
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.domain.statuses import PAUSING_CATEGORIES, StatusCategory, StatusMap
 from supportlens.domain.timeline import (
@@ -68,7 +74,6 @@ from supportlens.domain.timeline import (
     status_intervals,
 )
 
-MS_PER_MINUTE = 60_000
 DEFAULT_TARGETS = "default"  # the targets key of every priority a policy does not list
 
 
@@ -271,6 +276,9 @@ class SlaPolicy:
         if self.calendar_id is not None:
             _name(self.calendar_id, "SlaPolicy.calendar_id")
 
+    def __hash__(self) -> int:  # the generated hash would fail on the targets mapping
+        return hash((self.id, tuple(self.targets.items()), self.conditions, self.escalations))
+
     def target(self, kind: TargetType, priority: str | None) -> Target | None:
         """The target of ``kind`` for a ticket of ``priority`` (normalized), if the policy has one."""
         found = self.targets.get(priority or DEFAULT_TARGETS)
@@ -435,7 +443,8 @@ def _history(events: Sequence[TicketEvent], statuses: StatusMap, as_of: datetime
     intervals = status_intervals(ordered, statuses, as_of, created_at)
     for index, interval in enumerate(intervals):
         if interval.category is StatusCategory.CLOSED:  # closed is final
-            pass
+            intervals = [*intervals[:index], dataclasses.replace(interval, end=interval.start)]
+            break
     horizon = intervals[-1].end
     seen = [e for e in ordered if e.at <= as_of]
     # The timeline's rules (domain/timeline.py, ticket_time_metrics).
