@@ -62,15 +62,18 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from supportlens.domain.calendars import CalendarError, Schedule, add_business_time, business_ms
-from supportlens.domain.events import CHANGED_ATTRIBUTE, ActorType, EventType, TicketEvent
+from supportlens.domain.events import CHANGED_ATTRIBUTE, EventType, TicketEvent
 from supportlens.domain.metrics import MS_PER_MINUTE
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.domain.statuses import PAUSING_CATEGORIES, StatusCategory, StatusMap
 from supportlens.domain.timeline import (
+    Conversation,
     StatusInterval,
     calendar_ms,
+    conversation,
     creation_time,
     order_events,
+    reply_waits,
     status_intervals,
 )
 
@@ -428,9 +431,11 @@ class _History:
     seen: list[TicketEvent]
     intervals: list[StatusInterval]
     horizon: datetime
-    replies: list[datetime]
-    messages: list[datetime]
-    created_by_agent: bool
+    talk: Conversation
+
+    @property
+    def replies(self) -> list[datetime]:
+        return self.talk.replies
 
     @property
     def current(self) -> StatusCategory:
@@ -447,43 +452,20 @@ def _history(events: Sequence[TicketEvent], statuses: StatusMap, as_of: datetime
             break
     horizon = intervals[-1].end
     seen = [e for e in ordered if e.at <= as_of]
-    # The timeline's rules (domain/timeline.py, ticket_time_metrics).
-    created_by_agent = any(e.type is EventType.CREATED and e.actor_type is ActorType.AGENT for e in ordered)
-    replies = [max(e.at, created_at) for e in seen if e.is_agent_reply]
-    if created_by_agent:
-        replies = replies[1:]
-    messages = [max(e.at, created_at) for e in seen if e.type is EventType.CUSTOMER_MESSAGE]
+    talk = conversation(ordered, created_at, as_of)  # the timeline's rules
     return _History(
         ticket_id=ordered[0].ticket_id,
         created_at=created_at,
         seen=seen,
         intervals=intervals,
         horizon=horizon,
-        replies=[at for at in replies if at <= horizon],
-        messages=[at for at in messages if at <= horizon],
-        created_by_agent=created_by_agent,
+        talk=Conversation(
+            created_at,
+            talk.created_by_agent,
+            [at for at in talk.replies if at <= horizon],
+            [at for at in talk.messages if at <= horizon],
+        ),
     )
-
-
-def _reply_waits(
-    request_at: datetime | None, messages: list[datetime], replies: list[datetime]
-) -> list[tuple[datetime, int | None]]:
-    """Each wait for a reply as (start, index of the reply answering it, or None while waiting): the
-    timeline's reply times (a run of customer messages waits from its first message; a message and a
-    reply at the same instant: the reply answers it)."""
-    waits: list[tuple[datetime, int | None]] = []
-    waiting_since = request_at
-    stream = sorted([(at, 0, -1) for at in messages] + [(at, 1, i) for i, at in enumerate(replies)])
-    for at, is_reply, index in stream:
-        if is_reply:
-            if waiting_since is not None:
-                waits.append((waiting_since, index))
-                waiting_since = None
-        elif waiting_since is None:
-            waiting_since = at
-    if waiting_since is not None:
-        waits.append((waiting_since, None))
-    return waits
 
 
 def _field_value(event: TicketEvent, name: str) -> str | None:
@@ -688,7 +670,7 @@ def evaluate(
     begun: list[_Started | None] = [
         started(TargetType.FIRST_RESPONSE, 0, created_at, history.replies[0] if history.replies else None)
     ]
-    waits = _reply_waits(None if history.created_by_agent else created_at, history.messages, history.replies)
+    waits = reply_waits(history.talk)
     later = [(at, i) for at, i in waits if (i is not None and i > 0) or (i is None and history.replies)]
     for instance, (at, answer) in enumerate(later):
         completed = None if answer is None else history.replies[answer]

@@ -134,7 +134,6 @@ def ticket_time_metrics(
         raise ValueError("a ticket needs at least one event")
     ordered = order_events(events)
     created_at = creation_time(ordered)
-    seen = [e for e in ordered if e.at <= as_of]
     intervals = status_intervals(ordered, statuses, as_of, created_at)
 
     in_status: dict[str, int] = {}
@@ -156,12 +155,8 @@ def ticket_time_metrics(
     current = intervals[-1]
     resolved_now = current.category.is_resolved
 
-    # Who created the ticket does not depend on the evaluation time.
-    created_by_agent = any(e.type is EventType.CREATED and e.actor_type is ActorType.AGENT for e in ordered)
-    replies = [max(e.at, created_at) for e in seen if e.is_agent_reply]
-    if created_by_agent and replies:
-        replies = replies[1:]  # an agent's first public message on its own ticket is the request
-    customer_messages = [max(e.at, created_at) for e in seen if e.type is EventType.CUSTOMER_MESSAGE]
+    talk = conversation(ordered, created_at, as_of)
+    created_by_agent, replies, customer_messages = talk.created_by_agent, talk.replies, talk.messages
     # The request itself: the creation by a customer, or an agent-created ticket's first answer.
     allowed_followups = 1 if created_by_agent else 0
     followups = sum(1 for at in customer_messages if at > created_at)
@@ -189,25 +184,49 @@ def ticket_time_metrics(
         first_contact_resolution=resolved_now and followups <= allowed_followups,
         created_outside_business_hours=is_open is not None and not is_open(created_at),
         ongoing=current.ongoing,
-        reply_times_ms=_reply_times(
-            None if created_by_agent else created_at, customer_messages, replies, clock
+        reply_times_ms=tuple(
+            clock(start, replies[answer]) for start, answer in reply_waits(talk) if answer is not None
         ),
     )
 
 
-def _reply_times(
-    request_at: datetime | None, customer_messages: list[datetime], replies: list[datetime], clock: Clock
-) -> tuple[int, ...]:
-    """Each run of customer messages (a customer's creation of the ticket counts as the first)
-    waits from its first message to the next agent reply; one still waiting has no time yet."""
-    times: list[int] = []
-    waiting_since = request_at
-    stream = sorted([(at, 0) for at in customer_messages] + [(at, 1) for at in replies])
-    for at, is_reply in stream:
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """Who said what, as the metrics count it: human replies (an agent's first public message on
+    a ticket it created is the request, not a reply) and customer messages, both acting at
+    creation when earlier, seen by ``as_of``."""
+
+    created_at: datetime
+    created_by_agent: bool
+    replies: list[datetime]
+    messages: list[datetime]
+
+
+def conversation(ordered: Sequence[TicketEvent], created_at: datetime, as_of: datetime) -> Conversation:
+    # Who created the ticket does not depend on the evaluation time.
+    created_by_agent = any(e.type is EventType.CREATED and e.actor_type is ActorType.AGENT for e in ordered)
+    seen = [e for e in ordered if e.at <= as_of]
+    replies = [max(e.at, created_at) for e in seen if e.is_agent_reply]
+    if created_by_agent:
+        replies = replies[1:]
+    messages = [max(e.at, created_at) for e in seen if e.type is EventType.CUSTOMER_MESSAGE]
+    return Conversation(created_at, created_by_agent, replies, messages)
+
+
+def reply_waits(talk: Conversation) -> list[tuple[datetime, int | None]]:
+    """Each wait for a reply as (start, index of the reply answering it, or None while waiting): a
+    customer's creation of the ticket, and each later run of customer messages, waits from its
+    first message; a message and a reply at the same instant: the reply answers it."""
+    waits: list[tuple[datetime, int | None]] = []
+    waiting_since = None if talk.created_by_agent else talk.created_at
+    stream = sorted([(at, 0, -1) for at in talk.messages] + [(at, 1, i) for i, at in enumerate(talk.replies)])
+    for at, is_reply, index in stream:
         if is_reply:
             if waiting_since is not None:
-                times.append(clock(waiting_since, at))
+                waits.append((waiting_since, index))
                 waiting_since = None
         elif waiting_since is None:
             waiting_since = at
-    return tuple(times)
+    if waiting_since is not None:
+        waits.append((waiting_since, None))
+    return waits
