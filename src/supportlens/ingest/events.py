@@ -152,15 +152,11 @@ def events_table(
         "received_at": [received_at] * count,
         "source": [source] * count,
     }
+    events = [event for _, event in accepted]
+    columns["tags"] = [list(event.tags) if event.tags else [] for event in events]
     for name in TICKET_EVENTS.column_names:
-        if name in columns:
-            continue
-        columns[name] = [_stored(event, name) for _, event in accepted]
+        if name not in columns:
+            # One comprehension per column (enum members are str: Arrow stores their values).
+            attribute = "at" if name == "occurred_at" else name
+            columns[name] = [getattr(event, attribute) for event in events]
     return pa.Table.from_pydict(columns, schema=TICKET_EVENTS.arrow_schema())
-
-
-def _stored(event: TicketEvent, name: str) -> Any:
-    if name == "tags":
-        return list(event.tags or ())
-    value = getattr(event, "at" if name == "occurred_at" else name)
-    return value.value if isinstance(value, EventType | ActorType) else value

@@ -9,6 +9,7 @@ the activities and the activity log keeps the first arrival of each id.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from supportlens.store.base import Engine
 
 FRESHDESK_SOURCE = "freshdesk"
 CHUNK_EVENTS = 100_000
+IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,9 @@ def import_freshdesk_export(
         export = parse_export(data, requesters=known)
     rejected = [(item.raw, item.rejection) for item in export.rejected]
     events = export.events
+    # A few chunks in flight: the writer commits one while the next is stamped, never more than
+    # IN_FLIGHT queued (the writer's queue stays small whatever the file's size).
+    in_flight: list[tuple[Future[None], int]] = []
     for start in range(0, max(len(events), 1), CHUNK_EVENTS):
         chunk = events[start : start + CHUNK_EVENTS]
         result = service.ingest_events(
@@ -68,10 +73,19 @@ def import_freshdesk_export(
             source=FRESHDESK_SOURCE,
             quarantine_as=FRESHDESK_QUARANTINE,
         )
-        result.committed.result()
-        if progress is not None:
-            progress(len(chunk))
+        in_flight.append((result.committed, len(chunk)))
+        if len(in_flight) > IN_FLIGHT:
+            _settle(in_flight.pop(0), progress)
+    for item in in_flight:
+        _settle(item, progress)
     return _summary(export, file_name), export.requesters
+
+
+def _settle(item: tuple[Future[None], int], progress: Callable[[int], None] | None) -> None:
+    committed, events = item
+    committed.result()
+    if progress is not None:
+        progress(events)
 
 
 def _summary(export: FreshdeskExport, file_name: str) -> ImportSummary:
