@@ -870,7 +870,7 @@ def test_minutes_array_equals_minutes() -> None:
     rng = np.random.default_rng(3)
     values = np.concatenate(
         [
-            rng.integers(-10**12, 10**12, 20_000),
+            rng.integers(-(10**12), 10**12, 20_000),
             np.arange(0, 5_000) * 300,  # every half-hundredth boundary near zero
             np.array([0, 299, 300, 301, 599, 600, 601, -300, -301, 2**52]),
         ]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from supportlens import __version__
-from supportlens.api import configuration, errors, events, imports, pipes, quarantine
+from supportlens.api import configuration, errors, events, imports, pipes, quarantine, sla
 from supportlens.config import Settings
 from supportlens.runtime import Runtime
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipes.router)
     app.include_router(imports.router)
     app.include_router(configuration.router)
+    app.include_router(sla.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and store engine")
     def health() -> dict[str, str]:

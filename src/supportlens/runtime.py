@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.pipes import PIPES
@@ -84,6 +85,8 @@ class Runtime:
             calendar=self.configuration.business_calendar(workspace.id, workspace.timezone),
             statuses=self.configuration.status_map(workspace.id),
             export_end=self.configuration.latest_export_end(workspace.id),
+            sla_policies=partial(self.configuration.policy_set, workspace.id),
+            calendars=partial(self.configuration.calendar_schedules, workspace.id, workspace.timezone),
         )
 
     def run_pipe(

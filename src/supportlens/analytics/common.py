@@ -3,7 +3,7 @@ durations and averages that METRICS.md defines once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -13,6 +13,7 @@ import pyarrow as pa
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.domain.calendars import Schedule, default_business_hours
 from supportlens.domain.metrics import average, average_minutes
+from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.store.base import Engine, QueryResult
 from supportlens.store.schema import TICKETS
@@ -31,6 +32,10 @@ class PipeContext:
     statuses: StatusMap = DEFAULT_STATUS_MAP
     # The end of the newest imported activity export's window (``as_of=export_end``).
     export_end: datetime | None = None
+    # Read only by the SLA pipes (analytics/sla_state.py), so lazily: the workspace's SLA policies, and
+    # its calendars by id (None: the default).  Unset: the built-in policy and ``calendar``.
+    sla_policies: Callable[[], PolicySet] | None = None
+    calendars: Callable[[], Mapping[str | None, Schedule]] | None = None
 
 
 class TableRows(Sequence[dict[str, Any]]):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from supportlens.analytics import activity, sla, tickets, time_metrics, trends
+from supportlens.analytics import activity, sla, sla_state, tickets, time_metrics, trends
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.params import (
     EXPORT_END,
@@ -174,9 +175,12 @@ def _activity_filters(context: PipeContext, values: dict[str, Any]) -> activity.
     )
 
 
-def _group_by(values: dict[str, Any], allowed: tuple[activity.GroupBy, ...]) -> activity.GroupBy:
+G = TypeVar("G", bound=StrEnum)
+
+
+def _group_by(values: dict[str, Any], allowed: tuple[G, ...]) -> G:
     try:
-        chosen = activity.GroupBy(str(values["group_by"]).lower())
+        chosen = type(allowed[0])(str(values["group_by"]).lower())
     except ValueError:
         chosen = None
     if chosen not in allowed:
@@ -227,6 +231,23 @@ def _grouped(aggregate: Grouped) -> Callable[[PipeContext, dict[str, Any]], Pipe
         )
 
     return handler
+
+
+def _ticket_sla(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return sla_state.ticket_sla(context, _activity_filters(context, values))
+
+
+def _sla_attainment(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return sla_state.sla_attainment(
+        context,
+        _activity_filters(context, values),
+        by=_group_by(values, tuple(sla_state.SlaGroupBy)),
+        unit=_period_unit(values),
+    )
+
+
+def _sla_at_risk(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return sla_state.sla_at_risk(context, _activity_filters(context, values))
 
 
 _BACKLOG_DAYS = 30
@@ -396,6 +417,33 @@ PIPES: dict[str, Pipe] = {
             (*_HISTORY_FILTERS, _group_by_param("none", "none, status or priority")),
             activity.BACKLOG_COLUMNS,
             _backlog,
+        ),
+        Pipe(
+            "ticket_sla",
+            "Per ticket and SLA target (the workspace's policies): state, due time, elapsed and "
+            "remaining minutes, breach and at-risk flags at as_of (tickets by creation time).",
+            _HISTORY_FILTERS,
+            sla_state.TICKET_SLA_COLUMNS,
+            _ticket_sla,
+        ),
+        Pipe(
+            "sla_attainment",
+            "Achieved, breached and running SLA targets and attainment % (achieved / completed) per "
+            "group and target type, for the tickets created in the window.",
+            (
+                *_HISTORY_FILTERS,
+                _group_by_param("target_type", "target_type, priority, agent, category, policy or period"),
+                _PERIOD,
+            ),
+            sla_state.ATTAINMENT_COLUMNS,
+            _sla_attainment,
+        ),
+        Pipe(
+            "sla_at_risk",
+            "Running SLA targets at risk or breached at as_of, soonest due (longest overdue) first.",
+            _HISTORY_FILTERS,
+            sla_state.AT_RISK_COLUMNS,
+            _sla_at_risk,
         ),
     )
 }

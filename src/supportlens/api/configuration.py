@@ -6,19 +6,15 @@ Writes need the admin scope, reads the read or admin scope.  Errors are problem 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from supportlens.api.deps import Caller, caller, runtime
-from supportlens.api.errors import ApiError, problem_responses
+from supportlens.api.errors import ApiError, invalid_field, problem_responses, repository_errors
 from supportlens.api.events import read_body
-from supportlens.auth.repository import Conflict, NotFound
 from supportlens.auth.tokens import Scope
 from supportlens.configuration.calendars import (
     CalendarDefinition,
@@ -48,22 +44,6 @@ def admin(who: Caller = Depends(caller)) -> Caller:
     if Scope.ADMIN not in who.token.scopes:
         raise ApiError(403, "changing the configuration needs the admin scope")
     return who
-
-
-@contextmanager
-def _answers() -> Iterator[None]:
-    """Repository outcomes as HTTP statuses."""
-    try:
-        yield
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
-
-
-def _invalid(loc: tuple[str, ...], message: str) -> RequestValidationError:
-    """A 422 naming the field (``("query", "at")``, ``("body", "names")``), shaped like FastAPI's own."""
-    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])
 
 
 class Calendar(BaseModel):
@@ -155,7 +135,7 @@ def list_calendars(request: Request, who: Caller = Depends(reader)) -> CalendarL
 def create_calendar(
     request: Request, response: Response, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
-    with _answers():
+    with repository_errors():
         stored = runtime(request).configuration.create_calendar(who.workspace.id, definition)
     response.headers["Location"] = f"/v1/calendars/{stored.id}"
     return Calendar.of(stored)
@@ -163,7 +143,7 @@ def create_calendar(
 
 @router.get("/v1/calendars/{calendar_id}", summary="One business calendar", responses=problem_responses(404))
 def get_calendar(request: Request, calendar_id: str, who: Caller = Depends(reader)) -> Calendar:
-    with _answers():
+    with repository_errors():
         return Calendar.of(runtime(request).configuration.calendar(who.workspace.id, calendar_id))
 
 
@@ -175,7 +155,7 @@ def get_calendar(request: Request, calendar_id: str, who: Caller = Depends(reade
 def replace_calendar(
     request: Request, calendar_id: str, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
-    with _answers():
+    with repository_errors():
         stored = runtime(request).configuration.replace_calendar(who.workspace.id, calendar_id, definition)
     return Calendar.of(stored)
 
@@ -188,7 +168,7 @@ def replace_calendar(
     responses=problem_responses(404, 409),
 )
 def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Response:
-    with _answers():
+    with repository_errors():
         runtime(request).configuration.delete_calendar(who.workspace.id, calendar_id)
     return Response(status_code=204)
 
@@ -200,7 +180,7 @@ def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(ad
 )
 def set_default(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Calendar:
     configuration = runtime(request).configuration
-    with _answers():
+    with repository_errors():
         configuration.set_default_calendar(who.workspace.id, calendar_id)
         return Calendar.of(configuration.calendar(who.workspace.id, calendar_id))
 
@@ -223,12 +203,12 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
     body = await read_body(request, rt.settings.max_body_bytes)
 
     def add() -> IcalImport:
-        with _answers():
+        with repository_errors():
             stored = rt.configuration.calendar(who.workspace.id, calendar_id)
             try:
                 definition, added = add_ical_holidays(stored.definition, body)
             except CalendarError as exc:
-                raise _invalid(("body",), str(exc)) from None
+                raise invalid_field(("body",), str(exc)) from None
             updated = rt.configuration.replace_calendar(who.workspace.id, calendar_id, definition)
         return IcalImport(calendar=Calendar.of(updated), holidays_added=added)
 
@@ -243,11 +223,11 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
 def assign_group(
     request: Request, group_id: str, body: GroupCalendar, who: Caller = Depends(admin)
 ) -> GroupAssignment:
-    with _answers():
+    with repository_errors():
         try:
             runtime(request).configuration.assign_group(who.workspace.id, group_id, body.calendar_id)
         except ValueError as exc:
-            raise _invalid(("path", "group_id"), str(exc)) from None
+            raise invalid_field(("path", "group_id"), str(exc)) from None
     return GroupAssignment(group_id=group_id.strip(), calendar_id=body.calendar_id)
 
 
@@ -279,7 +259,7 @@ def put_status_categories(
     try:
         configuration.set_status_names(who.workspace.id, body.names)
     except ValueError as exc:
-        raise _invalid(("body", "names"), str(exc)) from None
+        raise invalid_field(("body", "names"), str(exc)) from None
     return _status_names(configuration, who.workspace.id)
 
 
@@ -290,7 +270,7 @@ def _instant(name: str, value: str) -> datetime:
     try:
         return parse_timestamp(value)
     except TimestampError as exc:
-        raise _invalid(("query", name), str(exc)) from None
+        raise invalid_field(("query", name), str(exc)) from None
 
 
 @router.get("/v1/business-hours/check", summary="Whether the business calendar is open at an instant")
@@ -317,9 +297,9 @@ def between(
 ) -> BusinessTime:
     first, last = _instant("start", start), _instant("end", end)
     if last < first:
-        raise _invalid(("query", "end"), "must not be before start")
+        raise invalid_field(("query", "end"), "must not be before start")
     if last - first > MAX_SPAN:
-        raise _invalid(("query", "end"), "must be at most ten years after start")
+        raise invalid_field(("query", "end"), "must be at most ten years after start")
     schedule = runtime(request).configuration.business_calendar(
         who.workspace.id, who.workspace.timezone, group_id
     )

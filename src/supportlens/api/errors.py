@@ -4,7 +4,8 @@ problem details (``application/problem+json``) under /v1."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from supportlens.analytics.params import ParamError
+from supportlens.auth.repository import Conflict, NotFound
 from supportlens.store.base import QueryTimeout
 
 
@@ -131,3 +133,19 @@ def install(app: FastAPI) -> None:
         if _v1(request):
             return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+
+@contextmanager
+def repository_errors() -> Iterator[None]:
+    """Repository outcomes as HTTP statuses: not found 404, conflict 409."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+def invalid_field(loc: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 naming the field (``("query", "at")``, ``("body", "names")``), shaped like FastAPI's own."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])

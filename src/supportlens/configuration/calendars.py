@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from pydantic_core import PydanticCustomError, ValidationError
 
+from supportlens.configuration.validation import field_error, from_domain
 from supportlens.domain.calendars import (
     BusinessCalendar,
     CalendarError,
@@ -41,23 +42,20 @@ T = TypeVar("T")
 
 
 def _field_error(model: BaseModel, field: str, message: str) -> ValidationError:
-    """An error on ``field`` of ``model``; raised from a validator, pydantic prefixes the model's path."""
-    detail = InitErrorDetails(
-        type=PydanticCustomError("calendar", "{message}", {"message": message}),
-        loc=(field,),
-        input=getattr(model, field, None),
-    )
-    return ValidationError.from_exception_data(type(model).__name__, [detail])
+    return field_error(model, field, message, "calendar")
 
 
 def _domain(model: BaseModel, build: Callable[[], T], fallback: str) -> T:
     """``build()``, with a CalendarError turned into an error on the field its message names."""
-    try:
-        return build()
-    except CalendarError as exc:
-        found = _ATTRIBUTE.match(str(exc))
-        field = _API_FIELD.get(found[1], found[1]) if found else fallback
-        raise _field_error(model, field, str(exc)) from None
+    return from_domain(
+        model,
+        build,
+        fallback,
+        error=CalendarError,
+        attribute=_ATTRIBUTE,
+        api_field=_API_FIELD,
+        kind="calendar",
+    )
 
 
 def parse_clock(text: str) -> dt.time:

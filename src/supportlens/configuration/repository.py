@@ -16,8 +16,10 @@ from pathlib import Path
 from supportlens import sqlite
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
+from supportlens.configuration.sla import SlaPolicyDefinition, builtin_policy
 from supportlens.domain.calendars import Schedule, default_business_hours
 from supportlens.domain.models import normalize_label
+from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
 
 _SCHEMA = """
@@ -59,9 +61,22 @@ CREATE TABLE IF NOT EXISTS activity_imports (
     imported_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS activity_imports_workspace ON activity_imports (workspace_id, imported_at);
+CREATE TABLE IF NOT EXISTS sla_policies (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE,
+    position INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (workspace_id, name)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sla_policies_one_default ON sla_policies (workspace_id) WHERE is_default;
 """
 
 _CALENDAR_COLUMNS = "id, workspace_id, definition, is_default, created_at, updated_at"
+_POLICY_COLUMNS = "id, workspace_id, position, definition, is_default, created_at, updated_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,22 @@ class StoredCalendar:
     id: str
     workspace_id: str
     definition: CalendarDefinition
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPolicy:
+    """An SLA policy as stored; ``definition.default`` is its current default flag (a column)."""
+
+    id: str
+    workspace_id: str
+    position: int  # the workspace's policies are tried in this order
+    definition: SlaPolicyDefinition
     created_at: datetime
     updated_at: datetime
 
@@ -281,6 +312,159 @@ class ConfigurationRepository:
         if row is None:
             return default_business_hours(timezone)
         return to_schedule(CalendarDefinition.model_validate_json(row[0]))
+
+    def calendar_schedules(self, workspace_id: str, timezone: str) -> Mapping[str | None, Schedule]:
+        """Every calendar's schedule by id, and None -> the workspace's default (else Monday to Friday
+        09:00-17:00 in ``timezone``): what an SLA policy's ``calendar_id`` picks from."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, definition, is_default FROM calendars WHERE workspace_id = ?", (workspace_id,)
+            ).fetchall()
+        schedules: dict[str | None, Schedule] = {None: default_business_hours(timezone)}
+        for calendar_id, definition, is_default in rows:
+            schedule = to_schedule(CalendarDefinition.model_validate_json(definition))
+            schedules[calendar_id] = schedule
+            if is_default:
+                schedules[None] = schedule
+        return schedules
+
+    # SLA policies
+
+    @staticmethod
+    def _load_policy(row: tuple[str, str, int, str, int, str, str]) -> StoredPolicy:
+        definition = SlaPolicyDefinition.model_validate_json(row[3]).model_copy(
+            update={"default": bool(row[4])}
+        )
+        return StoredPolicy(
+            row[0], row[1], row[2], definition, datetime.fromisoformat(row[5]), datetime.fromisoformat(row[6])
+        )
+
+    def _get_policy(self, conn: sqlite3.Connection, workspace_id: str, policy_id: str) -> StoredPolicy:
+        row = conn.execute(
+            f"SELECT {_POLICY_COLUMNS} FROM sla_policies WHERE workspace_id = ? AND id = ?",
+            (workspace_id, policy_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no SLA policy {policy_id!r} in this workspace")
+        return self._load_policy(row)
+
+    @staticmethod
+    def _set_policy_default(
+        conn: sqlite3.Connection, workspace_id: str, policy_id: str, default: bool
+    ) -> None:
+        """One default per workspace: making a policy the default takes the flag from any other."""
+        if default:
+            conn.execute(
+                "UPDATE sla_policies SET is_default = 0 WHERE workspace_id = ? AND is_default AND id != ?",
+                (workspace_id, policy_id),
+            )
+        conn.execute("UPDATE sla_policies SET is_default = ? WHERE id = ?", (int(default), policy_id))
+
+    @staticmethod
+    def _policy_json(definition: SlaPolicyDefinition) -> str:
+        return definition.model_dump_json(exclude={"default"})
+
+    def create_policy(self, workspace_id: str, definition: SlaPolicyDefinition) -> StoredPolicy:
+        """Store a new policy after the workspace's others (Conflict on a duplicate name)."""
+        policy_id = uuid.uuid4().hex[:12]
+        now = datetime.now(UTC).isoformat()
+        with self._transaction() as conn:
+            (position,) = conn.execute(
+                "SELECT coalesce(max(position), -1) + 1 FROM sla_policies WHERE workspace_id = ?",
+                (workspace_id,),
+            ).fetchone()
+            try:
+                conn.execute(
+                    "INSERT INTO sla_policies VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                    (
+                        policy_id,
+                        workspace_id,
+                        definition.name,
+                        position,
+                        self._policy_json(definition),
+                        now,
+                        now,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise self._duplicate_policy(definition.name) from None
+            self._set_policy_default(conn, workspace_id, policy_id, definition.default)
+            return self._get_policy(conn, workspace_id, policy_id)
+
+    @staticmethod
+    def _duplicate_policy(name: str) -> Conflict:
+        return Conflict(f"an SLA policy named {name!r} already exists in this workspace")
+
+    def policy(self, workspace_id: str, policy_id: str) -> StoredPolicy:
+        with self._lock:
+            return self._get_policy(self._conn, workspace_id, policy_id)
+
+    def policies(self, workspace_id: str) -> list[StoredPolicy]:
+        """The workspace's policies in the order they are tried."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_POLICY_COLUMNS} FROM sla_policies WHERE workspace_id = ? ORDER BY position, id",
+                (workspace_id,),
+            ).fetchall()
+        return [self._load_policy(row) for row in rows]
+
+    def replace_policy(
+        self, workspace_id: str, policy_id: str, definition: SlaPolicyDefinition
+    ) -> StoredPolicy:
+        """Replace everything but the position; ``default`` is the flag as given (false clears it:
+        the built-in policy is there to fall back on)."""
+        with self._transaction() as conn:
+            self._get_policy(conn, workspace_id, policy_id)
+            try:
+                conn.execute(
+                    "UPDATE sla_policies SET name = ?, definition = ?, updated_at = ? WHERE id = ?",
+                    (
+                        definition.name,
+                        self._policy_json(definition),
+                        datetime.now(UTC).isoformat(),
+                        policy_id,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise self._duplicate_policy(definition.name) from None
+            self._set_policy_default(conn, workspace_id, policy_id, definition.default)
+            return self._get_policy(conn, workspace_id, policy_id)
+
+    def delete_policy(self, workspace_id: str, policy_id: str) -> None:
+        """Delete a policy; without a default of its own the workspace falls back to the built-in one."""
+        with self._transaction() as conn:
+            self._get_policy(conn, workspace_id, policy_id)
+            conn.execute("DELETE FROM sla_policies WHERE id = ?", (policy_id,))
+
+    def set_policy_order(self, workspace_id: str, ids: list[str]) -> list[StoredPolicy]:
+        """Try the policies in the order of ``ids``, which must list each of the workspace's policies
+        once (ValueError otherwise, naming what is wrong)."""
+        with self._transaction() as conn:
+            known = {
+                policy_id
+                for (policy_id,) in conn.execute(
+                    "SELECT id FROM sla_policies WHERE workspace_id = ?", (workspace_id,)
+                )
+            }
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            unknown = [i for i in ids if i not in known]
+            missing = sorted(known - set(ids))
+            for problem, found in (("listed twice", duplicates), ("unknown", unknown), ("missing", missing)):
+                if found:
+                    raise ValueError(f"every policy of the workspace must be listed once; {problem}: {found}")
+            conn.executemany(
+                "UPDATE sla_policies SET position = ? WHERE id = ?", [(i, pid) for i, pid in enumerate(ids)]
+            )
+        return self.policies(workspace_id)
+
+    def policy_set(self, workspace_id: str) -> PolicySet:
+        """The workspace's policies in order, and its default policy, else the built-in one."""
+        stored = self.policies(workspace_id)
+        default = next((p.definition.to_domain(p.id) for p in stored if p.definition.default), None)
+        return PolicySet(
+            tuple(p.definition.to_domain(p.id) for p in stored if not p.definition.default),
+            default or builtin_policy(),
+        )
 
     # Status names
 
