@@ -20,9 +20,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(resolved)
         app.state.runtime = runtime
+        evaluator = runtime.sla_evaluator()
+        if resolved.sla_evaluator_interval_seconds > 0:
+            evaluator.start()
         try:
             yield
         finally:
+            evaluator.stop()
             runtime.close()
 
     app = FastAPI(

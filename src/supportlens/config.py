@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     writer_queue_rows: int = Field(
         default=2_000_000, gt=0, description="Queued (202) rows before new requests get 429."
     )
+    sla_evaluator_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the server records SLA breaches and escalations (0: never).",
+    )
+    sla_lookback_days: int = Field(
+        default=90, gt=0, description="The SLA evaluator looks at tickets created within this many days."
+    )
     default_window_days: int = Field(default=365, gt=0, description="Window when no dates are given.")
 
     @field_validator("store")

@@ -19,6 +19,7 @@ from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
 from supportlens.store import create_engine
 from supportlens.store.base import Engine
+from supportlens.workers.sla_evaluator import SlaEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,12 @@ class Runtime:
         engine.open()
         metadata = MetadataRepository(settings.metadata_path)
         configuration = ConfigurationRepository(settings.metadata_path)
-        writer = Writer(engine, batch_rows=settings.writer_batch_rows, queue_rows=settings.writer_queue_rows)
+        writer = Writer(
+            engine,
+            batch_rows=settings.writer_batch_rows,
+            queue_rows=settings.writer_queue_rows,
+            statuses=configuration.status_map,
+        )
         writer.start()
         ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
         log.info("store open: %s engine", engine.name)
@@ -56,6 +62,16 @@ class Runtime:
         self.engine.close()
         self.metadata.close()
         self.configuration.close()
+
+    def sla_evaluator(self) -> SlaEvaluator:
+        """The background evaluator that records SLA breaches and escalations (the server runs it)."""
+        return SlaEvaluator(
+            self.ingest,
+            self.metadata.workspaces,
+            self.pipe_context,
+            interval=self.settings.sla_evaluator_interval_seconds,
+            lookback_days=self.settings.sla_lookback_days,
+        )
 
     def record_import(self, workspace_id: str, summary: ImportSummary) -> None:
         """Remember an imported activity export (its window answers ``as_of=export_end``)."""

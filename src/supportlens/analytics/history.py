@@ -25,6 +25,7 @@ from supportlens.analytics.timeline import (
     event_columns,
 )
 from supportlens.domain.calendars import BusinessClock
+from supportlens.domain.events import HISTORY_FILTER
 from supportlens.store.base import ParamType
 from supportlens.store.schema import TICKET_EVENTS
 
@@ -87,7 +88,7 @@ def load_history(
     events_sql = (
         f"SELECT ticket_id, occurred_at, seq, type, actor_type, status FROM {TICKET_EVENTS.name} "
         f"WHERE workspace_id = {where.dialect.param('workspace_id', ParamType.STRING)} "
-        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen)"
+        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen) AND {HISTORY_FILTER}"
     )
     log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
     business = _business_clock(context, tickets, log, as_of)

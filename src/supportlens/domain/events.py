@@ -27,6 +27,12 @@ class EventType(StrEnum):
     DELETED = "deleted"
 
 
+# What SupportLens records about a ticket (its SLA evaluator's findings), not what happened to it:
+# never part of a ticket's history for state, durations or SLA.
+BOOKKEEPING: frozenset[EventType] = frozenset({EventType.SLA_BREACHED, EventType.ESCALATED})
+HISTORY_FILTER = "type NOT IN (" + ", ".join(f"'{t.value}'" for t in sorted(BOOKKEEPING)) + ")"
+
+
 class ActorType(StrEnum):
     AGENT = "agent"
     CUSTOMER = "customer"

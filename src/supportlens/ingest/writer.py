@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.domain.statuses import DEFAULT_STATUS_MAP
+from supportlens.domain.events import BOOKKEEPING
+from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.ingest.state import derive_state
 from supportlens.store.base import Engine, WriteBatch
 from supportlens.store.schema import TICKETS
@@ -38,11 +40,20 @@ class _Batch:
 
 
 _STOP = object()
+_BOOKKEEPING = pa.array(sorted(t.value for t in BOOKKEEPING))
 
 
 class Writer:
-    def __init__(self, engine: Engine, *, batch_rows: int, queue_rows: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_rows: int,
+        queue_rows: int,
+        statuses: Callable[[str], StatusMap] = lambda _: DEFAULT_STATUS_MAP,
+    ) -> None:
         self._engine = engine
+        self._statuses = statuses  # a workspace's status names decide what "resolved" is
         self._batch_rows = batch_rows
         self._queue_rows = queue_rows
         self._queue: queue.Queue[_Batch | object] = queue.Queue()
@@ -125,20 +136,22 @@ class Writer:
                 if stored:
                     mine = mine.filter(pc.invert(pc.is_in(mine.column("event_id"), pa.array(sorted(stored)))))
             posted = snapshots.filter(pc.equal(snapshots.column("workspace_id"), workspace_id))
-            affected = set(mine.column("ticket_id").to_pylist())
+            # Bookkeeping events (SLA findings) are logged but are no part of a ticket's history.
+            lived = mine.filter(pc.invert(pc.is_in(mine.column("type"), _BOOKKEEPING)))
+            affected = set(lived.column("ticket_id").to_pylist())
             posted_ids = sorted(set(posted.column("ticket_id").to_pylist()) - affected)
             if posted_ids:
                 affected |= self._engine.tickets_with_events(workspace_id, posted_ids)
             if affected:
                 ids = sorted(affected)
                 history = pa.concat_tables(
-                    [self._engine.events_of(workspace_id, ids).cast(mine.schema), mine]
+                    [self._engine.events_of(workspace_id, ids).cast(lived.schema), lived]
                 )
                 in_batch = posted.filter(pc.is_in(posted.column("ticket_id"), pa.array(ids)))
                 versions = pa.concat_tables(
                     [self._engine.snapshots_of(workspace_id, ids).cast(posted.schema), in_batch]
                 )
-                derived.append(derive_state(workspace_id, history, versions, DEFAULT_STATUS_MAP))
+                derived.append(derive_state(workspace_id, history, versions, self._statuses(workspace_id)))
             new_events.append(mine)
         return WriteBatch(
             snapshots=snapshots,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from supportlens.domain.events import HISTORY_FILTER
 from supportlens.domain.periods import PeriodUnit, UtcBucket
 from supportlens.store.schema import (
     MIGRATIONS,
@@ -187,7 +188,10 @@ class Engine(ABC):
         return set(table.column("event_id").to_pylist())
 
     def tickets_with_events(self, workspace_id: str, ticket_ids: list[str]) -> set[str]:
-        table = self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, "DISTINCT ticket_id")
+        """Tickets with a history (bookkeeping events such as SLA breaches are not history)."""
+        table = self._by_ids(
+            TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, "DISTINCT ticket_id", HISTORY_FILTER
+        )
         return set(table.column("ticket_id").to_pylist())
 
     def ticket_customers(self, workspace_id: str, ticket_ids: list[str]) -> dict[str, str]:
@@ -199,16 +203,27 @@ class Engine(ABC):
         return {ticket: customer for ticket, customer in pairs if customer is not None}
 
     def events_of(self, workspace_id: str, ticket_ids: list[str]) -> pa.Table:
-        return self._by_ids(TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_EVENTS))
+        """The history of these tickets: their events, bookkeeping ones left out."""
+        return self._by_ids(
+            TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_EVENTS), HISTORY_FILTER
+        )
 
     def snapshots_of(self, workspace_id: str, ticket_ids: list[str]) -> pa.Table:
         return self._by_ids(TICKET_SNAPSHOTS, "ticket_id", workspace_id, ticket_ids, _all(TICKET_SNAPSHOTS))
 
-    def _by_ids(self, table: Table, column: str, workspace_id: str, ids: list[str], select: str) -> pa.Table:
+    def _by_ids(
+        self,
+        table: Table,
+        column: str,
+        workspace_id: str,
+        ids: list[str],
+        select: str,
+        condition: str = "true",
+    ) -> pa.Table:
         d = self.dialect
         sql = (
             f"SELECT {select} FROM {d.table(table)} WHERE workspace_id = {d.param('ws', ParamType.STRING)}"
-            f" AND {d.in_list(column, 'ids')}"
+            f" AND {d.in_list(column, 'ids')} AND {condition}"
         )
         return self.fetch_arrow(sql, {"ws": workspace_id, "ids": ids}, timeout=_WRITER_READ_TIMEOUT)
 

@@ -1,0 +1,130 @@
+"""The background SLA evaluator: marks breaches and fires escalation levels, as events.
+
+Every ``interval`` seconds it evaluates the SLA of each workspace's recent tickets (created within
+``lookback_days``) and records, through the one ingest path:
+- an ``sla_breached`` event for each target that breached (``at`` = the instant it breached);
+- an ``escalated`` event for each escalation level that came due (``at`` = its firing time).
+
+Each event id is derived from the ticket, the target, its instance and the level, and the activity
+log keeps the first arrival of an id: re-evaluating, or restarting the server, never records one
+twice, and one that came due while the server was down is recorded at the next run (with the time
+it fired).  These bookkeeping events are not part of a ticket's history (domain/events.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from supportlens.analytics.common import PipeContext, conditions
+from supportlens.analytics.sla_state import SlaSetup, evaluate_tickets
+from supportlens.auth.repository import Workspace
+from supportlens.domain.events import ActorType, EventType, TicketEvent
+from supportlens.domain.sla import TicketSla
+from supportlens.ingest.service import TICKET_EVENTS_SOURCE, IngestService
+
+log = logging.getLogger(__name__)
+SOURCE = "sla_evaluator"
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    workspaces: int
+    tickets: int
+    events: int  # breaches and escalations handed to the writer (already recorded ones included)
+
+
+def findings(sla: TicketSla) -> list[TicketEvent]:
+    """The bookkeeping events one ticket's SLA state calls for, with stable ids."""
+    found: list[TicketEvent] = []
+    for target in sla.targets:
+        if target.breached and target.breached_at is not None:
+            key = f"{sla.ticket_id}:{target.type.value}:{target.instance}"
+            found.append(
+                TicketEvent(
+                    event_id=f"sla:{key}:breached",
+                    ticket_id=sla.ticket_id,
+                    at=target.breached_at,
+                    type=EventType.SLA_BREACHED,
+                    actor_type=ActorType.SYSTEM,
+                    field=target.type.value,
+                    to_value=str(target.target_minutes),
+                )
+            )
+    for escalation in sla.escalations:
+        if escalation.fired:
+            key = f"{sla.ticket_id}:{escalation.target_type.value}:{escalation.instance}"
+            found.append(
+                TicketEvent(
+                    event_id=f"sla:{key}:level{escalation.level}",
+                    ticket_id=sla.ticket_id,
+                    at=escalation.fires_at,
+                    type=EventType.ESCALATED,
+                    actor_type=ActorType.SYSTEM,
+                    field=escalation.target_type.value,
+                    to_value=str(escalation.level),
+                    from_value=",".join(escalation.actions),
+                )
+            )
+    return found
+
+
+class SlaEvaluator:
+    def __init__(
+        self,
+        ingest: IngestService,
+        workspaces: Callable[[], Iterable[Workspace]],
+        context: Callable[[Workspace], PipeContext],
+        *,
+        interval: float,
+        lookback_days: int,
+    ) -> None:
+        self._ingest = ingest
+        self._workspaces = workspaces
+        self._context = context
+        self._interval = interval
+        self._lookback = timedelta(days=lookback_days)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: datetime | None = None) -> RunReport:
+        """Evaluate every workspace once and wait until the findings are committed."""
+        moment = now or datetime.now(UTC)
+        workspaces = tickets = recorded = 0
+        for workspace in self._workspaces():
+            context = self._context(workspace)
+            where = conditions(context)
+            where.between("created_at", moment - self._lookback, moment)
+            evaluated = evaluate_tickets(context, where, as_of=moment, setup=SlaSetup.of(context))
+            events = [event for ticket in evaluated for event in findings(ticket.sla)]
+            if events:
+                result = self._ingest.ingest_events(
+                    workspace.id, events, [], source=SOURCE, quarantine_as=TICKET_EVENTS_SOURCE
+                )
+                result.committed.result()
+            workspaces += 1
+            tickets += len(evaluated)
+            recorded += len(events)
+        return RunReport(workspaces, tickets, recorded)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="supportlens-sla", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                report = self.run_once()
+            except Exception:  # one bad run must not stop the next ones
+                log.exception("SLA evaluation failed; retrying in %s s", self._interval)
+            else:
+                log.debug("SLA evaluation: %s", report)

@@ -1,0 +1,111 @@
+"""The SLA evaluator records each breach and each escalation level once, across repeated runs and
+restarts, on both engines; its bookkeeping never changes a ticket's state or durations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from supportlens.configuration.sla import SlaPolicyDefinition
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime
+from supportlens.store.schema import TICKET_EVENTS
+from supportlens.workers.sla_evaluator import SOURCE
+from tests.conftest import make_settings
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+POLICY = {
+    "name": "Standard",
+    "default": True,
+    "targets": {
+        "default": [
+            {"type": "first_response", "minutes": 30},
+            {"type": "resolution", "minutes": 600},
+        ]
+    },
+    "escalations": [
+        {"level": 1, "offset_minutes": -10, "actions": ["notify"]},
+        {"level": 2, "offset_minutes": 0, "actions": ["notify", "reassign"]},
+        {"level": 3, "offset_minutes": 60, "actions": ["raise_priority"]},
+    ],
+}
+
+
+def _event(n: int, minutes: int, kind: str, **fields: Any) -> dict[str, Any]:
+    at = (T0 + timedelta(minutes=minutes)).isoformat()
+    return {"event_id": f"e{n}", "ticket_id": "T1", "at": at, "type": kind, **fields}
+
+
+def _bookkeeping(runtime: Runtime, workspace_id: str) -> list[tuple[str, str]]:
+    rows = runtime.engine.events_of(workspace_id, ["T1"])  # history only: no bookkeeping
+    assert set(rows.column("type").to_pylist()) <= {"created", "reply", "status_changed"}
+    log = runtime.engine.fetch_arrow(
+        "SELECT event_id, type, source FROM ticket_events", {}, timeout=30
+    ).to_pylist()
+    return sorted((row["event_id"], row["type"]) for row in log if row["source"] == SOURCE)
+
+
+def test_breaches_and_escalations_are_recorded_once(engine_name: str, tmp_path: Path) -> None:
+    settings = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings)
+    workspace = runtime.metadata.create_workspace("w")
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    history = [
+        _event(0, 0, "created", actor_type="customer", status="open", priority="high"),
+        _event(1, 45, "reply", actor_type="agent"),  # 15 minutes late
+    ]
+    runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(e, "") for e in history]).committed.result()
+    before = runtime.run_pipe(
+        "ticket_time_metrics", workspace, {"as_of": (T0 + timedelta(hours=5)).isoformat()}
+    ).rows
+
+    evaluator = runtime.sla_evaluator()
+    report = evaluator.run_once(now=T0 + timedelta(minutes=50))
+    assert report.tickets == 1
+    first = _bookkeeping(runtime, workspace.id)
+    assert first == sorted(
+        [
+            ("sla:T1:first_response:0:breached", "sla_breached"),
+            ("sla:T1:first_response:0:level1", "escalated"),  # 20 min in
+            ("sla:T1:first_response:0:level2", "escalated"),  # at 30 min: the breach
+        ]
+    )
+    # Level 3 (due + 60 min) would fall after the late answer: never fires.  Resolution: 600 min.
+    evaluator.run_once(now=T0 + timedelta(minutes=50))
+    assert _bookkeeping(runtime, workspace.id) == first
+    runtime.close()
+
+    restarted = Runtime.open(settings)
+    try:
+        later = restarted.sla_evaluator()
+        later.run_once(now=T0 + timedelta(hours=11))  # resolution (600 min) breached meanwhile
+        found = _bookkeeping(restarted, workspace.id)
+        assert found == sorted(
+            [
+                *first,
+                ("sla:T1:resolution:0:breached", "sla_breached"),
+                ("sla:T1:resolution:0:level1", "escalated"),
+                ("sla:T1:resolution:0:level2", "escalated"),
+                ("sla:T1:resolution:0:level3", "escalated"),
+            ]
+        )
+        later.run_once(now=T0 + timedelta(hours=12))
+        assert _bookkeeping(restarted, workspace.id) == found
+        breach = (
+            restarted.engine.fetch_arrow(
+                "SELECT occurred_at FROM ticket_events WHERE event_id = 'sla:T1:first_response:0:breached'",
+                {},
+                timeout=30,
+            )
+            .column("occurred_at")[0]
+            .as_py()
+        )
+        assert breach.replace(tzinfo=UTC) == T0 + timedelta(minutes=30)  # when it breached
+        after = restarted.run_pipe(
+            "ticket_time_metrics", workspace, {"as_of": (T0 + timedelta(hours=5)).isoformat()}
+        ).rows
+        assert after == before  # bookkeeping is not history
+        assert restarted.engine.count(TICKET_EVENTS, workspace.id) == len(history) + len(found)
+    finally:
+        restarted.close()
