@@ -15,7 +15,6 @@ from supportlens.analytics.pipes import PIPES
 END = datetime(2025, 1, 1, tzinfo=UTC)  # fixed: the same data on every run
 DAYS = 365
 SEED = 20_240_101
-ENDPOINTS = tuple(PIPES)  # the registry, in its order
 # One representative filter per endpoint (each is a parameter the endpoint documents).
 FILTERS: dict[str, tuple[str, str]] = {
     "time_trends": ("category", "billing"),
@@ -26,6 +25,13 @@ FILTERS: dict[str, tuple[str, str]] = {
     "ticket_metrics": ("category", "billing"),
 }
 DETAIL_LIMIT = 100
+# The seed's six endpoints over ticket snapshots, in the registry's order (a renamed or removed one
+# fails here).  The pipes over the activity log (ticket_time_metrics, time_in_status, ...) get no
+# data from the snapshots loaded here; ticket_time_metrics has its own benchmark against seed 003
+# in bench/activity.py.
+ENDPOINTS = tuple(name for name in PIPES if name in FILTERS)
+if len(ENDPOINTS) != len(FILTERS):
+    raise RuntimeError(f"pipes missing from the registry: {sorted(set(FILTERS) - set(ENDPOINTS))}")
 
 
 @dataclass(frozen=True, slots=True)

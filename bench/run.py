@@ -7,7 +7,9 @@
 3. Time the six endpoints over HTTP, without and with a filter (BENCH_REPEATS calls each).
 4. Stop the server; ``supportlens import`` the file into a second, empty data directory: tickets/s.
 5. Load the same file into embedded chDB and time the same six queries in ClickHouse SQL.
-6. Write docs/benchmarks.md.
+6. ``ticket_time_metrics`` over BENCH_ACTIVITY_TICKETS tickets' Freshdesk activity exports against
+   seed 003's SQL on SQLite (``bench/activity.py``; BENCH_ACTIVITY_TICKETS=0 skips it).
+7. Write docs/benchmarks.md (the activity section after the ticket benchmark).
 
 Everything lives in a fresh temporary directory, removed at the end (``--keep`` keeps it).
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import activity
 from bench.baseline import ChdbBaseline
 from bench.cases import CASES, DAYS, END, SEED, WINDOW, Case, Timing, measure
 from bench.encode import NdjsonEncoder, self_check
@@ -66,12 +69,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=_env_int("BENCH_CONNECTIONS"),
         help="concurrent HTTP connections for ingest; env BENCH_CONNECTIONS",
     )
+    parser.add_argument(
+        "--activity-tickets",
+        type=int,
+        default=activity.env_int("BENCH_ACTIVITY_TICKETS"),
+        help="tickets of the activity-log benchmark (0 skips it); env BENCH_ACTIVITY_TICKETS",
+    )
+    parser.add_argument(
+        "--activity-repeats",
+        type=int,
+        default=activity.env_int("BENCH_ACTIVITY_REPEATS"),
+        help="runs per activity-log case; env BENCH_ACTIVITY_REPEATS",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     if args.tickets < BATCH_ROWS or args.repeats < 1 or args.connections < 1:
         parser.error(f"need --tickets >= {BATCH_ROWS}, --repeats >= 1, --connections >= 1")
+    if args.activity_tickets and (args.activity_tickets < 1000 or args.activity_repeats < 1):
+        parser.error("need --activity-tickets 0 or >= 1000, and --activity-repeats >= 1")
     return args
 
 
@@ -84,6 +101,14 @@ def _command(args: argparse.Namespace) -> str:
             ("BENCH_CONNECTIONS", args.connections),
         )
         if value != DEFAULTS[name]
+    ]
+    env += [
+        f"{name}={value}"
+        for name, value in (
+            ("BENCH_ACTIVITY_TICKETS", args.activity_tickets),
+            ("BENCH_ACTIVITY_REPEATS", args.activity_repeats),
+        )
+        if value != activity.DEFAULTS[name]
     ]
     return " ".join([*env, "make bench"])
 
@@ -250,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = DemoConfig(end=END, tickets=args.tickets, days=DAYS, seed=SEED)
     workdir = Path(tempfile.mkdtemp(prefix="supportlens-bench-", dir=args.workdir))
     log(f"benchmark of {args.tickets:,} tickets, {args.repeats} timed calls per case, in {workdir}")
+    activity_report: activity.ActivityReport | None = None
     try:
         batches, ndjson = generate(config, workdir, report)
         ours = run_server(batches, workdir, args, report)
@@ -257,6 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.collect()
         run_import(ndjson, workdir, report)
         run_baseline(ndjson, workdir, args, ours, report)
+        ndjson.unlink()
+        if args.activity_tickets:
+            log(f"activity-log benchmark of {args.activity_tickets:,} tickets (bench/activity.py)")
+            (workdir / "activity").mkdir()
+            activity_report = activity.run(
+                args.activity_tickets, args.activity_repeats, workdir / "activity", command=report.command
+            )
     except BaseException:
         for path in sorted(workdir.glob("*.log")):
             tail = path.read_text(errors="replace").splitlines()[-20:]
@@ -270,7 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.revision_after = source_revision(ROOT)
     report.total_seconds = time.perf_counter() - _T0
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(report))
+    document = render(report)
+    if activity_report is not None:
+        document += "\n" + activity.render(activity_report)
+    args.output.write_text(document)
     log(f"wrote {args.output} (whole run {report.total_seconds / 60:.1f} min)")
     return 0
 

@@ -41,7 +41,7 @@ def cli(args: Sequence[str], data_dir: Path, *, log: Path) -> str:
     if done.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise RuntimeError(
-            f"supportlens {' '.join(args)} failed ({done.returncode}); "
+            f"supportlens {' '.join(args)[:300]} failed ({done.returncode}); "
             f"stdout: {done.stdout.decode()[-500:]!r}; last lines of {log.name}:\n{tail}"
         )
     return done.stdout.decode()

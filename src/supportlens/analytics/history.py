@@ -100,10 +100,8 @@ def load_history(
         timelines = compute_timelines(
             columns, as_of_ms=epoch_ms(as_of), statuses=context.statuses, clock=clock
         )
-        position = {ticket_id: index for index, ticket_id in enumerate(ticket_ids)}
-        timeline_of = np.array(
-            [position.get(t, -1) for t in tickets.column("ticket_id").to_pylist()], dtype=np.int64
-        )
+        found = pc.index_in(tickets.column("ticket_id"), value_set=pa.array(ticket_ids, pa.string()))
+        timeline_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
     return History(tickets, timelines, timeline_of, clock, business, as_of)
 
 

@@ -107,16 +107,17 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
         "created_outside_business_hours": pa.array(outside),
         "has_activity_log": pa.array(logged),
     }
-    snapshot = _snapshot_columns(context, history, created, logged)
+    # Only tickets without an activity log need their timestamps read (often none).
+    snapshot = _snapshot_columns(context, history, created, logged) if not logged.all() else _NO_SNAPSHOT
     if timelines is None:
         columns.update(snapshot)
     else:
         names = np.array(timelines.status_names, dtype=object)
         categories = np.array([c.value for c in CATEGORIES], dtype=object)
         logged_status = names[timelines.status[at]]
-        columns["status"] = _either(logged, logged_status, snapshot["status"])
+        columns["status"] = _either(logged, logged_status, snapshot.get("status"))
         columns["status_category"] = _either(
-            logged, categories[timelines.status_category[at]], snapshot["status_category"]
+            logged, categories[timelines.status_category[at]], snapshot.get("status_category")
         )
         # The timeline's creation (its first event) where there is one, else the stored one.
         created_ms = np.where(logged, timelines.created_ms[at], created)
@@ -128,7 +129,7 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
             ("full_resolution_minutes", timelines.full_resolution_ms, timelines.has_full_resolution),
         ):
             mine = pa.array(minutes_array(values[at]), mask=~(logged & has[at]))
-            columns[name] = _either(logged, mine, snapshot[name])
+            columns[name] = _either(logged, mine, snapshot.get(name))
         for name, ms in (
             ("requester_wait_minutes", timelines.category_ms(*_REQUESTER_WAIT)),
             ("agent_wait_minutes", timelines.category_ms(StatusCategory.PENDING)),
@@ -148,8 +149,14 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     return pa.table({name: columns[name] for name, _ in COLUMNS})
 
 
+_NO_SNAPSHOT: dict[str, Any] = {}
+
+
 def _either(take_first: np.ndarray, first: Any, second: Any) -> pa.Array:
-    """Row by row: ``first`` where ``take_first``, else ``second`` (nulls kept)."""
+    """Row by row: ``first`` where ``take_first``, else ``second`` (nulls kept); ``second`` may be
+    absent when every row takes ``first``."""
+    if second is None:
+        return _arrow(first)
     return pc.if_else(pa.array(take_first), _arrow(first), _arrow(second))
 
 
