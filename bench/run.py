@@ -81,10 +81,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=activity.env_int("BENCH_ACTIVITY_REPEATS"),
         help="runs per activity-log case; env BENCH_ACTIVITY_REPEATS",
     )
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default: docs/benchmarks.md for 1M tickets, docs/benchmarks-<N>m.md for other sizes",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
+    if args.output is None:
+        default = args.tickets == DEFAULTS["BENCH_TICKETS"]
+        name = "benchmarks.md" if default else f"benchmarks-{args.tickets / 1e6:g}m.md"
+        args.output = ROOT / "docs" / name
     if args.tickets < BATCH_ROWS or args.repeats < 1 or args.connections < 1:
         parser.error(f"need --tickets >= {BATCH_ROWS}, --repeats >= 1, --connections >= 1")
     if args.activity_tickets and (args.activity_tickets < 1000 or args.activity_repeats < 1):
