@@ -169,3 +169,10 @@ def test_as_of_now_is_the_default(runtime: Runtime) -> None:
         2026, 1, 1, tzinfo=UTC
     )
     assert row["ongoing"] is True
+
+
+def test_no_ticket_at_all(runtime: Runtime) -> None:
+    workspace = runtime.metadata.create_workspace("empty")
+    result = runtime.run_pipe("ticket_time_metrics", workspace, {"business_hours": "true"})
+    assert list(result.rows) == []
+    assert result.rows_before_limit == 0

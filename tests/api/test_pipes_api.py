@@ -270,3 +270,16 @@ def test_openapi_documents_every_pipe(api: Api) -> None:
         operation = schema["paths"][f"/v0/pipes/{name}.{{format}}"]["get"]
         documented = {p["name"] for p in operation["parameters"]}
         assert documented >= {p.name for p in pipe.params}
+
+
+@pytest.mark.parametrize("pipe", sorted(PIPES))
+def test_every_pipe_answers_an_empty_selection(with_history: Api, pipe: str) -> None:
+    """A filter that matches nothing, and a workspace with no tickets: an answer, never an error."""
+    api = with_history
+    nothing = api.client.get(f"/v0/pipes/{pipe}.json", params={"agent_id": "nobody"}, headers=api.headers())
+    assert nothing.status_code == 200, nothing.text
+    empty = api.runtime.metadata.create_workspace("empty")
+    _, secret = api.runtime.metadata.create_token(empty.id, "reader", {Scope.READ})
+    for fmt in ("json", "csv", "ndjson", "parquet"):
+        answer = api.client.get(f"/v0/pipes/{pipe}.{fmt}", headers=api.headers(secret))
+        assert answer.status_code == 200, answer.text

@@ -108,7 +108,8 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
         "has_activity_log": pa.array(logged),
     }
     # Only tickets without an activity log need their timestamps read (often none).
-    snapshot = _snapshot_columns(context, history, created, logged) if not logged.all() else _NO_SNAPSHOT
+    needed = timelines is None or not logged.all()
+    snapshot = _snapshot_columns(context, history, created, logged) if needed else _NO_SNAPSHOT
     if timelines is None:
         columns.update(snapshot)
     else:
