@@ -39,36 +39,52 @@ class RunReport:
 
 def findings(sla: TicketSla) -> list[TicketEvent]:
     """The bookkeeping events one ticket's SLA state calls for, with stable ids."""
-    found: list[TicketEvent] = []
-    for target in sla.targets:
-        if target.breached and target.breached_at is not None:
-            key = f"{sla.ticket_id}:{target.type.value}:{target.instance}"
-            found.append(
-                TicketEvent(
-                    event_id=f"sla:{key}:breached",
-                    ticket_id=sla.ticket_id,
-                    at=target.breached_at,
-                    type=EventType.SLA_BREACHED,
-                    actor_type=ActorType.SYSTEM,
-                    field=target.type.value,
-                    to_value=str(target.target_minutes),
-                )
-            )
-    for escalation in sla.escalations:
-        if escalation.fired:
-            key = f"{sla.ticket_id}:{escalation.target_type.value}:{escalation.instance}"
-            found.append(
-                TicketEvent(
-                    event_id=f"sla:{key}:level{escalation.level}",
-                    ticket_id=sla.ticket_id,
-                    at=escalation.fires_at,
-                    type=EventType.ESCALATED,
-                    actor_type=ActorType.SYSTEM,
-                    field=escalation.target_type.value,
-                    to_value=str(escalation.level),
-                    from_value=",".join(escalation.actions),
-                )
-            )
+
+    def finding(
+        kind: EventType,
+        target: str,
+        instance: int,
+        suffix: str,
+        at: datetime,
+        to: str,
+        actions: str | None = None,
+    ) -> TicketEvent:
+        return TicketEvent(
+            event_id=f"sla:{sla.ticket_id}:{target}:{instance}:{suffix}",
+            ticket_id=sla.ticket_id,
+            at=at,
+            type=kind,
+            actor_type=ActorType.SYSTEM,
+            field=target,
+            to_value=to,
+            from_value=actions,
+        )
+
+    found = [
+        finding(
+            EventType.SLA_BREACHED,
+            t.type.value,
+            t.instance,
+            "breached",
+            t.breached_at,
+            str(t.target_minutes),
+        )
+        for t in sla.targets
+        if t.breached and t.breached_at is not None
+    ]
+    found.extend(
+        finding(
+            EventType.ESCALATED,
+            e.target_type.value,
+            e.instance,
+            f"level{e.level}",
+            e.fires_at,
+            str(e.level),
+            ",".join(e.actions),
+        )
+        for e in sla.escalations
+        if e.fired
+    )
     return found
 
 
