@@ -40,6 +40,8 @@ class _Batch:
 
 
 _STOP = object()
+# Seconds without a new batch after which the writer lets the engine settle (checkpoint).
+_IDLE_SECONDS = 1.0
 _BOOKKEEPING = pa.array(sorted(t.value for t in BOOKKEEPING))
 
 
@@ -87,8 +89,16 @@ class Writer:
 
     def _run(self) -> None:
         stopping = False
+        unsettled = False  # written since the engine last settled its storage
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=_IDLE_SECONDS if unsettled else None)
+            except queue.Empty:
+                # Idle after writing: let the engine compact what it holds in its log now, rather
+                # than during the next burst or with queries reading uncompacted rows meanwhile.
+                self._settle()
+                unsettled = False
+                continue
             if first is _STOP:
                 break
             assert isinstance(first, _Batch)
@@ -107,6 +117,7 @@ class Writer:
                 group.append(item)
                 rows += item.rows
             self._commit(group)
+            unsettled = True
         # Drain anything that raced in behind the stop marker.
         leftovers: list[_Batch] = []
         while True:
@@ -159,6 +170,12 @@ class Writer:
             derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
             quarantine=quarantine,
         )
+
+    def _settle(self) -> None:
+        try:
+            self._engine.settle()
+        except Exception:  # a failed checkpoint loses nothing: the log still holds the rows
+            log.exception("settling the store after writes failed")
 
     def _commit(self, group: list[_Batch]) -> None:
         try:

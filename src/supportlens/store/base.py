@@ -175,6 +175,11 @@ class Engine(ABC):
         loses to an older one."""
 
     @abstractmethod
+    def settle(self) -> None:
+        """Called by the writer when writes pause: compact recent writes if the engine benefits
+        (DuckDB checkpoints its write-ahead log)."""
+
+    @abstractmethod
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
         """Run a read query under a time limit; raise ``QueryTimeout`` past it."""
 

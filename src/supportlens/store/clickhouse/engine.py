@@ -203,6 +203,9 @@ class ClickHouseEngine(Engine):
             if batch.quarantine.num_rows:
                 self.client.insert_arrow("quarantine", batch.quarantine)
 
+    def settle(self) -> None:
+        """Nothing to do: ClickHouse merges parts in the background."""
+
     def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
         try:
             with self._lock:

@@ -169,6 +169,14 @@ class DuckDBEngine(Engine):
             self._conn = None
             self._writer = None
 
+    def settle(self) -> None:
+        """Checkpoint once a burst of writes is over: rows still in the write-ahead log are read
+        uncompressed by every query, and checkpointing mid-burst slows the burst."""
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the DuckDB store is not open")
+        writer.execute("CHECKPOINT")
+
     def write(self, batch: WriteBatch) -> None:
         writer = self._writer
         if writer is None:
