@@ -27,11 +27,9 @@ import io
 import math
 import os
 import platform
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +48,7 @@ import pyarrow.parquet as pq
 from bench import seed003
 from bench.cases import END, SEED, Timing
 from bench.report import machine, source_revision
-from bench.server import Server, cli, create_workspace, peak_rss_mb
+from bench.server import Server, cli, create_workspace, peak_rss_mb, scratch_directory
 from supportlens.analytics.common import PipeResult
 from supportlens.config import Settings
 from supportlens.demo.activities import (
@@ -488,6 +486,15 @@ def _status_check(
     return MetricCheck(label, len(ours), equal, explained, tuple(unexplained))
 
 
+def _optional_minutes(hours: float | None) -> float | None:
+    return None if hours is None else hours * 60.0
+
+
+def _same(mine: float | None, seed: float | None) -> bool:
+    """Both empty, or both set and equal within our rounding."""
+    return (mine is None and seed is None) or (mine is not None and seed is not None and _close(mine, seed))
+
+
 def _first_response_check(
     ours: Mapping[str, dict[str, Any]], theirs: Mapping[int, float | None], logs: Mapping[int, TicketLog]
 ) -> MetricCheck:
@@ -496,9 +503,8 @@ def _first_response_check(
     unexplained: list[str] = []
     for ticket_id, row in ours.items():
         mine = row["first_response_minutes"]
-        seed_hours = theirs.get(int(ticket_id))
-        seed = None if seed_hours is None else seed_hours * 60.0
-        if (mine is None and seed is None) or (mine is not None and seed is not None and _close(mine, seed)):
+        seed = _optional_minutes(theirs.get(int(ticket_id)))
+        if _same(mine, seed):
             equal += 1
             continue
         entry = logs[int(ticket_id)]
@@ -516,9 +522,7 @@ def _first_response_check(
         if by_agent:
             replies = replies[1:]
         expected = (replies[0] - created) / 60.0 if replies else None
-        matches = (expected is None and mine is None) or (
-            expected is not None and mine is not None and _close(mine, expected)
-        )
+        matches = _same(mine, expected)
         first = notes[0] if notes else None
         if matches and first is not None:
             if first[1] == SYSTEM:
@@ -542,9 +546,8 @@ def _resolution_check(ours: Mapping[str, dict[str, Any]], theirs: Mapping[int, f
     unexplained: list[str] = []
     for ticket_id, row in ours.items():
         mine = row["first_resolution_minutes"]
-        seed_hours = theirs.get(int(ticket_id))
-        seed = None if seed_hours is None else seed_hours * 60.0
-        if (mine is None and seed is None) or (mine is not None and seed is not None and _close(mine, seed)):
+        seed = _optional_minutes(theirs.get(int(ticket_id)))
+        if _same(mine, seed):
             equal += 1
         elif len(unexplained) < 5:
             unexplained.append(f"ticket {ticket_id}: ours {mine} min, seed {seed} min")
@@ -906,28 +909,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tickets < 1000 or args.repeats < 1:
         parser.error("need --tickets >= 1000 and --repeats >= 1")
-    workdir = Path(tempfile.mkdtemp(prefix="supportlens-activity-", dir=args.workdir))
-    log(
-        f"{args.tickets:,} tickets, {args.repeats} runs per case, in {workdir} "
-        f"(Python {platform.python_version()})"
-    )
-    try:
+    with scratch_directory("supportlens-activity-", args.workdir, keep=args.keep, log=log) as workdir:
+        log(
+            f"{args.tickets:,} tickets, {args.repeats} runs per case, in {workdir} "
+            f"(Python {platform.python_version()})"
+        )
         report = run(
             args.tickets,
             args.repeats,
             workdir,
             command=command_line(args.tickets, args.repeats, "python -m bench.activity"),
         )
-    except BaseException:
-        for path in sorted(workdir.glob("*.log")):
-            tail = path.read_text(errors="replace").splitlines()[-20:]
-            log(f"failed; last lines of {path.name}:\n" + "\n".join(tail))
-        raise
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     section = render(report, standalone=True)
     existing = args.output.read_text() if args.output.exists() else ""
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -35,7 +33,16 @@ from bench.baseline import ChdbBaseline
 from bench.cases import CASES, DAYS, END, SEED, WINDOW, Case, Timing, measure
 from bench.encode import NdjsonEncoder, self_check
 from bench.report import CaseResult, Report, compare, machine, render, source_revision
-from bench.server import HttpCaseResult, PipeClient, Server, cli, create_workspace, peak_rss_mb, post_batches
+from bench.server import (
+    HttpCaseResult,
+    PipeClient,
+    Server,
+    cli,
+    create_workspace,
+    peak_rss_mb,
+    post_batches,
+    scratch_directory,
+)
 from supportlens.demo.generator import DemoConfig, generate_columns, generate_events
 
 BATCH_ROWS = 10_000
@@ -282,10 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         revision=source_revision(ROOT),
     )
     config = DemoConfig(end=END, tickets=args.tickets, days=DAYS, seed=SEED)
-    workdir = Path(tempfile.mkdtemp(prefix="supportlens-bench-", dir=args.workdir))
-    log(f"benchmark of {args.tickets:,} tickets, {args.repeats} timed calls per case, in {workdir}")
     activity_report: activity.ActivityReport | None = None
-    try:
+    with scratch_directory("supportlens-bench-", args.workdir, keep=args.keep, log=log) as workdir:
+        log(f"benchmark of {args.tickets:,} tickets, {args.repeats} timed calls per case, in {workdir}")
         batches, ndjson = generate(config, workdir, report)
         ours = run_server(batches, workdir, args, report)
         del batches
@@ -299,16 +305,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             activity_report = activity.run(
                 args.activity_tickets, args.activity_repeats, workdir / "activity", command=report.command
             )
-    except BaseException:
-        for path in sorted(workdir.glob("*.log")):
-            tail = path.read_text(errors="replace").splitlines()[-20:]
-            log(f"failed; last lines of {path.name}:\n" + "\n".join(tail))
-        raise
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     report.revision_after = source_revision(ROOT)
     report.total_seconds = time.perf_counter() - _T0
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -263,3 +266,24 @@ class PipeClient:
         return HttpCaseResult(
             timing, tuple(float(p["statistics"]["elapsed"]) for p in parsed), list(parsed[-1]["data"])
         )
+
+
+@contextmanager
+def scratch_directory(
+    prefix: str, parent: Path | None, *, keep: bool, log: Callable[[str], None]
+) -> Iterator[Path]:
+    """A fresh temporary directory for one benchmark run: on failure the tail of every log in it
+    is printed; afterwards it is removed unless ``keep``."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield workdir
+    except BaseException:
+        for path in sorted(workdir.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-20:]
+            log(f"failed; last lines of {path.name}:\n" + "\n".join(tail))
+        raise
+    finally:
+        if keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
