@@ -36,6 +36,7 @@ from supportlens.ingest.service import IngestResult, RawRow
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 from supportlens.runtime import Runtime, UnknownPipe
 from supportlens.store.base import QueryTimeout
+from supportlens.store.schema import TICKETS
 
 app = typer.Typer(help="SupportLens: customer-support analytics.", no_args_is_help=True)
 workspace_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
@@ -590,7 +591,8 @@ def statuses_set(
     ],
     workspace: WorkspaceOption = "default",
 ) -> None:
-    """Replace the workspace's custom status names, e.g. "Waiting on Vendor=on_hold"."""
+    """Replace the workspace's custom status names, e.g. "Waiting on Vendor=on_hold"; when they
+    change, the workspace's stored tickets are restated before the command returns."""
     mapping: dict[str, StatusCategory] = {}
     for item in names:
         name, sep, category = item.rpartition("=")
@@ -601,9 +603,27 @@ def statuses_set(
         except ValueError:
             allowed = ", ".join(c.value for c in StatusCategory)
             raise _fail(f"{item!r}: the category must be one of {allowed}") from None
-    with _configuration(workspace) as (configuration, target):
-        configuration.set_status_names(target.id, mapping)
+    # The stored tickets follow the names (which count as resolved): restated here, through the
+    # writer of a runtime of our own, before the command returns.
+    runtime = Runtime.open(Settings())
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        total = runtime.engine.count(TICKETS, target.id)
+        label = "restating stored tickets"
+        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=errors, transient=True) as progress:
+            task = progress.add_task(label, total=total)
+            try:
+                restated = runtime.set_status_names(
+                    target.id, mapping, progress=lambda done: progress.update(task, completed=done)
+                ).result()
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+    finally:
+        runtime.close()
     console.print(f"{len(mapping)} custom status names set for '{workspace}'.")
+    if restated:
+        console.print(f"{restated} stored tickets restated with the new names.")
 
 
 # Seed 003's output: hours per ticket, from our definitions (docs/decisions.md explains where the

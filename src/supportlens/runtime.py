@@ -1,10 +1,14 @@
 """The running parts of one SupportLens process: the store, the metadata, the writer and the ingest
-service.  The HTTP app and the CLI both open one of these and close it when they are done."""
+service.  The HTTP app and the CLI both open one of these and close it when they are done.
+
+Changes that touch stored data go through here, e.g. new status names, which restate the
+workspace's stored tickets through the single writer (``set_status_names``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 
@@ -14,6 +18,7 @@ from supportlens.analytics.scope import Scope
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
+from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.imports import ImportSummary
 from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
@@ -73,6 +78,25 @@ class Runtime:
             lookback_days=self.settings.sla_lookback_days,
         )
 
+    def set_status_names(
+        self,
+        workspace_id: str,
+        mapping: Mapping[str, StatusCategory],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Future[int]:
+        """Replace the workspace's custom status names (ValueError as ``set_status_names`` of the
+        configuration) and, when that changed them, queue the restatement of its stored tickets
+        (``Writer.restate``).  The future resolves to the number of tickets restated (0 when the
+        names are the same as before)."""
+        before = self.configuration.status_names(workspace_id)
+        self.configuration.set_status_names(workspace_id, mapping)
+        if self.configuration.status_names(workspace_id) == before:
+            unchanged: Future[int] = Future()
+            unchanged.set_result(0)
+            return unchanged
+        return self.writer.restate(workspace_id, progress=progress)
+
     def record_import(self, workspace_id: str, summary: ImportSummary) -> None:
         """Remember an imported activity export (its window answers ``as_of=export_end``)."""
         self.configuration.record_import(
@@ -103,6 +127,7 @@ class Runtime:
             export_end=self.configuration.latest_export_end(workspace.id),
             sla_policies=partial(self.configuration.policy_set, workspace.id),
             calendars=partial(self.configuration.calendar_schedules, workspace.id, workspace.timezone),
+            group_calendars=partial(self.configuration.group_calendar_ids, workspace.id),
         )
 
     def run_pipe(

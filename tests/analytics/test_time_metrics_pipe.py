@@ -1,6 +1,6 @@
 """``ticket_time_metrics`` on both engines equals the pure reference for every ticket, in calendar
-and in business minutes, at any evaluation time; snapshot-only tickets get what their timestamps
-say; parameters are checked."""
+and in business minutes of each ticket's own calendar (its group's, else the default), at any
+evaluation time; snapshot-only tickets get what their timestamps say; parameters are checked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supportlens.analytics.params import ParamError
-from supportlens.domain.calendars import business_ms, default_business_hours, is_open
+from supportlens.configuration.calendars import CalendarDefinition, to_schedule
+from supportlens.domain.calendars import Schedule, business_ms, default_business_hours, is_open
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.metrics import minutes
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusCategory
@@ -26,6 +27,26 @@ from tests.ingest.test_ticket_events import _row
 
 _NAMES = itertools.count()
 CALENDAR = default_business_hours("UTC")
+# Group calendars: a half-hour offset zone, and a DST zone with windows past midnight.
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
+GROUP_CALENDARS: dict[str, CalendarDefinition] = {
+    "india": CalendarDefinition.model_validate(
+        {
+            "name": "India",
+            "groups": ["india"],
+            "timezone": "Asia/Kolkata",
+            "windows": [{"weekday": d, "start": "09:30", "end": "18:00"} for d in (*_WEEKDAYS, "saturday")],
+        }
+    ),
+    "night": CalendarDefinition.model_validate(
+        {
+            "name": "Night shift",
+            "groups": ["night"],
+            "timezone": "America/New_York",
+            "windows": [{"weekday": d, "start": "22:00", "end": "06:00"} for d in _WEEKDAYS],
+        }
+    ),
+}
 
 
 def _post(
@@ -34,8 +55,10 @@ def _post(
     runtime.ingest.ingest(workspace_id, datasource, [RawRow(r, str(r)) for r in rows]).committed.result()
 
 
-def _expected_row(events: list[TicketEvent], as_of: datetime, business: bool) -> dict[str, Any]:
-    clock = (lambda a, b: business_ms(CALENDAR, a, b)) if business else calendar_ms
+def _expected_row(
+    events: list[TicketEvent], as_of: datetime, business: bool, calendar: Schedule = CALENDAR
+) -> dict[str, Any]:
+    clock = (lambda a, b: business_ms(calendar, a, b)) if business else calendar_ms
     expected = ticket_time_metrics(events, as_of=as_of, statuses=DEFAULT_STATUS_MAP, clock=clock)
     by_category = {c: expected.time_in_category_ms.get(c, 0) for c in StatusCategory}
 
@@ -58,19 +81,38 @@ def _expected_row(events: list[TicketEvent], as_of: datetime, business: bool) ->
         "agent_replies": expected.agent_replies,
         "one_touch": expected.one_touch,
         "first_contact_resolution": expected.first_contact_resolution,
-        "created_outside_business_hours": not is_open(CALENDAR, expected.created_at),
+        "created_outside_business_hours": not is_open(calendar, expected.created_at),
         "minutes_in_status": {s: minutes(ms) for s, ms in expected.time_in_status_ms.items() if ms},
     }
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(histories(), min_size=1, max_size=6), st.integers(0, 600), st.booleans())
+@given(
+    st.lists(
+        st.tuples(histories(), st.sampled_from([None, "east", *GROUP_CALENDARS])), min_size=1, max_size=6
+    ),
+    st.integers(0, 600),
+    st.booleans(),
+)
 def test_pipe_equals_reference(
-    runtime: Runtime, batch: list[History], as_of_minute: int, business: bool
+    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int, business: bool
 ) -> None:
+    """Tickets of groups "india" and "night" follow their group's calendar, the rest ("east" has
+    none of its own) the default."""
     workspace = runtime.metadata.create_workspace(f"w{next(_NAMES)}")
+    # The first calendar becomes the default: the office hours every other ticket follows.
+    office = {
+        "name": "Office",
+        "timezone": "UTC",
+        "windows": [{"weekday": d, "start": "09:00", "end": "17:00"} for d in _WEEKDAYS],
+    }
+    runtime.configuration.create_calendar(workspace.id, CalendarDefinition.model_validate(office))
+    for definition in GROUP_CALENDARS.values():
+        runtime.configuration.create_calendar(workspace.id, definition)
     tickets: dict[str, list[TicketEvent]] = {}
-    for index, history in enumerate(batch):
+    calendars: dict[str, Schedule] = {}
+    rows: list[dict[str, Any]] = []
+    for index, (history, group) in enumerate(batch):
         ticket_id = f"T{index}"
         tickets[ticket_id] = [
             TicketEvent(
@@ -82,7 +124,12 @@ def test_pipe_equals_reference(
             )  # type: ignore[arg-type]
             for e in history.events
         ]
-    _post(runtime, workspace.id, [_row(e) for events in tickets.values() for e in events])
+        own = GROUP_CALENDARS.get(group or "")
+        calendars[ticket_id] = to_schedule(own) if own else CALENDAR
+        mine = [_row(e) for e in tickets[ticket_id]]
+        mine[0]["group_id"] = group  # any event may say which group the ticket is in
+        rows += mine
+    _post(runtime, workspace.id, rows)
     as_of = at(as_of_minute)
     query = {"as_of": as_of.isoformat(), "business_hours": str(business).lower(), "limit": "1000"}
     result = runtime.run_pipe("ticket_time_metrics", workspace, query)
@@ -90,7 +137,7 @@ def test_pipe_equals_reference(
     assert set(found) == set(tickets)
     for ticket_id, events in tickets.items():
         row = found[ticket_id]
-        expected = _expected_row(events, as_of, business)
+        expected = _expected_row(events, as_of, business, calendars[ticket_id])
         actual = {k: row[k] for k in expected}
         actual["minutes_in_status"] = {s: m for s, m in orjson.loads(row["minutes_in_status"]).items() if m}
         assert actual == expected, ticket_id

@@ -110,6 +110,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "ticket_id": st.one_of(TEXTS, NUMBERS, ANY),
     "customer_id": st.one_of(TEXTS, NUMBERS, ANY),
     "agent_id": st.one_of(TEXTS, ANY),
+    "group_id": st.one_of(TEXTS, NUMBERS, ANY),
     "category": st.one_of(TEXTS, ANY),
     "priority": st.one_of(TEXTS, ANY),
     "status": TEXTS,
@@ -244,6 +245,7 @@ def plausible_rows(draw: st.DrawFn) -> dict[str, Any]:
     optional: dict[str, st.SearchStrategy[Any]] = {
         "customer_id": st.one_of(st.none(), st.text(ASCII, max_size=6)),
         "agent_id": st.one_of(st.none(), st.text(ASCII, max_size=6)),
+        "group_id": st.one_of(st.none(), st.text(ASCII, max_size=6), st.integers(0, 99)),
         "category": st.one_of(st.none(), st.text(ASCII, max_size=8), st.sampled_from(["Billing", " tech "])),
         "priority": st.sampled_from([None, "low", "HIGH", " critical ", "Normal", "p1", ""]),
         "status": st.sampled_from([None, "open", "Resolved", "CLOSED ", "pending"]),

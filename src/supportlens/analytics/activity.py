@@ -34,6 +34,7 @@ _MAX_BACKLOG_DAYS = 3_700  # about ten years of daily rows
 class GroupBy(StrEnum):
     PERIOD = "period"
     AGENT = "agent"
+    GROUP = "group"
     CATEGORY = "category"
     PRIORITY = "priority"
     CHANNEL = "channel"
@@ -44,6 +45,7 @@ class GroupBy(StrEnum):
 class Filters:
     window: Window
     agent_id: str | None
+    group_id: str | None
     category: str | None
     priority: str | None
     channel: str | None
@@ -53,7 +55,7 @@ class Filters:
 
 def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
     where = conditions(context)
-    for column in ("agent_id", "category", "priority", "channel"):
+    for column in ("agent_id", "group_id", "category", "priority", "channel"):
         where.equals(column, getattr(filters, column))
     if created_until is None:
         where.between("created_at", filters.window.start, filters.window.end)
@@ -94,7 +96,7 @@ def _group_labels(context: PipeContext, history: History, by: GroupBy, unit: Per
     if by is GroupBy.PERIOD:
         created, _ = history.column_ms("created_at")
         return [period_label(from_epoch_ms(int(ms)), unit, context.timezone) for ms in created]
-    column = {GroupBy.AGENT: "agent_id"}.get(by, by.value)
+    column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
     return list(history.tickets.column(column).to_pylist())
 
 

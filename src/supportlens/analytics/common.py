@@ -36,6 +36,13 @@ class PipeContext:
     # its calendars by id (None: the default).  Unset: the built-in policy and ``calendar``.
     sla_policies: Callable[[], PolicySet] | None = None
     calendars: Callable[[], Mapping[str | None, Schedule]] | None = None
+    # Read lazily by the business-time pipes: the calendar id assigned to each group that has one
+    # (a ticket of such a group follows that calendar, any other the default).
+    group_calendars: Callable[[], Mapping[str, str]] | None = None
+
+    def schedules(self) -> Mapping[str | None, Schedule]:
+        """Every calendar by id, None -> the workspace default."""
+        return self.calendars() if self.calendars else {None: self.calendar}
 
 
 class TableRows(Sequence[dict[str, Any]]):

@@ -1,8 +1,9 @@
 """Tickets with their activity log, folded into timelines: what every history-based pipe reads.
 
 The tickets are chosen in SQL (current state, the caller's scope and filters), their events read
-in one query, and the timelines computed by ``analytics/timeline.py`` under a calendar or a
-business clock spanning everything the computation touches.
+in one query, and the timelines computed by ``analytics/timeline.py`` in calendar time or in the
+business time of each ticket's calendar (its group's, else the workspace default), with clocks
+spanning everything the computation touches.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import (
     CalendarClock,
     DurationClock,
+    TicketCalendars,
     Timelines,
     compute_timelines,
     event_columns,
 )
-from supportlens.domain.calendars import BusinessClock
+from supportlens.domain.calendars import BusinessClock, Schedule
 from supportlens.domain.events import HISTORY_FILTER
 from supportlens.store.base import ParamType
 from supportlens.store.schema import TICKET_EVENTS
@@ -34,6 +36,7 @@ TICKET_COLUMNS = (
     "ticket_id",
     "status",
     "agent_id",
+    "group_id",
     "category",
     "priority",
     "channel",
@@ -59,8 +62,8 @@ class History:
     tickets: pa.Table  # TICKET_COLUMNS, in the order chosen
     timelines: Timelines | None  # None when no chosen ticket has events
     timeline_of: I64  # per ticket row: its index in ``timelines``, or -1 (snapshot-only)
-    clock: DurationClock
-    business: BusinessClock  # the calendar over the span, for "is open" questions
+    clock: DurationClock  # what durations of ticket rows are measured by (indexed by row)
+    business: TicketCalendars  # each row's calendar over the span, for "is open" questions
     as_of: datetime
 
     def column_ms(self, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
@@ -91,22 +94,56 @@ def load_history(
         f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen) AND {HISTORY_FILTER}"
     )
     log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
-    business = _business_clock(context, tickets, log, as_of)
+    schedules, calendar_of_row = ticket_calendars(context, tickets.column("group_id"))
+    low, high = _span(tickets, log, as_of)
+    business = TicketCalendars([BusinessClock(s, low, high) for s in schedules], calendar_of_row)
     clock: DurationClock = business if business_hours else CalendarClock()
     timelines: Timelines | None = None
     timeline_of = np.full(tickets.num_rows, -1, dtype=np.int64)
     if log.num_rows:
         columns, ticket_ids, _ = event_columns(log)
-        timelines = compute_timelines(
-            columns, as_of_ms=epoch_ms(as_of), statuses=context.statuses, clock=clock
-        )
         found = pc.index_in(tickets.column("ticket_id"), value_set=pa.array(ticket_ids, pa.string()))
         timeline_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        # Every ticket with events is one of the chosen rows (the events were read for those).
+        calendar_of_timeline = np.zeros(columns.tickets, dtype=np.int64)
+        logged = timeline_of >= 0
+        calendar_of_timeline[timeline_of[logged]] = calendar_of_row[logged]
+        timelines = compute_timelines(
+            columns,
+            as_of_ms=epoch_ms(as_of),
+            statuses=context.statuses,
+            clock=business.reindexed(calendar_of_timeline) if business_hours else CalendarClock(),
+        )
     return History(tickets, timelines, timeline_of, clock, business, as_of)
 
 
-def _business_clock(context: PipeContext, tickets: pa.Table, log: pa.Table, as_of: datetime) -> BusinessClock:
-    """A business clock over every instant the computation may touch, with a day to spare."""
+def ticket_calendars(context: PipeContext, groups: pa.ChunkedArray) -> tuple[list[Schedule], I64]:
+    """Each ticket's calendar, given its group: the schedules in use (the default first) and, per
+    ticket, an index into them.  A group without a calendar of its own follows the default."""
+    codes = np.zeros(len(groups), dtype=np.int64)
+    schedules: list[Schedule] = [context.calendar]
+    assigned = context.group_calendars() if context.group_calendars else {}
+    if not assigned or len(groups) == 0:
+        return schedules, codes
+    known = context.schedules()
+    encoded = pc.dictionary_encode(groups).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    code_of_group = np.zeros(len(names) + 1, dtype=np.int64)  # the extra slot: no group
+    code_of_calendar: dict[str, int] = {}
+    for index, group in enumerate(names):
+        calendar_id = assigned.get(group)
+        if calendar_id is None or calendar_id not in known:
+            continue
+        if calendar_id not in code_of_calendar:
+            code_of_calendar[calendar_id] = len(schedules)
+            schedules.append(known[calendar_id])
+        code_of_group[index] = code_of_calendar[calendar_id]
+    indices = np.asarray(encoded.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return schedules, code_of_group[indices]
+
+
+def _span(tickets: pa.Table, log: pa.Table, as_of: datetime) -> tuple[datetime, datetime]:
+    """A span holding every instant the computation may touch, with a day to spare."""
     instants = [as_of]
     for table, name in (
         (tickets, "created_at"),
@@ -117,9 +154,7 @@ def _business_clock(context: PipeContext, tickets: pa.Table, log: pa.Table, as_o
         if table.num_rows:
             low, high = pc.min(table.column(name)).as_py(), pc.max(table.column(name)).as_py()
             instants += [aware_utc(v) for v in (low, high) if v is not None]
-    return BusinessClock(
-        context.calendar, min(instants) - timedelta(days=1), max(instants) + timedelta(days=1)
-    )
+    return min(instants) - timedelta(days=1), max(instants) + timedelta(days=1)
 
 
 def aware_utc(value: datetime) -> datetime:

@@ -31,6 +31,7 @@ _CATEGORY = Param("category", Kind.LABEL, "Only this category (case-insensitive)
 _PRIORITY = Param("priority", Kind.PRIORITY, "Only this priority (case-insensitive; critical = urgent).")
 _AGENT = Param("agent_id", Kind.TEXT, "Only this agent.")
 _CUSTOMER = Param("customer_id", Kind.TEXT, "Only this customer.")
+_GROUP = Param("group_id", Kind.TEXT, "Only this group (team).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ def _ticket_time_metrics(context: PipeContext, values: dict[str, Any]) -> PipeRe
     )
 
 
-_TIME_FILTERS = ("ticket_id", "agent_id", "status", "category", "priority")
+_TIME_FILTERS = ("ticket_id", "agent_id", "group_id", "status", "category", "priority")
 _CREATED_AFTER = Param("created_after", Kind.START, "Earliest created_at (inclusive).")
 _CREATED_BEFORE = Param("created_before", Kind.END, "Latest created_at (inclusive).")
 _OFFSET = Param("offset", Kind.INT, "Rows to skip (at most 1e9).", default=0, minimum=0, maximum=MAX_OFFSET)
@@ -153,10 +154,11 @@ _AS_OF = Param(
 _BUSINESS_HOURS = Param(
     "business_hours",
     Kind.BOOL,
-    "Durations in business minutes of the workspace calendar instead of calendar minutes.",
+    "Durations in business minutes of each ticket's calendar (its group's, else the workspace "
+    "default) instead of calendar minutes.",
     default=False,
 )
-_GROUPINGS = "period, agent, category, priority or channel"
+_GROUPINGS = "period, agent, group, category, priority or channel"
 
 
 def _group_by_param(default: str, choices: str) -> Param:
@@ -167,6 +169,7 @@ def _activity_filters(context: PipeContext, values: dict[str, Any]) -> activity.
     return activity.Filters(
         window=_window(context, values),
         agent_id=values["agent_id"],
+        group_id=values["group_id"],
         category=values["category"],
         priority=values["priority"],
         channel=values["channel"],
@@ -203,6 +206,7 @@ def _period_unit(values: dict[str, Any]) -> PeriodUnit:
 _BY_ATTRIBUTE = (
     activity.GroupBy.PERIOD,
     activity.GroupBy.AGENT,
+    activity.GroupBy.GROUP,
     activity.GroupBy.CATEGORY,
     activity.GroupBy.PRIORITY,
     activity.GroupBy.CHANNEL,
@@ -264,6 +268,7 @@ def _backlog(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     filters = activity.Filters(
         window=window,
         agent_id=values["agent_id"],
+        group_id=values["group_id"],
         category=values["category"],
         priority=values["priority"],
         channel=values["channel"],
@@ -282,7 +287,7 @@ _PERIOD = Param(
     "Period of group_by=period: hour, day, week, month, quarter, year.",
     default="week",
 )
-_HISTORY_FILTERS = (_START, _END, _AGENT, _CATEGORY, _PRIORITY, _CHANNEL, _AS_OF)
+_HISTORY_FILTERS = (_START, _END, _AGENT, _GROUP, _CATEGORY, _PRIORITY, _CHANNEL, _AS_OF)
 
 PIPES: dict[str, Pipe] = {
     pipe.name: pipe
@@ -360,6 +365,7 @@ PIPES: dict[str, Pipe] = {
             (
                 _TICKET,
                 _AGENT,
+                _GROUP,
                 _STATUS,
                 _CATEGORY,
                 _PRIORITY,
@@ -432,7 +438,9 @@ PIPES: dict[str, Pipe] = {
             "group and target type, for the tickets created in the window.",
             (
                 *_HISTORY_FILTERS,
-                _group_by_param("target_type", "target_type, priority, agent, category, policy or period"),
+                _group_by_param(
+                    "target_type", "target_type, priority, agent, group, category, policy or period"
+                ),
                 _PERIOD,
             ),
             sla_state.ATTAINMENT_COLUMNS,

@@ -11,7 +11,7 @@ from supportlens.store.base import Dialect, ParamType
 
 # Columns a token's fixed filters and the pipes' equality filters may name.
 FILTERABLE_COLUMNS: frozenset[str] = frozenset(
-    {"ticket_id", "customer_id", "agent_id", "category", "priority", "status", "channel"}
+    {"ticket_id", "customer_id", "agent_id", "group_id", "category", "priority", "status", "channel"}
 )
 
 

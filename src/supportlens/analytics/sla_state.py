@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -55,6 +55,7 @@ TICKET_COLUMNS = (
     "ticket_id",
     "customer_id",
     "agent_id",
+    "group_id",
     "category",
     "priority",
     "status",
@@ -74,19 +75,26 @@ _NTS = "Nullable(DateTime64(3))"
 @dataclass(frozen=True, slots=True)
 class SlaSetup:
     """What evaluation needs besides the events: the policies, the calendars by id (None: the
-    workspace default) and the status names."""
+    workspace default), the status names and the calendar id assigned to each group."""
 
     policies: PolicySet
     calendars: Mapping[str | None, Schedule]
     statuses: StatusMap
+    group_calendars: Mapping[str, str] = field(default_factory=dict)
+
+    def calendars_for(self, group_id: str | None) -> Mapping[str | None, Schedule]:
+        """The calendars one ticket's policies pick from: a policy without a calendar of its own
+        follows the ticket's calendar, its group's where the group has one, else the default."""
+        calendar_id = self.group_calendars.get(group_id) if group_id is not None else None
+        if calendar_id is None or calendar_id not in self.calendars:
+            return self.calendars
+        return {**self.calendars, None: self.calendars[calendar_id]}
 
     @classmethod
     def of(cls, context: PipeContext) -> SlaSetup:
         policies = context.sla_policies() if context.sla_policies else PolicySet((), builtin_policy())
-        calendars: Mapping[str | None, Schedule] = (
-            context.calendars() if context.calendars else {None: context.calendar}
-        )
-        return cls(policies, calendars, context.statuses)
+        group_calendars = context.group_calendars() if context.group_calendars else {}
+        return cls(policies, context.schedules(), context.statuses, group_calendars)
 
     def policy_name(self, policy_id: str) -> str:
         found = (p for p in (*self.policies.policies, self.policies.default) if p.id == policy_id)
@@ -147,6 +155,7 @@ def snapshot_events(ticket: Mapping[str, Any], statuses: StatusMap) -> list[Tick
             actor_type=ActorType.CUSTOMER,
             customer_id=ticket["customer_id"],
             agent_id=ticket["agent_id"],
+            group_id=ticket["group_id"],
             category=ticket["category"],
             priority=ticket["priority"],
             channel=ticket["channel"],
@@ -205,7 +214,7 @@ def evaluate_tickets(
         sla = evaluate(
             events or snapshot_events(ticket, setup.statuses),
             policies=setup.policies,
-            calendars=setup.calendars,
+            calendars=setup.calendars_for(ticket["group_id"]),
             statuses=setup.statuses,
             as_of=as_of,
         )
@@ -215,7 +224,7 @@ def evaluate_tickets(
 
 def _evaluated(context: PipeContext, filters: Filters) -> list[EvaluatedTicket]:
     where = conditions(context)
-    for column in ("agent_id", "category", "priority", "channel"):
+    for column in ("agent_id", "group_id", "category", "priority", "channel"):
         where.equals(column, getattr(filters, column))
     where.between("created_at", filters.window.start, filters.window.end)
     return evaluate_tickets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context))
@@ -282,6 +291,7 @@ class SlaGroupBy(StrEnum):
     TARGET_TYPE = "target_type"
     PRIORITY = "priority"
     AGENT = "agent"
+    GROUP = "group"
     CATEGORY = "category"
     POLICY = "policy"
     PERIOD = "period"
@@ -311,6 +321,8 @@ def _labeller(
             return lambda _, target: target.policy_id
         case SlaGroupBy.AGENT:
             return lambda e, _: e.ticket["agent_id"]
+        case SlaGroupBy.GROUP:
+            return lambda e, _: e.ticket["group_id"]
         case SlaGroupBy.CATEGORY:
             return lambda e, _: e.ticket["category"]
         case SlaGroupBy.PERIOD:

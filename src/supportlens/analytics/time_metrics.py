@@ -34,6 +34,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("status", "Nullable(String)"),
     ("status_category", "Nullable(String)"),
     ("agent_id", "Nullable(String)"),
+    ("group_id", "Nullable(String)"),
     ("category", "Nullable(String)"),
     ("priority", "Nullable(String)"),
     ("created_at", "DateTime64(3)"),
@@ -92,7 +93,8 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     tickets = history.tickets
     n = tickets.num_rows
     created, _ = history.column_ms("created_at")
-    outside = history.business.cumulative(created + 1) - history.business.cumulative(created) == 0
+    rows = np.arange(n, dtype=np.int64)
+    outside = history.business.cumulative(created + 1, rows) - history.business.cumulative(created, rows) == 0
     index = history.timeline_of
     logged = index >= 0
     at = np.maximum(index, 0)
@@ -100,6 +102,7 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     columns: dict[str, Any] = {
         "ticket_id": tickets.column("ticket_id"),
         "agent_id": tickets.column("agent_id"),
+        "group_id": tickets.column("group_id"),
         "category": tickets.column("category"),
         "priority": tickets.column("priority"),
         "as_of": pa.array([format_timestamp(history.as_of)] * n, pa.string()),
@@ -202,12 +205,13 @@ def _snapshot_columns(
     )
     resolved = np.array([c is not None and c.is_resolved for c in known] + [False], dtype=bool)[codes]
     clock = history.clock
+    rows = np.arange(n, dtype=np.int64)
 
     def since_created(name: str, *, only: np.ndarray | None = None) -> pa.Array:
         moment, has = history.column_ms(name)
         keep = has & (moment <= as_of_ms) & ~logged & (only if only is not None else True)
         safe = np.where(keep, moment, created)
-        spent = clock.cumulative(safe) - clock.cumulative(created)
+        spent = clock.cumulative(safe, rows) - clock.cumulative(created, rows)
         return pa.array(minutes_array(spent), mask=~keep)
 
     nothing = pa.nulls(n, pa.float64())

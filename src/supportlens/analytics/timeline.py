@@ -4,11 +4,14 @@
 Input is the activity log as columns sorted by ticket, then time, then arrival; every step is an
 array operation over all tickets together, so a million tickets with ten million events take
 seconds.  Durations go through a clock: calendar time, or business time where ``cumulative(t)``
-is the business milliseconds up to ``t`` and a duration is ``cumulative(b) - cumulative(a)``.
+is the business milliseconds up to ``t`` and a duration is ``cumulative(b) - cumulative(a)``.  Each
+ticket may follow its own calendar (its group's), so the clock is asked per ticket; both ends of a
+duration always belong to the same ticket.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.domain.calendars import BusinessClock
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory, StatusMap
 from supportlens.domain.timeline import INITIAL_STATUS
@@ -35,16 +39,45 @@ _NO_STATUS = -1
 
 
 class DurationClock(Protocol):
-    def cumulative(self, ts_ms: I64) -> I64:
-        """Milliseconds that count (all, or business ones) from a fixed origin up to each instant."""
+    def cumulative(self, ts_ms: I64, ticket: I64) -> I64:
+        """Milliseconds that count (all, or business ones) from a fixed origin up to each instant,
+        by the calendar of the ticket (index) each instant belongs to."""
         ...
 
 
 class CalendarClock:
     """Calendar time: every millisecond counts."""
 
-    def cumulative(self, ts_ms: I64) -> I64:
+    def cumulative(self, ts_ms: I64, ticket: I64) -> I64:
         return ts_ms
+
+
+class TicketCalendars:
+    """Business time where each ticket follows one of a few calendars: ``calendar_of[ticket]`` is
+    an index into ``clocks``.  The clocks' origins differ, so only differences taken within one
+    ticket mean anything (which is all a duration is)."""
+
+    def __init__(self, clocks: Sequence[BusinessClock], calendar_of: I64) -> None:
+        if not clocks:
+            raise ValueError("TicketCalendars needs at least one clock")
+        self.clocks = tuple(clocks)
+        self.calendar_of = calendar_of
+
+    def reindexed(self, calendar_of: I64) -> TicketCalendars:
+        """The same clocks for another numbering of the tickets."""
+        return TicketCalendars(self.clocks, calendar_of)
+
+    def cumulative(self, ts_ms: I64, ticket: I64) -> I64:
+        if len(self.clocks) == 1:
+            return self.clocks[0].cumulative(ts_ms)
+        ts = np.asarray(ts_ms, dtype=np.int64)
+        which = self.calendar_of[ticket]
+        out = np.empty(len(ts), dtype=np.int64)
+        for code, clock in enumerate(self.clocks):
+            rows = np.flatnonzero(which == code)
+            if rows.size:
+                out[rows] = clock.cumulative(ts[rows])
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +138,7 @@ class Timelines:
     one_touch: BOOL
     first_contact_resolution: BOOL
     ongoing: BOOL
+    current_start_ms: I64  # when the current status interval began
     intervals: StatusIntervals
     replies: ReplyWaits
 
@@ -177,8 +211,16 @@ def _group_last(ticket: I64, tickets: int, values: I64, mask: BOOL, fill: int) -
 
 
 def compute_timelines(
-    events: EventColumns, *, as_of_ms: int, statuses: StatusMap, clock: DurationClock
+    events: EventColumns,
+    *,
+    as_of_ms: int,
+    statuses: StatusMap,
+    clock: DurationClock,
+    closed_only: bool = False,
 ) -> Timelines:
+    """Every ticket's metrics at ``as_of_ms`` (events after it unseen).  ``closed_only`` leaves the
+    current status interval out of the time sums (it ends where it starts), for callers that add
+    it themselves for whatever evaluation time they are asked about."""
     n = events.tickets
     names = (
         (*events.status_names, INITIAL_STATUS)
@@ -221,11 +263,12 @@ def compute_timelines(
     last_of_ticket[:-1] = iv_ticket[1:] != iv_ticket[:-1]
     iv_end = np.empty_like(iv_start)
     iv_end[:-1] = iv_start[1:]
-    iv_end[last_of_ticket] = np.maximum(as_of_ms, iv_start[last_of_ticket])
+    current_start = iv_start[last_of_ticket]
+    iv_end[last_of_ticket] = current_start if closed_only else np.maximum(as_of_ms, current_start)
     # A change at the same instant as the previous one leaves a zero-length interval: it counts
     # no time and, unless it is the current one, is not a visit (no reopen or resolution).
     visit = (iv_end > iv_start) | last_of_ticket
-    spent = clock.cumulative(iv_end) - clock.cumulative(iv_start)
+    spent = clock.cumulative(iv_end, iv_ticket) - clock.cumulative(iv_start, iv_ticket)
 
     width = len(names)
     in_status = np.bincount(iv_ticket * width + iv_status, weights=spent, minlength=n * width)
@@ -278,11 +321,12 @@ def compute_timelines(
         clock,
     )
 
-    created_b = clock.cumulative(created)
+    everyone = np.arange(n, dtype=np.int64)
+    created_b = clock.cumulative(created, everyone)
 
     def since_created(ts: I64, has: BOOL) -> I64:
         """Duration from creation where ``has``; 0 elsewhere (fill values never reach the clock)."""
-        duration: I64 = clock.cumulative(np.where(has, ts, created)) - created_b
+        duration: I64 = clock.cumulative(np.where(has, ts, created), everyone) - created_b
         return duration
 
     return Timelines(
@@ -305,6 +349,7 @@ def compute_timelines(
         one_touch=resolved_now & (agent_replies == 1),
         first_contact_resolution=resolved_now & (followups <= allowed),
         ongoing=~closed_code[current],
+        current_start_ms=current_start,
         intervals=StatusIntervals(iv_ticket[visit], v_status, v_start, iv_end[visit]),
         replies=replies,
     )
@@ -345,7 +390,7 @@ def _reply_waits(
     start, waiting = _group_first(group, groups, at, is_reply == 0, 0)
     ends = np.flatnonzero((is_reply == 1) & waiting[group])
     began = start[group[ends]]
-    wait_ms = clock.cumulative(at[ends]) - clock.cumulative(began)
+    wait_ms = clock.cumulative(at[ends], ticket[ends]) - clock.cumulative(began, ticket[ends])
     return ReplyWaits(ticket[ends], at[ends], wait_ms, _rank_within(ticket[ends]))
 
 

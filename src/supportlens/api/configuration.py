@@ -2,6 +2,11 @@
 status names, and business-time checks for trying a calendar out.
 
 Writes need the admin scope, reads the read or admin scope.  Errors are problem details (api/errors.py).
+
+Changing the status names restates the workspace's stored tickets (which of them count as resolved):
+the response comes once the restatement is queued with the single writer, which does it in the
+background, a page of tickets at a time (docs/decisions.md, "Restating tickets when status names
+change").
 """
 
 from __future__ import annotations
@@ -250,17 +255,22 @@ def get_status_categories(request: Request, who: Caller = Depends(reader)) -> St
 @router.put(
     "/v1/status-categories",
     summary="Replace the workspace's custom status names",
-    description="Custom names win over the defaults; names are matched trimmed and case-insensitively.",
+    description=(
+        "Custom names win over the defaults; names are matched trimmed and case-insensitively. "
+        "When the names change, the workspace's stored tickets are restated in the background "
+        "(whether each counts as resolved, its resolved_at and resolution time)."
+    ),
 )
 def put_status_categories(
     request: Request, body: StatusNamesUpdate, who: Caller = Depends(admin)
 ) -> StatusNames:
-    configuration = runtime(request).configuration
+    rt = runtime(request)
     try:
-        configuration.set_status_names(who.workspace.id, body.names)
+        # Queued, not awaited: the writer restates the tickets and logs a failure.
+        rt.set_status_names(who.workspace.id, body.names)
     except ValueError as exc:
         raise invalid_field(("body", "names"), str(exc)) from None
-    return _status_names(configuration, who.workspace.id)
+    return _status_names(rt.configuration, who.workspace.id)
 
 
 # Business time

@@ -313,6 +313,14 @@ class ConfigurationRepository:
             return default_business_hours(timezone)
         return to_schedule(CalendarDefinition.model_validate_json(row[0]))
 
+    def group_calendar_ids(self, workspace_id: str) -> dict[str, str]:
+        """The calendar id of every group that has one assigned."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT group_id, calendar_id FROM calendar_groups WHERE workspace_id = ?", (workspace_id,)
+            ).fetchall()
+        return {str(group_id): str(calendar_id) for group_id, calendar_id in rows}
+
     def calendar_schedules(self, workspace_id: str, timezone: str) -> Mapping[str | None, Schedule]:
         """Every calendar's schedule by id, and None -> the workspace's default (else Monday to Friday
         09:00-17:00 in ``timezone``): what an SLA policy's ``calendar_id`` picks from."""

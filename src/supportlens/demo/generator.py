@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from supportlens.domain.models import SNAPSHOT_FIELDS
+from supportlens.domain.models import SEED_SNAPSHOT_FIELDS
 
 __all__ = [
     "CATEGORIES",
@@ -61,7 +61,7 @@ STATUSES: Final[tuple[str, ...]] = ("new", "open", "pending", "on_hold", "resolv
 CHANNELS: Final[tuple[str, ...]] = ("email", "chat", "phone", "web")
 
 # Column order of generate_columns and key order of the generate_events dicts.
-COLUMNS: Final[tuple[str, ...]] = SNAPSHOT_FIELDS
+COLUMNS: Final[tuple[str, ...]] = SEED_SNAPSHOT_FIELDS
 
 Column = npt.NDArray[Any] | list[list[str]]
 I64 = npt.NDArray[np.int64]

@@ -19,9 +19,8 @@ PRIORITY_ORDER: tuple[str, ...] = ("urgent", "high", "medium", "low")
 # Spellings folded into one priority: ``critical`` and ``urgent`` are the same level, above high.
 PRIORITY_ALIASES: dict[str, str] = {"critical": "urgent", "normal": "medium"}
 
-# The fields of a support_tickets event, in the order of the seed's example (and of every table
-# and generator that lists them).
-SNAPSHOT_FIELDS: tuple[str, ...] = (
+# The fields of seed 000's support_tickets event, in the order of its example.
+SEED_SNAPSHOT_FIELDS: tuple[str, ...] = (
     "ticket_id",
     "customer_id",
     "agent_id",
@@ -37,6 +36,9 @@ SNAPSHOT_FIELDS: tuple[str, ...] = (
     "channel",
     "subject",
 )
+# Every field a support_tickets event may carry (and every table that lists them): the seed's, plus
+# the team (group) that owns the ticket, which picks its business calendar.
+SNAPSHOT_FIELDS: tuple[str, ...] = (*SEED_SNAPSHOT_FIELDS, "group_id")
 
 SATISFACTION_MIN = 1
 SATISFACTION_MAX = 5
@@ -60,6 +62,7 @@ class TicketSnapshot:
     updated_at: datetime | None = None
     channel: str | None = None
     subject: str | None = None
+    group_id: str | None = None
 
     @property
     def is_resolved(self) -> bool:

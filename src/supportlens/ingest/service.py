@@ -1,4 +1,5 @@
-"""The one ingest path: raw payloads in, validated snapshots and quarantined rows to the writer."""
+"""The one ingest path: raw payloads in, validated snapshots and quarantined rows to the writer
+(which derives what depends on the workspace's status names, see ingest/writer.py)."""
 
 from __future__ import annotations
 
@@ -237,7 +238,9 @@ def canonical_table(accepted: list[tuple[int, TicketSnapshot]]) -> pa.Table:
 def snapshot_table(
     workspace_id: str, tickets: pa.Table, first_sequence: int, received_at: datetime
 ) -> pa.Table:
-    """Canonical rows stamped for storage, in arrival order, with the derived columns."""
+    """Canonical rows stamped for storage, in arrival order, with the derived columns.
+    ``is_resolved`` here follows the default status names only: the writer sets it from the
+    workspace's own names (``Writer._prepare``) before anything is stored."""
     tickets = tickets.sort_by("position")
     count = tickets.num_rows
     received = pa.scalar(received_at, _TS)

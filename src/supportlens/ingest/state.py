@@ -28,7 +28,7 @@ from supportlens.domain.timeline import INITIAL_STATUS
 from supportlens.store.schema import TICKETS
 
 _FAR_FUTURE_MS = 2**62
-_ATTRIBUTES = ("customer_id", "agent_id", "category", "priority", "status", "channel", "subject")
+_ATTRIBUTES = ("customer_id", "agent_id", "group_id", "category", "priority", "status", "channel", "subject")
 
 
 def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap) -> pa.Table:

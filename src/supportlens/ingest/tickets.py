@@ -144,6 +144,7 @@ def validate_ticket(row: object) -> TicketSnapshot | Rejection:
             updated_at=timestamp(row, "updated_at"),
             channel=label(row, "channel"),
             subject=optional_text(row, "subject"),
+            group_id=identifier(row, "group_id"),
         )
     except Invalid as invalid:
         return invalid.rejection

@@ -76,6 +76,7 @@ def _build_sql() -> str:
     ticket_ok, ticket_value = _identifier("ticket_id", required=True)
     customer_ok, customer_value = _identifier("customer_id", required=False)
     agent_ok, agent_value = _identifier("agent_id", required=False)
+    group_ok, group_value = _identifier("group_id", required=False)
     labels = {name: _label(name) for name in ("category", "priority", "status", "channel")}
     subject_ok = f"({_absent('subject')} OR ({_type('subject')} = 'VARCHAR' AND strlen({_value('subject')}) <= {MAX_TEXT_LENGTH}))"
     score_t, score_v = _type("satisfaction_score"), _value("satisfaction_score")
@@ -101,6 +102,7 @@ def _build_sql() -> str:
             ticket_ok,
             customer_ok,
             agent_ok,
+            group_ok,
             *(condition for condition, _ in labels.values()),
             subject_ok,
             score_ok,
@@ -144,7 +146,8 @@ def _build_sql() -> str:
         CASE WHEN {_absent("tags")} THEN []::VARCHAR[] ELSE from_json({tags_v}, '["VARCHAR"]') END AS tags,
         make_timestamp(updated_at_ms * 1000) AS updated_at,
         {labels["channel"][1]} AS channel,
-        CASE WHEN {_absent("subject")} THEN NULL ELSE {_value("subject")} END AS subject
+        CASE WHEN {_absent("subject")} THEN NULL ELSE {_value("subject")} END AS subject,
+        {group_value} AS group_id
     FROM typed
     """
 

@@ -1,6 +1,12 @@
 """The single writer: one thread takes queued batches and commits them together, so a burst of
 small requests becomes few transactions.  ``wait=true`` callers hold a future that resolves once
-their rows are committed; queued rows are flushed on a clean shutdown."""
+their rows are committed; queued rows are flushed on a clean shutdown.
+
+The writer owns every derived column of the current state that depends on a workspace's status
+names: ``is_resolved`` of posted snapshots and the state of tickets with events both follow the
+workspace's StatusMap.  When those names change, ``restate`` recomputes the stored ``tickets`` rows
+of the workspace, a page of tickets at a time, queued like batches so that it is serialized with
+writes (docs/decisions.md, "Restating tickets when status names change")."""
 
 from __future__ import annotations
 
@@ -17,8 +23,8 @@ import pyarrow.compute as pc
 from supportlens.domain.events import BOOKKEEPING
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.ingest.state import derive_state
-from supportlens.store.base import Engine, WriteBatch
-from supportlens.store.schema import TICKETS
+from supportlens.store.base import Engine, ParamType, WriteBatch
+from supportlens.store.schema import QUARANTINE, TICKET_EVENTS, TICKETS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,26 @@ class _Batch:
         return int(self.snapshots.num_rows) + int(self.events.num_rows) + int(self.quarantine.num_rows)
 
 
+@dataclass(slots=True)
+class _Restate:
+    """A restatement of one workspace's tickets in progress: one page of tickets per turn, and the
+    job goes back to the end of the queue between pages, so batches waiting behind it are
+    committed meanwhile."""
+
+    workspace_id: str
+    page_tickets: int
+    progress: Callable[[int], None] | None
+    done: Future[int] = field(default_factory=Future)
+    after: str | None = None  # the last ticket id restated (pages follow ticket id order)
+    restated: int = 0
+
+
 _STOP = object()
+# Tickets recomputed per page (and per transaction) when restating: bounds the memory of a page
+# (its events and snapshots) whatever the size of the workspace.
+RESTATE_PAGE_TICKETS = 50_000
+# Reads of a restatement are part of the writer's work: generous, but never unbounded.
+_RESTATE_READ_TIMEOUT = 600.0
 # Seconds without a new batch after which the writer lets the engine settle (checkpoint).
 _IDLE_SECONDS = 1.0
 _BOOKKEEPING = pa.array(sorted(t.value for t in BOOKKEEPING))
@@ -58,7 +83,7 @@ class Writer:
         self._statuses = statuses  # a workspace's status names decide what "resolved" is
         self._batch_rows = batch_rows
         self._queue_rows = queue_rows
-        self._queue: queue.Queue[_Batch | object] = queue.Queue()
+        self._queue: queue.Queue[_Batch | _Restate | object] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -87,20 +112,45 @@ class Writer:
         self._queue.put(batch)
         return batch.done
 
+    def restate(
+        self,
+        workspace_id: str,
+        *,
+        progress: Callable[[int], None] | None = None,
+        page_tickets: int = RESTATE_PAGE_TICKETS,
+    ) -> Future[int]:
+        """Queue the recomputation of every stored ticket of the workspace from its current status
+        names; the future resolves to the number of tickets looked at once all are done.
+        ``progress`` is called (on the writer thread) with that number after each page."""
+        if self._thread is None:
+            raise RuntimeError("the writer is not running")
+        job = _Restate(workspace_id, max(1, page_tickets), progress)
+        self._queue.put(job)
+        return job.done
+
     def _run(self) -> None:
         stopping = False
         unsettled = False  # written since the engine last settled its storage
+        held: _Restate | None = None  # met while gathering a group; handled right after it
         while not stopping:
-            try:
-                first = self._queue.get(timeout=_IDLE_SECONDS if unsettled else None)
-            except queue.Empty:
-                # Idle after writing: let the engine compact what it holds in its log now, rather
-                # than during the next burst or with queries reading uncompacted rows meanwhile.
-                self._settle()
-                unsettled = False
-                continue
+            if held is not None:
+                first: object = held
+                held = None
+            else:
+                try:
+                    first = self._queue.get(timeout=_IDLE_SECONDS if unsettled else None)
+                except queue.Empty:
+                    # Idle after writing: let the engine compact what it holds in its log now,
+                    # rather than during the next burst or with queries reading uncompacted rows.
+                    self._settle()
+                    unsettled = False
+                    continue
             if first is _STOP:
                 break
+            unsettled = True
+            if isinstance(first, _Restate):
+                self._restate_page(first)
+                continue
             assert isinstance(first, _Batch)
             group = [first]
             rows = first.rows
@@ -113,32 +163,46 @@ class Writer:
                 if item is _STOP:
                     stopping = True
                     break
+                if isinstance(item, _Restate):
+                    held = item
+                    break
                 assert isinstance(item, _Batch)
                 group.append(item)
                 rows += item.rows
             self._commit(group)
-            unsettled = True
-        # Drain anything that raced in behind the stop marker.
+        # Drain anything that raced in behind the stop marker, restatements included (a page
+        # that is not the last queues the rest of its job again, so this runs them to the end).
         leftovers: list[_Batch] = []
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            if held is not None:
+                item, held = held, None
+            else:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
             if isinstance(item, _Batch):
                 leftovers.append(item)
+            elif isinstance(item, _Restate):
+                if leftovers:
+                    self._commit(leftovers)
+                    leftovers = []
+                self._restate_page(item)
         if leftovers:
             self._commit(leftovers)
 
     def _prepare(self, snapshots: pa.Table, events: pa.Table, quarantine: pa.Table) -> WriteBatch:
-        """Drop events already stored (or repeated in the batch: the first arrival wins) and
-        recompute the state of every ticket that has events (METRICS.md: events and snapshots of
-        one ticket combine).  The single writer makes read-then-write safe."""
+        """Drop events already stored (or repeated in the batch: the first arrival wins), set
+        ``is_resolved`` of the snapshots from their workspace's status names, and recompute the
+        state of every ticket that has events (METRICS.md: events and snapshots of one ticket
+        combine).  The single writer makes read-then-write safe."""
         new_events: list[pa.Table] = []
         derived: list[pa.Table] = []
         workspaces = set(snapshots.column("workspace_id").to_pylist()) | set(
             events.column("workspace_id").to_pylist()
         )
+        maps = {workspace_id: self._statuses(workspace_id) for workspace_id in workspaces}
+        snapshots = _resolved_by_workspace(snapshots, maps)
         for workspace_id in sorted(workspaces):
             mine = events.filter(pc.equal(events.column("workspace_id"), workspace_id))
             mine = _first_arrivals(mine)
@@ -162,7 +226,7 @@ class Writer:
                 versions = pa.concat_tables(
                     [self._engine.snapshots_of(workspace_id, ids).cast(posted.schema), in_batch]
                 )
-                derived.append(derive_state(workspace_id, history, versions, self._statuses(workspace_id)))
+                derived.append(derive_state(workspace_id, history, versions, maps[workspace_id]))
             new_events.append(mine)
         return WriteBatch(
             snapshots=snapshots,
@@ -170,6 +234,80 @@ class Writer:
             derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
             quarantine=quarantine,
         )
+
+    def _restate_page(self, job: _Restate) -> None:
+        """Restate the next page of the job's tickets in one transaction; queue the job again when
+        tickets remain, else resolve its future."""
+        try:
+            looked_at = self._restate_next(job)
+            if job.progress is not None and looked_at:
+                job.progress(job.restated)
+        except Exception as exc:
+            log.exception("restating the tickets of workspace %s failed", job.workspace_id)
+            job.done.set_exception(exc)
+            return
+        if looked_at < job.page_tickets:
+            job.done.set_result(job.restated)
+        else:
+            self._queue.put(job)
+
+    def _restate_next(self, job: _Restate) -> int:
+        """The stored rows of the next ``page_tickets`` tickets (by id), recomputed with the
+        workspace's current status names: a ticket with events from all its events and snapshots
+        (``derive_state``, as on every write that touches it); a snapshot-only ticket keeps its
+        stored row with ``is_resolved`` taken from the status map (its resolved_at and
+        resolution_ms are what the client sent, whatever the status).  Rows are written through
+        ``WriteBatch.derived``, which replaces them whatever their versions; a snapshot-only row
+        whose flag did not change is not written again.  Returns how many tickets the page held."""
+        workspace_id = job.workspace_id
+        stored = self._stored_tickets(workspace_id, job.after, job.page_tickets)
+        if stored.num_rows == 0:
+            return 0
+        statuses = self._statuses(workspace_id)
+        ids = stored.column("ticket_id").to_pylist()
+        fed = sorted(self._engine.tickets_with_events(workspace_id, ids))
+        parts: list[pa.Table] = []
+        if fed:
+            history = self._engine.events_of(workspace_id, fed).cast(TICKET_EVENTS.arrow_schema())
+            versions = self._engine.snapshots_of(workspace_id, fed).cast(TICKETS.arrow_schema())
+            parts.append(derive_state(workspace_id, history, versions, statuses))
+        if len(fed) < len(ids):
+            only = stored.filter(pc.invert(pc.is_in(stored.column("ticket_id"), pa.array(fed, pa.string()))))
+            flags = resolved_flags(only.column("status"), statuses)
+            changed = pc.not_equal(flags, only.column("is_resolved"))
+            position = only.schema.get_field_index("is_resolved")
+            parts.append(
+                only.set_column(position, TICKETS.arrow_schema().field(position), flags).filter(changed)
+            )
+        derived = pa.concat_tables(parts)
+        if derived.num_rows:
+            self._engine.write(
+                WriteBatch(
+                    snapshots=TICKETS.arrow_schema().empty_table(),
+                    events=TICKET_EVENTS.arrow_schema().empty_table(),
+                    derived=derived,
+                    quarantine=QUARANTINE.arrow_schema().empty_table(),
+                )
+            )
+        job.after = ids[-1]
+        job.restated += len(ids)
+        return len(ids)
+
+    def _stored_tickets(self, workspace_id: str, after: str | None, limit: int) -> pa.Table:
+        """Up to ``limit`` current-state rows of the workspace with ids after ``after``, by id
+        (keyset pages: nothing but the page is held, and tickets added meanwhile are no trouble)."""
+        d = self._engine.dialect
+        params: dict[str, object] = {"ws": workspace_id}
+        condition = f"workspace_id = {d.param('ws', ParamType.STRING)}"
+        if after is not None:
+            condition += f" AND ticket_id > {d.param('after', ParamType.STRING)}"
+            params["after"] = after
+        sql = (
+            f"SELECT {', '.join(TICKETS.column_names)} FROM {d.table(TICKETS)} WHERE {condition}"
+            f" ORDER BY ticket_id LIMIT {int(limit)}"
+        )
+        table = self._engine.fetch_arrow(sql, params, timeout=_RESTATE_READ_TIMEOUT)
+        return table.cast(TICKETS.arrow_schema())
 
     def _settle(self) -> None:
         try:
@@ -193,6 +331,31 @@ class Writer:
         finally:
             with self._pending_lock:
                 self._pending_rows -= sum(b.rows for b in group)
+
+
+def resolved_flags(status: pa.ChunkedArray, statuses: StatusMap) -> pa.ChunkedArray:
+    """``is_resolved`` of stored status names under a status map, vectorized: each distinct name
+    is looked up once, then a set lookup per row.  A missing or unknown name is not resolved
+    (METRICS.md, status categories)."""
+    names = pc.unique(status).to_pylist()
+    resolved = sorted(name for name in names if name is not None and statuses.is_resolved(name))
+    return pc.fill_null(pc.is_in(status, value_set=pa.array(resolved, pa.string())), False)
+
+
+def _resolved_by_workspace(snapshots: pa.Table, maps: dict[str, StatusMap]) -> pa.Table:
+    """The snapshots with ``is_resolved`` from their own workspace's status names."""
+    if snapshots.num_rows == 0:
+        return snapshots
+    status = snapshots.column("status")
+    flags: pa.ChunkedArray | None = None
+    for workspace_id in sorted(pc.unique(snapshots.column("workspace_id")).to_pylist()):
+        mine = resolved_flags(status, maps[workspace_id])
+        if flags is None:  # the usual case: one workspace per batch
+            flags = mine
+        else:
+            flags = pc.if_else(pc.equal(snapshots.column("workspace_id"), workspace_id), mine, flags)
+    position = snapshots.schema.get_field_index("is_resolved")
+    return snapshots.set_column(position, snapshots.schema.field(position), flags)
 
 
 def _first_arrivals(events: pa.Table) -> pa.Table:

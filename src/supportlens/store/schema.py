@@ -85,6 +85,8 @@ _TICKET_COLUMNS: tuple[Column, ...] = (
     Column("version_at", _T),
     Column("seq", ColumnType.SEQUENCE),
     Column("received_at", _T),
+    # Last, as schema version 4 added it: the team that owns the ticket (picks its calendar).
+    Column("group_id", _S, nullable=True),
 )
 
 TICKETS = Table("tickets", _TICKET_COLUMNS, key=("workspace_id", "ticket_id"), current_state=True)
@@ -144,6 +146,7 @@ class Backfill(Enum):
     RESPONSE_MS = "response_ms"  # first_response_at - created_at, in ms
     RESOLUTION_MS = "resolution_ms"  # resolved_at - created_at, in ms
     IS_RESOLVED = "is_resolved"  # status in RESOLVED_STATUSES
+    UNKNOWN = "unknown"  # NULL: the stored rows never said
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +158,13 @@ class AddColumn:
 
 def _derived_columns(table: Table) -> tuple[AddColumn, ...]:
     by_name = {column.name: column for column in table.columns}
-    return tuple(AddColumn(table, by_name[backfill.value], backfill) for backfill in Backfill)
+    derived = (Backfill.RESPONSE_MS, Backfill.RESOLUTION_MS, Backfill.IS_RESOLVED)
+    return tuple(AddColumn(table, by_name[backfill.value], backfill) for backfill in derived)
+
+
+def _unknown_column(table: Table, name: str) -> AddColumn:
+    column = next(c for c in table.columns if c.name == name)
+    return AddColumn(table, column, Backfill.UNKNOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +172,14 @@ class CreateTable:
     table: Table
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The steps that bring a store from version N-1 to N, by N.
 MIGRATIONS: dict[int, tuple[AddColumn | CreateTable, ...]] = {
     2: _derived_columns(TICKETS) + _derived_columns(TICKET_SNAPSHOTS),
     3: (CreateTable(TICKET_EVENTS),),
+    # Tickets fed by events get their group when restated (docs/decisions.md, "Groups").
+    4: (_unknown_column(TICKETS, "group_id"), _unknown_column(TICKET_SNAPSHOTS, "group_id")),
 }
 
 

@@ -175,6 +175,8 @@ class ClickHouseEngine(Engine):
         after = f" AFTER {names[position - 1]}" if position else " FIRST"
         kind = _column_type(column.nullable, column.type)
         self._command(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column.name} {kind}{after}")
+        if step.backfill is Backfill.UNKNOWN:
+            return  # a Nullable column starts NULL
         self._command(
             f"ALTER TABLE {table.name} UPDATE {column.name} = {_BACKFILL[step.backfill]} WHERE 1"
             " SETTINGS mutations_sync = 2"

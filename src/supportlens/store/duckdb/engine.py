@@ -160,7 +160,8 @@ class DuckDBEngine(Engine):
         self.conn.execute(
             f"ALTER TABLE {step.table.name} ADD COLUMN IF NOT EXISTS {column.name} {kind}{default}"
         )
-        self.conn.execute(f"UPDATE {step.table.name} SET {column.name} = {_BACKFILL[step.backfill]}")
+        if step.backfill is not Backfill.UNKNOWN:  # a nullable column starts NULL
+            self.conn.execute(f"UPDATE {step.table.name} SET {column.name} = {_BACKFILL[step.backfill]}")
 
     def close(self) -> None:
         if self._conn is not None:
