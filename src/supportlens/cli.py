@@ -479,6 +479,44 @@ def _configuration(workspace: str) -> Iterator[tuple[ConfigurationRepository, Wo
         metadata.close()
 
 
+def _restate_with_progress(
+    runtime: Runtime, workspace: Workspace, start: Callable[[Callable[[int], None]], Future[int] | None]
+) -> int:
+    """Run a restatement of the workspace's tickets (``start`` queues it, or returns None when there
+    is nothing to restate) to the end, with a progress bar; the number of tickets restated."""
+    total = runtime.engine.count(TICKETS, workspace.id)
+    label = "restating stored tickets"
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=errors, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        restating = start(lambda done: progress.update(task, completed=done))
+        return restating.result() if restating is not None else 0
+
+
+@contextmanager
+def _calendar_change(workspace: str) -> Iterator[tuple[ConfigurationRepository, Workspace]]:
+    """The configuration and the named workspace, for a change to its calendars: when the change
+    moves some ticket to another calendar, its tickets are restated (their business-time facts)
+    through the writer of a runtime of our own before the command returns."""
+    runtime = Runtime.open(Settings())
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        before = runtime.calendar_signature(target)
+        try:
+            yield runtime.configuration, target
+        except (NotFound, Conflict, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        restated = _restate_with_progress(
+            runtime,
+            target,
+            lambda progress: runtime.restate_if_calendars_changed(target, before, progress=progress),
+        )
+        if restated:
+            console.print(f"{restated} stored tickets restated for the new calendars.")
+    finally:
+        runtime.close()
+
+
 def _invalid_file(path: Path, exc: ValidationError) -> typer.Exit:
     lines = [f"  {field_path(err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()]
     return _fail("\n".join([f"{path} is not a valid calendar:", *lines]))
@@ -494,7 +532,7 @@ def calendar_add(
         definition = CalendarDefinition.model_validate_json(file.read_bytes())
     except ValidationError as exc:
         raise _invalid_file(file, exc) from None
-    with _configuration(workspace) as (configuration, target):
+    with _calendar_change(workspace) as (configuration, target):
         stored = configuration.create_calendar(target.id, definition)
     default = " (the workspace's default)" if stored.definition.default else ""
     console.print(f"Calendar '{stored.name}' created: id {stored.id}{default}.")
@@ -533,7 +571,7 @@ def calendar_show(calendar_id: CalendarId, workspace: WorkspaceOption = "default
 @calendar_app.command("default")
 def calendar_default(calendar_id: CalendarId, workspace: WorkspaceOption = "default") -> None:
     """Make a calendar the workspace's default."""
-    with _configuration(workspace) as (configuration, target):
+    with _calendar_change(workspace) as (configuration, target):
         configuration.set_default_calendar(target.id, calendar_id)
         name = configuration.calendar(target.id, calendar_id).name
     console.print(f"Calendar '{name}' is now the default of '{workspace}'.")
@@ -546,7 +584,7 @@ def calendar_import_ical(
     workspace: WorkspaceOption = "default",
 ) -> None:
     """Add the holidays of an iCalendar file to a calendar."""
-    with _configuration(workspace) as (configuration, target):
+    with _calendar_change(workspace) as (configuration, target):
         stored = configuration.calendar(target.id, calendar_id)
         try:
             definition, added = add_ical_holidays(stored.definition, file.read_bytes())
@@ -608,17 +646,14 @@ def statuses_set(
     runtime = Runtime.open(Settings())
     try:
         target = _workspace(runtime.metadata, workspace)
-        total = runtime.engine.count(TICKETS, target.id)
-        label = "restating stored tickets"
-        columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=errors, transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            try:
-                restated = runtime.set_status_names(
-                    target.id, mapping, progress=lambda done: progress.update(task, completed=done)
-                ).result()
-            except ValueError as exc:
-                raise _fail(str(exc)) from None
+        try:
+            restated = _restate_with_progress(
+                runtime,
+                target,
+                lambda progress: runtime.set_status_names(target.id, mapping, progress=progress),
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     finally:
         runtime.close()
     console.print(f"{len(mapping)} custom status names set for '{workspace}'.")

@@ -54,8 +54,13 @@ class Runtime:
             batch_rows=settings.writer_batch_rows,
             queue_rows=settings.writer_queue_rows,
             statuses=configuration.status_map,
+            calendars=lambda workspace_id: configuration.calendar_choice(
+                workspace_id, metadata.workspace(workspace_id).timezone
+            ),
         )
         writer.start()
+        if engine.needs_restate:
+            _restate_everything(metadata, writer)
         ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
         log.info("store open: %s engine", engine.name)
         return cls(settings, engine, metadata, writer, ingest, configuration)
@@ -97,6 +102,27 @@ class Runtime:
             return unchanged
         return self.writer.restate(workspace_id, progress=progress)
 
+    def calendar_signature(self, workspace: Workspace) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """What decides each ticket's business time: the default calendar and every group's."""
+        choice = self.configuration.calendar_choice(workspace.id, workspace.timezone)
+        fingerprints = choice.fingerprints()
+        groups = tuple(sorted((group, fingerprints[index]) for group, index in choice.group_index.items()))
+        return fingerprints[0], groups
+
+    def restate_if_calendars_changed(
+        self,
+        workspace: Workspace,
+        before: tuple[str, tuple[tuple[str, str], ...]],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Future[int] | None:
+        """After a change to the workspace's calendars or group assignments: queue the restatement
+        of its tickets when some ticket's calendar changed (their business-time facts follow it).
+        Until it is done, queries that meet an outdated fact compute from the activity log."""
+        if self.calendar_signature(workspace) == before:
+            return None
+        return self.writer.restate(workspace.id, progress=progress)
+
     def record_import(self, workspace_id: str, summary: ImportSummary) -> None:
         """Remember an imported activity export (its window answers ``as_of=export_end``)."""
         self.configuration.record_import(
@@ -126,8 +152,7 @@ class Runtime:
             statuses=self.configuration.status_map(workspace.id),
             export_end=self.configuration.latest_export_end(workspace.id),
             sla_policies=partial(self.configuration.policy_set, workspace.id),
-            calendars=partial(self.configuration.calendar_schedules, workspace.id, workspace.timezone),
-            group_calendars=partial(self.configuration.group_calendar_ids, workspace.id),
+            calendars=partial(self.configuration.calendar_choice, workspace.id, workspace.timezone),
         )
 
     def run_pipe(
@@ -141,3 +166,12 @@ class Runtime:
         if pipe is None:
             raise UnknownPipe(name)
         return pipe.run(self.pipe_context(workspace, fixed_filters), query)
+
+
+def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:
+    """After an upgrade that asks for it (schema.Restate): every workspace's tickets, before the
+    store serves anything."""
+    for workspace in metadata.workspaces():
+        log.info("upgrading the store: restating the tickets of workspace %s", workspace.name)
+        restated = writer.restate(workspace.id).result()
+        log.info("restated %d tickets of workspace %s", restated, workspace.name)

@@ -188,8 +188,8 @@ def test_repository_policies(repository: ConfigurationRepository) -> None:
 
 
 def test_calendar_schedules(repository: ConfigurationRepository) -> None:
-    assert dict(repository.calendar_schedules("w1", "Europe/Paris")).keys() == {None}
-    fallback = repository.calendar_schedules("w1", "Europe/Paris")[None]
+    assert repository.calendar_choice("w1", "Europe/Paris").by_id().keys() == {None}
+    fallback = repository.calendar_choice("w1", "Europe/Paris").by_id()[None]
     assert isinstance(fallback, BusinessCalendar)
     assert fallback.timezone == "Europe/Paris"
     windows = [{"weekday": "monday", "start": "09:00", "end": "17:00"}]
@@ -200,7 +200,7 @@ def test_calendar_schedules(repository: ConfigurationRepository) -> None:
         "w1",
         CalendarDefinition.model_validate({"name": "Night", "timezone": "Asia/Tokyo", "windows": windows}),
     )
-    schedules = repository.calendar_schedules("w1", "Europe/Paris")
+    schedules = repository.calendar_choice("w1", "Europe/Paris").by_id()
     assert schedules.keys() == {None, office.id, night.id}
     assert schedules[None] == schedules[office.id]  # the first calendar is the default
     assert isinstance(schedules[night.id], CalendarSchedule)

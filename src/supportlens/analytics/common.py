@@ -3,7 +3,7 @@ durations and averages that METRICS.md defines once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -11,7 +11,7 @@ from typing import Any, overload
 import pyarrow as pa
 
 from supportlens.analytics.scope import Conditions, Scope
-from supportlens.domain.calendars import Schedule, default_business_hours
+from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
 from supportlens.domain.metrics import average, average_minutes
 from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
@@ -32,17 +32,13 @@ class PipeContext:
     statuses: StatusMap = DEFAULT_STATUS_MAP
     # The end of the newest imported activity export's window (``as_of=export_end``).
     export_end: datetime | None = None
-    # Read only by the SLA pipes (analytics/sla_state.py), so lazily: the workspace's SLA policies, and
-    # its calendars by id (None: the default).  Unset: the built-in policy and ``calendar``.
+    # Read lazily, by the pipes that need them: the workspace's SLA policies, and its calendars with
+    # the calendar of each group.  Unset: the built-in policy, and ``calendar`` for every ticket.
     sla_policies: Callable[[], PolicySet] | None = None
-    calendars: Callable[[], Mapping[str | None, Schedule]] | None = None
-    # Read lazily by the business-time pipes: the calendar id assigned to each group that has one
-    # (a ticket of such a group follows that calendar, any other the default).
-    group_calendars: Callable[[], Mapping[str, str]] | None = None
+    calendars: Callable[[], CalendarChoice] | None = None
 
-    def schedules(self) -> Mapping[str | None, Schedule]:
-        """Every calendar by id, None -> the workspace default."""
-        return self.calendars() if self.calendars else {None: self.calendar}
+    def calendar_choice(self) -> CalendarChoice:
+        return self.calendars() if self.calendars else CalendarChoice.only(self.calendar)
 
 
 class TableRows(Sequence[dict[str, Any]]):

@@ -23,6 +23,7 @@ from supportlens.analytics.timeline import (
     DurationClock,
     TicketCalendars,
     Timelines,
+    calendar_codes,
     compute_timelines,
     event_columns,
 )
@@ -94,9 +95,8 @@ def load_history(
         f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen) AND {HISTORY_FILTER}"
     )
     log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
-    schedules, calendar_of_row = ticket_calendars(context, tickets.column("group_id"))
-    low, high = _span(tickets, log, as_of)
-    business = TicketCalendars([BusinessClock(s, low, high) for s in schedules], calendar_of_row)
+    business = row_calendars(context, tickets, as_of, log.column("occurred_at"))
+    calendar_of_row = business.calendar_of
     clock: DurationClock = business if business_hours else CalendarClock()
     timelines: Timelines | None = None
     timeline_of = np.full(tickets.num_rows, -1, dtype=np.int64)
@@ -120,41 +120,27 @@ def load_history(
 def ticket_calendars(context: PipeContext, groups: pa.ChunkedArray) -> tuple[list[Schedule], I64]:
     """Each ticket's calendar, given its group: the schedules in use (the default first) and, per
     ticket, an index into them.  A group without a calendar of its own follows the default."""
-    codes = np.zeros(len(groups), dtype=np.int64)
-    schedules: list[Schedule] = [context.calendar]
-    assigned = context.group_calendars() if context.group_calendars else {}
-    if not assigned or len(groups) == 0:
-        return schedules, codes
-    known = context.schedules()
-    encoded = pc.dictionary_encode(groups).combine_chunks()
-    names = encoded.dictionary.to_pylist()
-    code_of_group = np.zeros(len(names) + 1, dtype=np.int64)  # the extra slot: no group
-    code_of_calendar: dict[str, int] = {}
-    for index, group in enumerate(names):
-        calendar_id = assigned.get(group)
-        if calendar_id is None or calendar_id not in known:
-            continue
-        if calendar_id not in code_of_calendar:
-            code_of_calendar[calendar_id] = len(schedules)
-            schedules.append(known[calendar_id])
-        code_of_group[index] = code_of_calendar[calendar_id]
-    indices = np.asarray(encoded.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return schedules, code_of_group[indices]
+    choice = context.calendar_choice()
+    codes = calendar_codes(choice, groups)
+    if len(codes) == 0:
+        return [choice.schedules[0]], codes
+    used, compact = np.unique(codes, return_inverse=True)  # only the calendars these tickets follow
+    return [choice.schedules[int(i)] for i in used], compact.astype(np.int64)
 
 
-def _span(tickets: pa.Table, log: pa.Table, as_of: datetime) -> tuple[datetime, datetime]:
-    """A span holding every instant the computation may touch, with a day to spare."""
+def row_calendars(
+    context: PipeContext, tickets: pa.Table, as_of: datetime, *more: pa.ChunkedArray
+) -> TicketCalendars:
+    """Each ticket row's business clock (its group's calendar, else the default), spanning every
+    instant the computation may touch (as_of, the tickets' timestamps, ``more``) with a day to spare."""
     instants = [as_of]
-    for table, name in (
-        (tickets, "created_at"),
-        (tickets, "first_response_at"),
-        (tickets, "resolved_at"),
-        (log, "occurred_at"),
-    ):
-        if table.num_rows:
-            low, high = pc.min(table.column(name)).as_py(), pc.max(table.column(name)).as_py()
+    for column in (*(tickets.column(n) for n in ("created_at", "first_response_at", "resolved_at")), *more):
+        if len(column):
+            low, high = pc.min(column).as_py(), pc.max(column).as_py()
             instants += [aware_utc(v) for v in (low, high) if v is not None]
-    return min(instants) - timedelta(days=1), max(instants) + timedelta(days=1)
+    low, high = min(instants) - timedelta(days=1), max(instants) + timedelta(days=1)
+    schedules, calendar_of_row = ticket_calendars(context, tickets.column("group_id"))
+    return TicketCalendars([BusinessClock(s, low, high) for s in schedules], calendar_of_row)
 
 
 def aware_utc(value: datetime) -> datetime:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,7 +35,7 @@ from supportlens.analytics.common import PipeContext, PipeResult, conditions, ti
 from supportlens.analytics.history import aware_utc
 from supportlens.analytics.scope import Conditions
 from supportlens.configuration.sla import builtin_policy
-from supportlens.domain.calendars import Schedule
+from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.metrics import minutes, percentage
 from supportlens.domain.periods import PeriodUnit
@@ -74,27 +74,22 @@ _NTS = "Nullable(DateTime64(3))"
 
 @dataclass(frozen=True, slots=True)
 class SlaSetup:
-    """What evaluation needs besides the events: the policies, the calendars by id (None: the
-    workspace default), the status names and the calendar id assigned to each group."""
+    """What evaluation needs besides the events: the policies, the workspace's calendars (and the
+    calendar of each group) and the status names."""
 
     policies: PolicySet
-    calendars: Mapping[str | None, Schedule]
+    calendars: CalendarChoice
     statuses: StatusMap
-    group_calendars: Mapping[str, str] = field(default_factory=dict)
 
     def calendars_for(self, group_id: str | None) -> Mapping[str | None, Schedule]:
         """The calendars one ticket's policies pick from: a policy without a calendar of its own
         follows the ticket's calendar, its group's where the group has one, else the default."""
-        calendar_id = self.group_calendars.get(group_id) if group_id is not None else None
-        if calendar_id is None or calendar_id not in self.calendars:
-            return self.calendars
-        return {**self.calendars, None: self.calendars[calendar_id]}
+        return self.calendars.for_group(group_id)
 
     @classmethod
     def of(cls, context: PipeContext) -> SlaSetup:
         policies = context.sla_policies() if context.sla_policies else PolicySet((), builtin_policy())
-        group_calendars = context.group_calendars() if context.group_calendars else {}
-        return cls(policies, context.schedules(), context.statuses, group_calendars)
+        return cls(policies, context.calendar_choice(), context.statuses)
 
     def policy_name(self, policy_id: str) -> str:
         found = (p for p in (*self.policies.policies, self.policies.default) if p.id == policy_id)

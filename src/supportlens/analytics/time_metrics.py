@@ -1,10 +1,14 @@
 """``ticket_time_metrics``: one row per ticket with every per-ticket duration of METRICS.md, in
-calendar or business minutes, evaluated at ``as_of``.
+calendar or business minutes (each ticket's calendar), evaluated at ``as_of``.
 
-The tickets are chosen and ordered in SQL (current state, the caller's scope and filters), their
-activity log is read in one query, and the durations come from the vectorized timeline.  A ticket
-with no events (snapshot-only) has first response and resolution from its timestamps, and no time
-in status: the snapshot does not say when its status changed.
+The tickets are chosen and ordered in SQL (current state, the caller's scope and filters).  Tickets
+with events normally carry their time facts (analytics/facts.py): the answer is then those plus the
+current status interval up to ``as_of``, column-wise, without reading the activity log.  When any
+chosen ticket's facts cannot serve (computed under other status names or another calendar, missing,
+or newer than ``as_of``), the tickets' activity log is read and folded by the vectorized timeline
+instead: the same numbers, the slow way.  A ticket with no events (snapshot-only) has first response
+and resolution from its timestamps, and no time in status: the snapshot does not say when its status
+changed.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, run, tickets_from
-from supportlens.analytics.history import History, epoch_ms, load_history
+from supportlens.analytics.facts import facts_key, join_present, status_fragments
+from supportlens.analytics.history import TICKET_COLUMNS, History, epoch_ms, load_history, row_calendars
+from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import (
     CATEGORIES,
+    CalendarClock,
+    DurationClock,
     Timelines,
+    calendar_codes,
 )
 from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import StatusCategory
@@ -79,8 +88,12 @@ def ticket_time_metrics(
     page = (
         f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(selection.limit)} OFFSET {int(selection.offset)}"
     )
-    history = load_history(context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page)
-    table = _table(context, history, business_hours)
+    table = _from_facts(context, where, page, as_of=as_of, business_hours=business_hours)
+    if table is None:
+        history = load_history(
+            context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page
+        )
+        table = _table(context, history, business_hours)
     matched = int(total.rows[0][0])
     return PipeResult(
         COLUMNS, TableRows(table), matched, total.elapsed, rows_before_limit=matched, table=table
@@ -100,15 +113,8 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     at = np.maximum(index, 0)
     timelines = history.timelines
     columns: dict[str, Any] = {
-        "ticket_id": tickets.column("ticket_id"),
-        "agent_id": tickets.column("agent_id"),
-        "group_id": tickets.column("group_id"),
-        "category": tickets.column("category"),
-        "priority": tickets.column("priority"),
-        "as_of": pa.array([format_timestamp(history.as_of)] * n, pa.string()),
-        "business_hours": pa.array(np.full(n, business_hours)),
+        **_common_columns(tickets, history.as_of, business_hours, logged),
         "created_outside_business_hours": pa.array(outside),
-        "has_activity_log": pa.array(logged),
     }
     # Only tickets without an activity log need their timestamps read (often none).
     needed = timelines is None or not logged.all()
@@ -153,7 +159,180 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     return pa.table({name: columns[name] for name, _ in COLUMNS})
 
 
+def _common_columns(
+    tickets: pa.Table, as_of: datetime, business_hours: bool, logged: np.ndarray
+) -> dict[str, Any]:
+    n = tickets.num_rows
+    return {
+        **{
+            name: tickets.column(name)
+            for name in ("ticket_id", "agent_id", "group_id", "category", "priority")
+        },
+        "as_of": pa.array([format_timestamp(as_of)] * n, pa.string()),
+        "business_hours": pa.array(np.full(n, business_hours)),
+        "has_activity_log": pa.array(logged),
+    }
+
+
 _NO_SNAPSHOT: dict[str, Any] = {}
+_SHARED_FACTS = (
+    "last_event_at",
+    "facts_key",
+    "timeline_created_at",
+    "timeline_status",
+    "status_since",
+    "reopens",
+    "agent_replies",
+    "one_touch",
+    "first_contact_resolution",
+    "ongoing",
+    "created_outside_business_hours",
+)
+_CLOCK_FACTS = (
+    "first_response_ms",
+    "first_resolution_ms",
+    "full_resolution_ms",
+    *(f"in_{c.value}_ms" for c in CATEGORIES),
+    "in_current_status_ms",
+    "other_statuses",
+)
+
+
+def _from_facts(
+    context: PipeContext, where: Conditions, page: str, *, as_of: datetime, business_hours: bool
+) -> pa.Table | None:
+    """The answer from the stored facts, or None when a chosen ticket's facts cannot serve."""
+    clock_name = "business" if business_hours else "calendar"
+    names = (*TICKET_COLUMNS, *_SHARED_FACTS, *(f"{clock_name}_{n}" for n in _CLOCK_FACTS))
+    sql = f"SELECT {', '.join(names)} FROM {tickets_from(context)} WHERE {where.where} {page}"
+    tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
+    as_of_ms = epoch_ms(as_of)
+    last_event, logged = _ms_column(tickets, "last_event_at")
+    if bool((last_event[logged] > as_of_ms).any()) or not _keys_match(context, tickets, logged):
+        return None
+    business = row_calendars(context, tickets, as_of, tickets.column("status_since"))
+    clock: DurationClock = business if business_hours else CalendarClock()
+    history = History(tickets, None, np.where(logged, 0, -1), clock, business, as_of)
+    created, _ = history.column_ms("created_at")
+    snapshot = _snapshot_columns(context, history, created, logged) if not logged.all() else _NO_SNAPSHOT
+    mine = _fact_columns(context, tickets, logged, clock_name, as_of_ms, clock)
+    rows = np.arange(tickets.num_rows, dtype=np.int64)
+    outside = business.cumulative(created + 1, rows) - business.cumulative(created, rows) == 0
+    columns: dict[str, Any] = {
+        **_common_columns(tickets, as_of, business_hours, logged),
+        **{name: _either(logged, mine[name], snapshot.get(name)) for name in mine},
+        "created_outside_business_hours": _either(
+            logged, tickets.column("created_outside_business_hours"), pa.array(outside)
+        ),
+    }
+    return pa.table({name: columns[name] for name, _ in COLUMNS})
+
+
+def _ms_column(tickets: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    column = tickets.column(name)
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    values = np.asarray(
+        column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64
+    )
+    return values, valid
+
+
+def _keys_match(context: PipeContext, tickets: pa.Table, logged: np.ndarray) -> bool:
+    """Whether every ticket with events has facts computed under the workspace's current status
+    names and its own current calendar."""
+    if not logged.any():
+        return True
+    choice = context.calendar_choice()
+    expected = [facts_key(context.statuses, fingerprint) for fingerprint in choice.fingerprints()]
+    # Calendars with equal keys are interchangeable: compare each row's key class.
+    key_class = {key: expected.index(key) for key in expected}
+    want = np.array([key_class[key] for key in expected], dtype=np.int64)[
+        calendar_codes(choice, tickets.column("group_id"))
+    ]
+    encoded = pc.dictionary_encode(tickets.column("facts_key")).combine_chunks()
+    found = np.array(
+        [key_class.get(key, -1) for key in encoded.dictionary.to_pylist()] + [-1], dtype=np.int64
+    )
+    stored = found[encoded.indices.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)]
+    return bool((stored[logged] == want[logged]).all())
+
+
+def _fact_columns(
+    context: PipeContext,
+    tickets: pa.Table,
+    logged: np.ndarray,
+    clock_name: str,
+    as_of_ms: int,
+    clock: DurationClock,
+) -> dict[str, Any]:
+    """The columns of the tickets with events (null elsewhere): stored closed time plus the current
+    status interval from ``status_since`` to ``as_of``."""
+    n = tickets.num_rows
+    rows = np.arange(n, dtype=np.int64)
+    since, _ = _ms_column(tickets, "status_since")
+    since = np.where(logged, since, as_of_ms)  # the others' values never reach the clock
+    open_ms = clock.cumulative(np.maximum(as_of_ms, since), rows) - clock.cumulative(since, rows)
+    encoded = pc.dictionary_encode(tickets.column("timeline_status")).combine_chunks()
+    status_names = encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    category_of = [
+        _CATEGORY_INDEX[context.statuses.category(name) or StatusCategory.OPEN] for name in status_names
+    ]
+    current_category = np.array([*category_of, 0], dtype=np.int64)[codes] if status_names else codes
+
+    def stored(name: str) -> tuple[np.ndarray, np.ndarray]:
+        column = tickets.column(f"{clock_name}_{name}")
+        has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.asarray(column.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), has
+
+    def minutes_of(ms: np.ndarray, has: np.ndarray | None = None) -> pa.Array:
+        return pa.array(minutes_array(ms), mask=~(logged if has is None else logged & has))
+
+    in_category = np.stack(
+        [
+            stored(f"in_{c.value}_ms")[0] + np.where(current_category == i, open_ms, 0)
+            for i, c in enumerate(CATEGORIES)
+        ],
+        axis=1,
+    )
+
+    def total(*categories: StatusCategory) -> np.ndarray:
+        summed: np.ndarray = in_category[:, [_CATEGORY_INDEX[c] for c in categories]].sum(axis=1)
+        return summed
+
+    out: dict[str, Any] = {
+        "status": tickets.column("timeline_status"),
+        "status_category": pa.array(
+            np.array([c.value for c in CATEGORIES], dtype=object)[current_category], pa.string(), mask=~logged
+        ),
+        "created_at": format_timestamps(tickets.column("timeline_created_at")),
+        "ongoing": tickets.column("ongoing"),
+        "first_response_minutes": minutes_of(*stored("first_response_ms")),
+        "first_resolution_minutes": minutes_of(*stored("first_resolution_ms")),
+        "full_resolution_minutes": minutes_of(*stored("full_resolution_ms")),
+        "requester_wait_minutes": minutes_of(total(*_REQUESTER_WAIT)),
+        "agent_wait_minutes": minutes_of(total(StatusCategory.PENDING)),
+        "on_hold_minutes": minutes_of(total(StatusCategory.ON_HOLD)),
+        "agent_work_minutes": minutes_of(total(*_AGENT_WORK)),
+        **{f"in_{c.value}_minutes": minutes_of(in_category[:, i]) for i, c in enumerate(CATEGORIES)},
+        "reopens": tickets.column("reopens"),
+        "agent_replies": tickets.column("agent_replies"),
+        "one_touch": tickets.column("one_touch"),
+        "first_contact_resolution": tickets.column("first_contact_resolution"),
+    }
+    # minutes_in_status: the other statuses' stored fragment, then the current one's total.
+    current_ms = stored("in_current_status_ms")[0] + open_ms
+    keys = pa.array([orjson.dumps(name).decode() + ":" for name in status_names], pa.string())
+    current = pc.binary_join_element_wise(
+        keys.take(pa.array(codes)) if status_names else pa.nulls(n, pa.string()),
+        pc.cast(pa.array(minutes_array(current_ms)), pa.string()),
+        "",
+    )
+    body = join_present([tickets.column(f"{clock_name}_other_statuses"), current], ",", n)
+    out["minutes_in_status"] = pc.if_else(
+        pa.array(logged), pc.binary_join_element_wise("{", body, "}", ""), pa.scalar(None, pa.string())
+    )
+    return out
 
 
 def _either(take_first: np.ndarray, first: Any, second: Any) -> pa.Array:
@@ -171,21 +350,11 @@ def _arrow(values: Any) -> Any:
 
 
 def _per_status_json(timelines: Timelines, at: np.ndarray, logged: np.ndarray) -> pa.Array:
-    """Each ticket's minutes per status visited (and its current one) as a JSON object, built
-    column-wise: one '"name":minutes' fragment per status, joined per row."""
+    """Each ticket's minutes per status visited (and its current one) as a JSON object."""
     spent = timelines.in_status_ms[at]
     shown = spent != 0
     shown[np.arange(len(at)), timelines.status[at]] = True
-    values = minutes_array(spent)
-    fragments = []
-    for code, name in enumerate(timelines.status_names):
-        number = pc.cast(pa.array(values[:, code]), pa.string())
-        key = orjson.dumps(name).decode() + ":"
-        fragments.append(
-            pc.if_else(pa.array(shown[:, code]), pc.binary_join_element_wise(key, number, ""), None)
-        )
-    inner = pc.binary_join_element_wise(*fragments, ",", null_handling="skip")
-    body = pc.binary_join_element_wise("{", inner, "}", "")
+    body = pc.binary_join_element_wise("{", status_fragments(timelines.status_names, spent, shown), "}", "")
     return pc.if_else(pa.array(logged), body, pa.scalar(None, pa.string()))
 
 
@@ -239,5 +408,6 @@ _DURATION_COLUMNS = (
     "agent_work_minutes",
     *(f"in_{c.value}_minutes" for c in StatusCategory),
 )
+_CATEGORY_INDEX = {category: index for index, category in enumerate(CATEGORIES)}
 _REQUESTER_WAIT = (StatusCategory.NEW, StatusCategory.OPEN, StatusCategory.ON_HOLD)
 _AGENT_WORK = (StatusCategory.NEW, StatusCategory.OPEN)

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.domain.calendars import BusinessClock
+from supportlens.domain.calendars import BusinessClock, CalendarChoice
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory, StatusMap
 from supportlens.domain.timeline import INITIAL_STATUS
@@ -78,6 +78,20 @@ class TicketCalendars:
             if rows.size:
                 out[rows] = clock.cumulative(ts[rows])
         return out
+
+
+def calendar_codes(choice: CalendarChoice, groups: pa.ChunkedArray | pa.Array) -> I64:
+    """Each ticket's calendar as an index into ``choice.schedules``, given its group."""
+    if not choice.group_index or len(groups) == 0:
+        return np.zeros(len(groups), dtype=np.int64)
+    encoded = pc.dictionary_encode(groups)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    code_of_group = np.array([*(choice.index_of(name) for name in names), 0], dtype=np.int64)
+    indices = np.asarray(encoded.indices.fill_null(len(names)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes: I64 = code_of_group[indices]
+    return codes
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@ status names, and business-time checks for trying a calendar out.
 
 Writes need the admin scope, reads the read or admin scope.  Errors are problem details (api/errors.py).
 
-Changing the status names restates the workspace's stored tickets (which of them count as resolved):
-the response comes once the restatement is queued with the single writer, which does it in the
-background, a page of tickets at a time (docs/decisions.md, "Restating tickets when status names
-change").
+Changing the status names, or which calendar a ticket follows (a calendar's definition, the default,
+a group's assignment), restates the workspace's stored tickets (what counts as resolved, the
+business-time facts): the response comes once the restatement is queued with the single writer,
+which does it in the background, a page of tickets at a time (docs/decisions.md, "Restating tickets
+when status names change").
 """
 
 from __future__ import annotations
@@ -140,8 +141,11 @@ def list_calendars(request: Request, who: Caller = Depends(reader)) -> CalendarL
 def create_calendar(
     request: Request, response: Response, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
+    rt = runtime(request)
+    before = rt.calendar_signature(who.workspace)
     with repository_errors():
-        stored = runtime(request).configuration.create_calendar(who.workspace.id, definition)
+        stored = rt.configuration.create_calendar(who.workspace.id, definition)
+    rt.restate_if_calendars_changed(who.workspace, before)
     response.headers["Location"] = f"/v1/calendars/{stored.id}"
     return Calendar.of(stored)
 
@@ -160,8 +164,11 @@ def get_calendar(request: Request, calendar_id: str, who: Caller = Depends(reade
 def replace_calendar(
     request: Request, calendar_id: str, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
+    rt = runtime(request)
+    before = rt.calendar_signature(who.workspace)
     with repository_errors():
-        stored = runtime(request).configuration.replace_calendar(who.workspace.id, calendar_id, definition)
+        stored = rt.configuration.replace_calendar(who.workspace.id, calendar_id, definition)
+    rt.restate_if_calendars_changed(who.workspace, before)
     return Calendar.of(stored)
 
 
@@ -173,8 +180,11 @@ def replace_calendar(
     responses=problem_responses(404, 409),
 )
 def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Response:
+    rt = runtime(request)
+    before = rt.calendar_signature(who.workspace)
     with repository_errors():
-        runtime(request).configuration.delete_calendar(who.workspace.id, calendar_id)
+        rt.configuration.delete_calendar(who.workspace.id, calendar_id)
+    rt.restate_if_calendars_changed(who.workspace, before)
     return Response(status_code=204)
 
 
@@ -184,10 +194,13 @@ def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(ad
     responses=problem_responses(404),
 )
 def set_default(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Calendar:
-    configuration = runtime(request).configuration
+    rt = runtime(request)
+    before = rt.calendar_signature(who.workspace)
     with repository_errors():
-        configuration.set_default_calendar(who.workspace.id, calendar_id)
-        return Calendar.of(configuration.calendar(who.workspace.id, calendar_id))
+        rt.configuration.set_default_calendar(who.workspace.id, calendar_id)
+        stored = rt.configuration.calendar(who.workspace.id, calendar_id)
+    rt.restate_if_calendars_changed(who.workspace, before)
+    return Calendar.of(stored)
 
 
 @router.post(
@@ -208,6 +221,7 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
     body = await read_body(request, rt.settings.max_body_bytes)
 
     def add() -> IcalImport:
+        before = rt.calendar_signature(who.workspace)
         with repository_errors():
             stored = rt.configuration.calendar(who.workspace.id, calendar_id)
             try:
@@ -215,6 +229,7 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
             except CalendarError as exc:
                 raise invalid_field(("body",), str(exc)) from None
             updated = rt.configuration.replace_calendar(who.workspace.id, calendar_id, definition)
+        rt.restate_if_calendars_changed(who.workspace, before)
         return IcalImport(calendar=Calendar.of(updated), holidays_added=added)
 
     return await run_in_threadpool(add)
@@ -228,11 +243,14 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
 def assign_group(
     request: Request, group_id: str, body: GroupCalendar, who: Caller = Depends(admin)
 ) -> GroupAssignment:
+    rt = runtime(request)
+    before = rt.calendar_signature(who.workspace)
     with repository_errors():
         try:
-            runtime(request).configuration.assign_group(who.workspace.id, group_id, body.calendar_id)
+            rt.configuration.assign_group(who.workspace.id, group_id, body.calendar_id)
         except ValueError as exc:
             raise invalid_field(("path", "group_id"), str(exc)) from None
+    rt.restate_if_calendars_changed(who.workspace, before)
     return GroupAssignment(group_id=group_id.strip(), calendar_id=body.calendar_id)
 
 

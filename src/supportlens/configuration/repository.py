@@ -17,7 +17,7 @@ from supportlens import sqlite
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
 from supportlens.configuration.sla import SlaPolicyDefinition, builtin_policy
-from supportlens.domain.calendars import Schedule, default_business_hours
+from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
 from supportlens.domain.models import normalize_label
 from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
@@ -297,44 +297,32 @@ class ConfigurationRepository:
     def business_calendar(self, workspace_id: str, timezone: str, group_id: str | None = None) -> Schedule:
         """The schedule that applies: the group's calendar, else the workspace's default, else Monday to
         Friday 09:00-17:00 in ``timezone`` (the workspace's reporting timezone)."""
-        with self._lock:
-            row = None
-            if group_id is not None:
-                row = self._conn.execute(
-                    "SELECT c.definition FROM calendar_groups g JOIN calendars c ON c.id = g.calendar_id"
-                    " WHERE g.workspace_id = ? AND g.group_id = ?",
-                    (workspace_id, group_id),
-                ).fetchone()
-            if row is None:
-                row = self._conn.execute(
-                    "SELECT definition FROM calendars WHERE workspace_id = ? AND is_default", (workspace_id,)
-                ).fetchone()
-        if row is None:
-            return default_business_hours(timezone)
-        return to_schedule(CalendarDefinition.model_validate_json(row[0]))
+        choice = self.calendar_choice(workspace_id, timezone)
+        return choice.schedules[choice.index_of(group_id)]
 
-    def group_calendar_ids(self, workspace_id: str) -> dict[str, str]:
-        """The calendar id of every group that has one assigned."""
+    def calendar_choice(self, workspace_id: str, timezone: str) -> CalendarChoice:
+        """Every calendar of the workspace, its default first (else Monday to Friday 09:00-17:00 in
+        ``timezone``, the reporting timezone), and the calendar of each group that has one."""
         with self._lock:
             rows = self._conn.execute(
+                "SELECT id, definition, is_default FROM calendars WHERE workspace_id = ? ORDER BY id",
+                (workspace_id,),
+            ).fetchall()
+            groups = self._conn.execute(
                 "SELECT group_id, calendar_id FROM calendar_groups WHERE workspace_id = ?", (workspace_id,)
             ).fetchall()
-        return {str(group_id): str(calendar_id) for group_id, calendar_id in rows}
-
-    def calendar_schedules(self, workspace_id: str, timezone: str) -> Mapping[str | None, Schedule]:
-        """Every calendar's schedule by id, and None -> the workspace's default (else Monday to Friday
-        09:00-17:00 in ``timezone``): what an SLA policy's ``calendar_id`` picks from."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, definition, is_default FROM calendars WHERE workspace_id = ?", (workspace_id,)
-            ).fetchall()
-        schedules: dict[str | None, Schedule] = {None: default_business_hours(timezone)}
+        schedules: list[Schedule] = [default_business_hours(timezone)]
+        ids: list[str | None] = [None]
         for calendar_id, definition, is_default in rows:
             schedule = to_schedule(CalendarDefinition.model_validate_json(definition))
-            schedules[calendar_id] = schedule
+            schedules.append(schedule)
+            ids.append(str(calendar_id))
             if is_default:
-                schedules[None] = schedule
-        return schedules
+                schedules[0] = schedule
+        index = {calendar_id: position for position, calendar_id in enumerate(ids)}
+        return CalendarChoice(
+            tuple(schedules), tuple(ids), {str(group): index[calendar_id] for group, calendar_id in groups}
+        )
 
     # SLA policies
 

@@ -27,8 +27,9 @@ Semantics, which the brute-force oracle in the tests implements independently:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -622,6 +623,41 @@ def holidays_from_ical(data: bytes | str, timezone: str) -> list[Holiday]:
             raise CalendarError(f"invalid event {name!r}: {exc}") from exc
         holidays.extend(_event_holidays(start, end, zone, name))
     return sorted(holidays, key=lambda holiday: (holiday.day, holiday.start or _MIDNIGHT))
+
+
+def fingerprint(schedule: Schedule) -> str:
+    """A short digest of everything that decides business time under ``schedule`` (equal schedules,
+    equal digests): what materialized business durations record to know they are still valid."""
+    return hashlib.sha256(repr(schedule).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarChoice:
+    """A workspace's calendars and which one each ticket follows: its group's calendar where the
+    group has one, else the default.  ``schedules[0]`` is the default; ``ids`` holds each one's
+    calendar id (None for the default entry), ``group_index`` a group's index into them."""
+
+    schedules: tuple[Schedule, ...]
+    ids: tuple[str | None, ...]
+    group_index: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def only(cls, default: Schedule) -> CalendarChoice:
+        return cls((default,), (None,))
+
+    def index_of(self, group_id: str | None) -> int:
+        return self.group_index.get(group_id, 0) if group_id is not None else 0
+
+    def fingerprints(self) -> tuple[str, ...]:
+        return tuple(fingerprint(schedule) for schedule in self.schedules)
+
+    def by_id(self) -> dict[str | None, Schedule]:
+        """Every calendar by id, None -> the default (what an SLA policy's calendar_id picks from)."""
+        return dict(zip(self.ids, self.schedules, strict=True))
+
+    def for_group(self, group_id: str | None) -> dict[str | None, Schedule]:
+        """``by_id`` for one ticket: None -> the ticket's own calendar (its group's, else the default)."""
+        return {**self.by_id(), None: self.schedules[self.index_of(group_id)]}
 
 
 def default_business_hours(timezone: str) -> BusinessCalendar:

@@ -20,7 +20,7 @@ from supportlens.ingest.events import events_table, validate_event
 from supportlens.ingest.tickets import Rejection, validate_ticket
 from supportlens.ingest.vectorized import FastValidator
 from supportlens.ingest.writer import Writer
-from supportlens.store.schema import QUARANTINE, TICKETS
+from supportlens.store.schema import QUARANTINE, TICKET_SNAPSHOTS, TICKETS
 
 SUPPORT_TICKETS = "support_tickets"
 TICKET_EVENTS_SOURCE = "ticket_events"
@@ -255,7 +255,7 @@ def snapshot_table(
     columns["version_at"] = pc.fill_null(tickets.column("updated_at"), received)
     columns["seq"] = pc.add(tickets.column("position"), first_sequence).cast(pa.uint64())
     columns["received_at"] = pa.array([received_at] * count, _TS)
-    return pa.Table.from_pydict(columns, schema=TICKETS.arrow_schema())
+    return pa.Table.from_pydict(columns, schema=TICKET_SNAPSHOTS.arrow_schema())
 
 
 def _milliseconds(start: pa.ChunkedArray, end: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -11,6 +11,9 @@ Rules (docs/decisions.md, "Tickets fed by events and snapshots"):
 - resolved_at is set only while the status is resolved: the last entry into a resolved category
   when the status came from events, the snapshot's resolved_at when it came from the snapshot;
 - satisfaction: the latest ``rated`` event or the snapshot's score, whichever is newer.
+
+Each row also carries the ticket's time facts (analytics/facts.py), computed from the same
+timelines plus business time in the ticket's calendar (its group's, else the default).
 """
 
 from __future__ import annotations
@@ -22,21 +25,35 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.timeline import CalendarClock, compute_timelines, epoch_ms_column, event_columns
+from supportlens.analytics.facts import compute_facts
+from supportlens.analytics.timeline import (
+    CalendarClock,
+    calendar_codes,
+    compute_timelines,
+    epoch_ms_column,
+    event_columns,
+)
+from supportlens.domain.calendars import CalendarChoice
 from supportlens.domain.statuses import StatusMap
 from supportlens.domain.timeline import INITIAL_STATUS
-from supportlens.store.schema import TICKETS
+from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS
 
 _FAR_FUTURE_MS = 2**62
+_STATE_COLUMNS = TICKET_SNAPSHOTS.column_names  # the tickets row without the facts
 _ATTRIBUTES = ("customer_id", "agent_id", "group_id", "category", "priority", "status", "channel", "subject")
 
 
-def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap) -> pa.Table:
-    """Current-state rows (TICKETS schema) for every ticket in ``events`` (one workspace's full
-    activity log of those tickets); ``snapshots`` holds their snapshots, in any number."""
+def derive_state(
+    workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap, calendars: CalendarChoice
+) -> pa.Table:
+    """Current-state rows (TICKETS schema, facts included) for every ticket in ``events`` (one
+    workspace's full activity log of those tickets); ``snapshots`` holds their snapshots, in any
+    number; ``calendars`` are the workspace's, for the business-time facts."""
     columns, ticket_ids, order = event_columns(events)
     ordered = events.take(pa.array(order))
-    timelines = compute_timelines(columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=CalendarClock())
+    timelines = compute_timelines(
+        columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=CalendarClock(), closed_only=True
+    )
     n = columns.tickets
     last_row = np.full(n, -1, dtype=np.int64)
     last_row[columns.ticket] = np.arange(len(columns.ticket))
@@ -55,7 +72,7 @@ def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statu
     created_tags = _created_tags(ordered, columns.ticket)
     newest = _newest_snapshots(snapshots)
 
-    out: dict[str, list[Any]] = {name: [] for name in TICKETS.column_names}
+    out: dict[str, list[Any]] = {name: [] for name in _STATE_COLUMNS}
     for index, ticket_id in enumerate(ticket_ids):
         snapshot = newest.get(ticket_id)
         snapshot_ms = _ms(snapshot["version_at"]) if snapshot else None
@@ -115,9 +132,19 @@ def derive_state(workspace_id: str, events: pa.Table, snapshots: pa.Table, statu
             "seq": max(seq, snapshot["seq"]) if snapshot else seq,
             "received_at": _dt(int(last_received[index])),
         }
-        for name in TICKETS.column_names:
+        for name in _STATE_COLUMNS:
             out[name].append(row_values[name])
-    return pa.Table.from_pydict(out, schema=TICKETS.arrow_schema())
+    rows = pa.Table.from_pydict(out, schema=TICKET_SNAPSHOTS.arrow_schema())
+    facts = compute_facts(
+        columns,
+        statuses=statuses,
+        calendars=calendars,
+        calendar_of=calendar_codes(calendars, rows.column("group_id")),
+        calendar_time=timelines,
+    )
+    return pa.Table.from_pydict(
+        {**{name: rows.column(name) for name in _STATE_COLUMNS}, **facts}, schema=TICKETS.arrow_schema()
+    )
 
 
 def _group_max(ticket: np.ndarray, tickets: int, values: np.ndarray) -> np.ndarray:

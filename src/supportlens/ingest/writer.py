@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.domain.calendars import CalendarChoice, default_business_hours
 from supportlens.domain.events import BOOKKEEPING
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.ingest.state import derive_state
 from supportlens.store.base import Engine, ParamType, WriteBatch
-from supportlens.store.schema import QUARANTINE, TICKET_EVENTS, TICKETS
+from supportlens.store.schema import QUARANTINE, TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ _RESTATE_READ_TIMEOUT = 600.0
 # Seconds without a new batch after which the writer lets the engine settle (checkpoint).
 _IDLE_SECONDS = 1.0
 _BOOKKEEPING = pa.array(sorted(t.value for t in BOOKKEEPING))
+_DEFAULT_CALENDARS = CalendarChoice.only(default_business_hours("UTC"))
 
 
 class Writer:
@@ -78,9 +80,11 @@ class Writer:
         batch_rows: int,
         queue_rows: int,
         statuses: Callable[[str], StatusMap] = lambda _: DEFAULT_STATUS_MAP,
+        calendars: Callable[[str], CalendarChoice] = lambda _: _DEFAULT_CALENDARS,
     ) -> None:
         self._engine = engine
         self._statuses = statuses  # a workspace's status names decide what "resolved" is
+        self._calendars = calendars  # and its calendars the business-time facts of its tickets
         self._batch_rows = batch_rows
         self._queue_rows = queue_rows
         self._queue: queue.Queue[_Batch | _Restate | object] = queue.Queue()
@@ -226,7 +230,11 @@ class Writer:
                 versions = pa.concat_tables(
                     [self._engine.snapshots_of(workspace_id, ids).cast(posted.schema), in_batch]
                 )
-                derived.append(derive_state(workspace_id, history, versions, maps[workspace_id]))
+                derived.append(
+                    derive_state(
+                        workspace_id, history, versions, maps[workspace_id], self._calendars(workspace_id)
+                    )
+                )
             new_events.append(mine)
         return WriteBatch(
             snapshots=snapshots,
@@ -269,8 +277,10 @@ class Writer:
         parts: list[pa.Table] = []
         if fed:
             history = self._engine.events_of(workspace_id, fed).cast(TICKET_EVENTS.arrow_schema())
-            versions = self._engine.snapshots_of(workspace_id, fed).cast(TICKETS.arrow_schema())
-            parts.append(derive_state(workspace_id, history, versions, statuses))
+            versions = self._engine.snapshots_of(workspace_id, fed).cast(TICKET_SNAPSHOTS.arrow_schema())
+            parts.append(
+                derive_state(workspace_id, history, versions, statuses, self._calendars(workspace_id))
+            )
         if len(fed) < len(ids):
             only = stored.filter(pc.invert(pc.is_in(stored.column("ticket_id"), pa.array(fed, pa.string()))))
             flags = resolved_flags(only.column("status"), statuses)
@@ -283,7 +293,7 @@ class Writer:
         if derived.num_rows:
             self._engine.write(
                 WriteBatch(
-                    snapshots=TICKETS.arrow_schema().empty_table(),
+                    snapshots=TICKET_SNAPSHOTS.arrow_schema().empty_table(),
                     events=TICKET_EVENTS.arrow_schema().empty_table(),
                     derived=derived,
                     quarantine=QUARANTINE.arrow_schema().empty_table(),

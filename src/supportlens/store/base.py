@@ -25,6 +25,7 @@ from supportlens.store.schema import (
     TICKETS,
     AddColumn,
     CreateTable,
+    Restate,
     SchemaError,
     Table,
 )
@@ -121,6 +122,8 @@ class Engine(ABC):
 
     name: str
     dialect: Dialect
+    # Set by an upgrade that needs the writer to restate every workspace's tickets (schema.Restate).
+    needs_restate: bool = False
 
     def open(self) -> None:
         """Connect, create missing tables and upgrade an older schema."""
@@ -146,6 +149,8 @@ class Engine(ABC):
             for step in MIGRATIONS[version]:
                 if isinstance(step, CreateTable):
                     self._create_table(step.table)
+                elif isinstance(step, Restate):
+                    self.needs_restate = True
                 else:
                     self._add_column(step)
             self._set_schema_version(version)

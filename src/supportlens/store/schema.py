@@ -21,6 +21,7 @@ class ColumnType(Enum):
     STRING_LIST = "string_list"
     DURATION = "duration"  # signed 64-bit milliseconds
     BOOLEAN = "boolean"
+    COUNT = "count"  # unsigned 32-bit
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.STRING_LIST: pa.list_(pa.string()),
     ColumnType.DURATION: pa.int64(),
     ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.COUNT: pa.uint32(),
 }
 
 _S, _L, _T = ColumnType.STRING, ColumnType.LABEL, ColumnType.TIMESTAMP
@@ -89,7 +91,43 @@ _TICKET_COLUMNS: tuple[Column, ...] = (
     Column("group_id", _S, nullable=True),
 )
 
-TICKETS = Table("tickets", _TICKET_COLUMNS, key=("workspace_id", "ticket_id"), current_state=True)
+# Per-ticket time facts (analytics/facts.py), kept by the writer on the current state of tickets with
+# events (null on the others): valid while ``facts_key`` matches the workspace's status names and the
+# ticket's calendar, for evaluation times from ``last_event_at`` on.  Durations by clock: calendar
+# time and business time of the ticket's calendar.
+FACT_CLOCKS: tuple[str, ...] = ("calendar", "business")
+_FACT_CATEGORIES = ("new", "open", "pending", "on_hold", "solved", "closed")  # StatusCategory values
+_D, _B, _N = ColumnType.DURATION, ColumnType.BOOLEAN, ColumnType.COUNT
+FACT_COLUMNS: tuple[Column, ...] = (
+    Column("last_event_at", _T, nullable=True),  # set exactly on the tickets that have events
+    Column("facts_key", _S, nullable=True),
+    Column("timeline_created_at", _T, nullable=True),
+    Column("timeline_status", _L, nullable=True),  # the current status by the events
+    Column("status_since", _T, nullable=True),  # when it began
+    Column("reopens", _N, nullable=True),
+    Column("agent_replies", _N, nullable=True),
+    Column("one_touch", _B, nullable=True),
+    Column("first_contact_resolution", _B, nullable=True),
+    Column("ongoing", _B, nullable=True),
+    Column("created_outside_business_hours", _B, nullable=True),
+    *(
+        column
+        for clock in FACT_CLOCKS
+        for column in (
+            Column(f"{clock}_first_response_ms", _D, nullable=True),
+            Column(f"{clock}_first_resolution_ms", _D, nullable=True),
+            Column(f"{clock}_full_resolution_ms", _D, nullable=True),
+            # Closed intervals only: the current one runs until the evaluation time.
+            *(Column(f"{clock}_in_{category}_ms", _D, nullable=True) for category in _FACT_CATEGORIES),
+            Column(f"{clock}_in_current_status_ms", _D, nullable=True),  # its earlier visits
+            Column(f"{clock}_other_statuses", _S, nullable=True),  # '"name":minutes,...' JSON fragment
+        )
+    ),
+)
+
+TICKETS = Table(
+    "tickets", _TICKET_COLUMNS + FACT_COLUMNS, key=("workspace_id", "ticket_id"), current_state=True
+)
 TICKET_SNAPSHOTS = Table("ticket_snapshots", _TICKET_COLUMNS, key=("workspace_id", "ticket_id"))
 QUARANTINE = Table(
     "quarantine",
@@ -172,14 +210,21 @@ class CreateTable:
     table: Table
 
 
-SCHEMA_VERSION = 4
+@dataclass(frozen=True, slots=True)
+class Restate:
+    """Every workspace's tickets must be restated by the writer (their derived columns recomputed
+    from their events) before the store serves queries: the engine cannot do that in SQL."""
+
+
+SCHEMA_VERSION = 5
 
 # The steps that bring a store from version N-1 to N, by N.
-MIGRATIONS: dict[int, tuple[AddColumn | CreateTable, ...]] = {
+MIGRATIONS: dict[int, tuple[AddColumn | CreateTable | Restate, ...]] = {
     2: _derived_columns(TICKETS) + _derived_columns(TICKET_SNAPSHOTS),
     3: (CreateTable(TICKET_EVENTS),),
     # Tickets fed by events get their group when restated (docs/decisions.md, "Groups").
     4: (_unknown_column(TICKETS, "group_id"), _unknown_column(TICKET_SNAPSHOTS, "group_id")),
+    5: (*(_unknown_column(TICKETS, column.name) for column in FACT_COLUMNS), Restate()),
 }
 
 

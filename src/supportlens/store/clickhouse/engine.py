@@ -36,6 +36,7 @@ _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING_LIST: "Array(String)",
     ColumnType.DURATION: "Int64",
     ColumnType.BOOLEAN: "Bool",
+    ColumnType.COUNT: "UInt32",
 }
 
 _PARAM_TYPES: dict[ParamType, str] = {

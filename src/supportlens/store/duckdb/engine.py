@@ -32,6 +32,7 @@ _TYPES: dict[ColumnType, str] = {
     ColumnType.STRING_LIST: "VARCHAR[]",
     ColumnType.DURATION: "BIGINT",
     ColumnType.BOOLEAN: "BOOLEAN",
+    ColumnType.COUNT: "UINTEGER",
 }
 
 # date_trunc is faster than time_bucket where a calendar unit fits.

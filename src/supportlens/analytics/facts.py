@@ -1,0 +1,150 @@
+"""Per-ticket time facts: the part of ``ticket_time_metrics`` that does not depend on the evaluation
+time, computed by the writer whenever a ticket with events changes and stored on its ``tickets``
+row (schema columns ``FACT_COLUMNS``).
+
+Everything in a ticket's metrics is fixed once all its events are seen, except the interval of its
+current status, which runs until the evaluation time.  So the writer stores, in calendar and in
+business time of the ticket's calendar, the closed time per status category, the closed time of
+the current status, the other statuses' time (as ready JSON fragments), first response and
+resolutions, and the counters; a query adds the open interval for its ``as_of`` (``complete``).
+
+The facts hold only while nothing they were computed from has changed: ``facts_key`` records the
+status names and the ticket's calendar, and ``last_event_at`` bounds the evaluation times they
+serve (a query about an earlier moment must not see later events).  A query that finds a stale or
+missing fact falls back to computing from the activity log (analytics/history.py); status-name and
+calendar changes restate the workspace's tickets, which refreshes the facts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from supportlens.analytics.timeline import (
+    CATEGORIES,
+    EventColumns,
+    TicketCalendars,
+    Timelines,
+    compute_timelines,
+)
+from supportlens.domain.calendars import BusinessClock, CalendarChoice
+from supportlens.domain.metrics import minutes_array
+from supportlens.domain.statuses import StatusMap
+from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS
+
+I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
+
+# Bumped whenever what the facts mean changes: every stored fact then reads as stale.
+FACTS_VERSION = 1
+_FAR_FUTURE_MS = 2**62
+_DAY_MS = 86_400_000
+
+
+def facts_key(statuses: StatusMap, calendar_fingerprint: str) -> str:
+    """What a ticket's facts were computed under: this code, the status names, its calendar."""
+    names = orjson.dumps(sorted((name, category.value) for name, category in statuses.custom.items()))
+    return f"{FACTS_VERSION}:{hashlib.sha256(names).hexdigest()[:12]}:{calendar_fingerprint}"
+
+
+def status_fragments(names: tuple[str, ...], spent_ms: I64, shown: BOOL) -> pa.ChunkedArray | pa.Array:
+    """Per row, '"status":minutes' for every shown status joined by commas (null when none):
+    the body of a ``minutes_in_status`` JSON object, built column-wise."""
+    values = minutes_array(spent_ms)
+    fragments = []
+    for code, name in enumerate(names):
+        key = orjson.dumps(name).decode() + ":"
+        number = pc.cast(pa.array(values[:, code]), pa.string())
+        entry = pc.binary_join_element_wise(key, number, "")
+        fragments.append(pc.if_else(pa.array(shown[:, code]), entry, None))
+    return join_present(fragments, ",", len(spent_ms))
+
+
+def join_present(parts: list[Any], separator: str, rows: int) -> Any:
+    """Row by row, the non-null parts joined by ``separator``; null where every part is.  (pyarrow
+    26 drops the rows whose parts are all null under null_handling="skip": every row gets a last,
+    empty part, and the separator it brings is cut off.)"""
+    joined = pc.binary_join_element_wise(
+        *parts, pa.array([""] * rows, pa.string()), separator, null_handling="skip"
+    )
+    cut = pc.utf8_slice_codeunits(joined, 0, -len(separator))
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), cut)
+
+
+def compute_facts(
+    columns: EventColumns,
+    *,
+    statuses: StatusMap,
+    calendars: CalendarChoice,
+    calendar_of: I64,
+    calendar_time: Timelines,
+) -> dict[str, Any]:
+    """The facts of every ticket of ``columns`` (its whole activity log), by ticket index:
+    ``calendar_of`` is each ticket's calendar (index into ``calendars.schedules``),
+    ``calendar_time`` the timelines in calendar time with ``closed_only``."""
+    n = columns.tickets
+    low = int(columns.at_ms.min()) - _DAY_MS
+    high = int(columns.at_ms.max()) + _DAY_MS
+    used, compact = np.unique(calendar_of, return_inverse=True)
+    clocks = [BusinessClock(calendars.schedules[int(i)], _dt(low), _dt(high)) for i in used]
+    business_clock = TicketCalendars(clocks, compact.astype(np.int64))
+    business = compute_timelines(
+        columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=business_clock, closed_only=True
+    )
+    everyone = np.arange(n, dtype=np.int64)
+    created = calendar_time.created_ms
+    opening = business_clock.cumulative(created + 1, everyone) - business_clock.cumulative(created, everyone)
+    fingerprints = calendars.fingerprints()
+    keys = np.array([facts_key(statuses, fingerprints[int(i)]) for i in used], dtype=object)[compact]
+    last_event = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last_event, columns.ticket, columns.at_ms)
+    names = calendar_time.status_names
+    out: dict[str, Any] = {
+        "last_event_at": _timestamps(last_event),
+        "facts_key": pa.array(keys, pa.string()),
+        "timeline_created_at": _timestamps(created),
+        "timeline_status": pa.array(np.array(names, dtype=object)[calendar_time.status], pa.string()),
+        "status_since": _timestamps(calendar_time.current_start_ms),
+        "reopens": pa.array(calendar_time.reopens, pa.uint32()),
+        "agent_replies": pa.array(calendar_time.agent_replies, pa.uint32()),
+        "one_touch": pa.array(calendar_time.one_touch),
+        "first_contact_resolution": pa.array(calendar_time.first_contact_resolution),
+        "ongoing": pa.array(calendar_time.ongoing),
+        "created_outside_business_hours": pa.array(opening == 0),
+    }
+    for clock, timelines in zip(FACT_CLOCKS, (calendar_time, business), strict=True):
+        current = timelines.status
+        rows = np.arange(n)
+        out[f"{clock}_first_response_ms"] = _masked(timelines.first_response_ms, timelines.has_first_response)
+        out[f"{clock}_first_resolution_ms"] = _masked(
+            timelines.first_resolution_ms, timelines.has_first_resolution
+        )
+        out[f"{clock}_full_resolution_ms"] = _masked(
+            timelines.full_resolution_ms, timelines.has_full_resolution
+        )
+        for code, category in enumerate(CATEGORIES):
+            out[f"{clock}_in_{category.value}_ms"] = pa.array(timelines.in_category_ms[:, code])
+        out[f"{clock}_in_current_status_ms"] = pa.array(timelines.in_status_ms[rows, current])
+        others = timelines.in_status_ms != 0
+        others[rows, current] = False
+        out[f"{clock}_other_statuses"] = status_fragments(names, timelines.in_status_ms, others)
+    assert set(out) == {c.name for c in FACT_COLUMNS}
+    return out
+
+
+def _masked(values: I64, has: BOOL) -> pa.Array:
+    return pa.array(values, pa.int64(), mask=~has)
+
+
+def _timestamps(ms: I64) -> pa.Array:
+    return pa.array(ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _dt(ms: int) -> Any:
+    return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).as_py()

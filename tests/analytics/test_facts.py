@@ -1,0 +1,184 @@
+"""The stored time facts (analytics/facts.py) give ``ticket_time_metrics`` exactly what the activity
+log gives, on both engines, and are never used once they are outdated: evaluation times before a
+ticket's last event, other status names, another calendar.  Restating brings them back; so does an
+upgrade from a store without them."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supportlens.analytics import time_metrics
+from supportlens.analytics.history import load_history
+from supportlens.auth.repository import Workspace
+from supportlens.domain.events import ActorType, EventType, TicketEvent
+from supportlens.domain.statuses import StatusCategory
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime
+from supportlens.store import create_engine
+from supportlens.store.clickhouse.engine import ClickHouseEngine
+from supportlens.store.duckdb.engine import DuckDBEngine
+from supportlens.store.schema import FACT_COLUMNS, TICKETS
+from tests.analytics.test_time_metrics_pipe import GROUP_CALENDARS
+from tests.conftest import make_settings
+from tests.domain.test_timeline import History, at, event, histories
+from tests.ingest.test_ticket_events import _row
+
+_NAMES = itertools.count()
+_C, _S, _R, _M = EventType.CREATED, EventType.STATUS_CHANGED, EventType.REPLY, EventType.CUSTOMER_MESSAGE
+# Answered, on hold, asked again, solved; pending still; solved then reopened; never touched.
+FIXED = [
+    History(
+        [
+            event(0, 0, _C, actor_type=ActorType.CUSTOMER, status="open"),
+            event(1, 30, _R, actor_type=ActorType.AGENT),
+            event(2, 60, _S, status="pending"),
+            event(3, 200, _M, actor_type=ActorType.CUSTOMER),
+            event(4, 200, _S, status="open"),
+            event(5, 400, _S, status="resolved"),
+        ],
+        0,
+    ),
+    History([event(0, 10, _C, status="new"), event(1, 100, _S, status="pending")], 0),
+    History(
+        [
+            event(0, 20, _C, actor_type=ActorType.CUSTOMER, status="open"),
+            event(1, 50, _R, actor_type=ActorType.AGENT),
+            event(2, 90, _S, status="resolved"),
+            event(3, 300, _S, status="open"),
+        ],
+        0,
+    ),
+    History([event(0, 5, _C, actor_type=ActorType.CUSTOMER)], 0),
+]
+
+
+def _load(runtime: Runtime, batch: list[tuple[History, str | None]]) -> Workspace:
+    workspace = runtime.metadata.create_workspace(f"w{next(_NAMES)}")
+    for definition in GROUP_CALENDARS.values():
+        runtime.configuration.create_calendar(workspace.id, definition)
+    rows: list[dict[str, Any]] = []
+    for index, (history, group) in enumerate(batch):
+        mine = [
+            _row(TicketEvent(**{**_fields(e), "ticket_id": f"T{index}", "event_id": f"T{index}{e.event_id}"}))
+            for e in history.events
+        ]
+        mine[0]["group_id"] = group
+        rows += mine
+    runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(r, str(r)) for r in rows]).committed.result()
+    return workspace
+
+
+def _fields(event: TicketEvent) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in TicketEvent.__slots__}
+
+
+def _answers(runtime: Runtime, workspace: Workspace, as_of: datetime, business: bool) -> tuple[Any, Any]:
+    """(from the facts or None, from the activity log), each as comparable rows."""
+    context = runtime.pipe_context(workspace)
+    where = time_metrics.conditions(context)
+    page = "ORDER BY created_at DESC, ticket_id ASC LIMIT 1000"
+    facts = time_metrics._from_facts(context, where, page, as_of=as_of, business_hours=business)
+    history = load_history(context, where, as_of=as_of, business_hours=business, order_and_limit=page)
+    log = time_metrics._table(context, history, business)
+    return (None if facts is None else _comparable(facts)), _comparable(log)
+
+
+def _comparable(table: Any) -> list[dict[str, Any]]:
+    rows = table.to_pylist()
+    for row in rows:
+        if row["minutes_in_status"] is not None:
+            row["minutes_in_status"] = orjson.loads(row["minutes_in_status"])
+    return rows
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(histories(), st.sampled_from([None, "east", *GROUP_CALENDARS])), min_size=1, max_size=6
+    ),
+    st.integers(450, 2000),
+    st.booleans(),
+)
+def test_facts_equal_the_activity_log(
+    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int, business: bool
+) -> None:
+    """After every event (histories end by minute 450), in calendar and business time, with tickets
+    on three calendars (one with a half-hour offset, one with windows past midnight in a DST zone)."""
+    workspace = _load(runtime, batch)
+    facts, log = _answers(runtime, workspace, at(as_of_minute), business)
+    assert facts is not None
+    assert facts == log
+
+
+def test_outdated_facts_are_not_used_and_restating_refreshes_them(runtime: Runtime) -> None:
+    batch = list(zip(FIXED, ["night", None, "india", "east"], strict=True))
+    workspace = _load(runtime, batch)
+    late = at(3000)
+    facts, log = _answers(runtime, workspace, late, True)
+    assert facts == log
+
+    # An evaluation time before some ticket's last event: the log, which does not see later events.
+    early = at(0)
+    facts, _ = _answers(runtime, workspace, early, False)
+    assert facts is None
+
+    # New status names, not yet restated: the facts are outdated; restating refreshes them.
+    runtime.configuration.set_status_names(workspace.id, {"pending": StatusCategory.ON_HOLD})
+    facts, log = _answers(runtime, workspace, late, True)
+    assert facts is None
+    runtime.writer.restate(workspace.id).result()
+    facts, log_after = _answers(runtime, workspace, late, True)
+    assert facts == log_after
+
+    # Another calendar for a group: outdated until restated (the runtime queues that itself).
+    before = runtime.calendar_signature(workspace)
+    night = next(c for c in runtime.configuration.calendars(workspace.id) if c.name == "Night shift")
+    runtime.configuration.assign_group(workspace.id, "east", night.id)
+    assert runtime.restate_if_calendars_changed(workspace, runtime.calendar_signature(workspace)) is None
+    restating = runtime.restate_if_calendars_changed(workspace, before)
+    assert restating is not None
+    restating.result()
+    facts, log = _answers(runtime, workspace, late, True)
+    assert facts is not None
+    assert facts == log
+
+
+def test_an_upgrade_fills_the_facts(engine_name: str, tmp_path: Path) -> None:
+    """A store written before the facts existed (schema 4) is restated on open: every ticket with
+    events gets its facts, and the answers stay what they were."""
+    settings_ = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings_)
+    batch = list(zip(FIXED, ["night", None, "india", "east"], strict=True))
+    workspace = _load(runtime, batch)
+    _, expected = _answers(runtime, workspace, at(3000), True)
+    runtime.close()
+
+    engine = create_engine(settings_.store_url)
+    engine.open()
+    for column in FACT_COLUMNS:
+        if isinstance(engine, DuckDBEngine):
+            engine.conn.execute(f"ALTER TABLE {TICKETS.name} DROP COLUMN {column.name}")
+        elif isinstance(engine, ClickHouseEngine):
+            engine._command(f"ALTER TABLE {TICKETS.name} DROP COLUMN {column.name}")
+    if isinstance(engine, DuckDBEngine):
+        engine.conn.execute("DELETE FROM schema_version")
+    elif isinstance(engine, ClickHouseEngine):
+        engine._command("TRUNCATE TABLE schema_version")
+    engine._set_schema_version(4)
+    assert engine._schema_version() == 4
+    engine.close()
+
+    upgraded = Runtime.open(settings_)
+    try:
+        facts, log = _answers(upgraded, workspace, at(3000), True)
+        assert facts is not None
+        assert facts == log == expected
+    finally:
+        upgraded.close()
