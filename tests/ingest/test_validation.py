@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +12,13 @@ from hypothesis import strategies as st
 from supportlens.domain.models import TicketSnapshot
 from supportlens.ingest.service import split_payload
 from supportlens.ingest.tickets import Rejection, validate_ticket
-from supportlens.ingest.timestamps import TimestampError, format_timestamp, parse_query_date, parse_timestamp
+from supportlens.ingest.timestamps import (
+    TimestampError,
+    format_timestamp,
+    format_timestamps,
+    parse_query_date,
+    parse_timestamp,
+)
 
 INSTANTS = st.datetimes(
     min_value=datetime(1974, 1, 1), max_value=datetime(2150, 1, 1), timezones=st.just(UTC)
@@ -115,3 +122,26 @@ def test_payload_shapes() -> None:
     assert rows[1].parse_error is not None
     assert rows[1].text == '{"a": 2'
     assert list(split_payload(b"  \n")) == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(0, 7_258_118_399_999),
+            st.integers(0, 7_258_118_399).map(lambda s: s * 1000),
+        ),
+        max_size=50,
+    )
+)
+def test_a_column_is_formatted_like_each_value(millis: list[int | None]) -> None:
+    """The vectorized formatter (DuckDB) equals ``format_timestamp`` value by value, nulls kept."""
+    column = pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    expected = [
+        None
+        if ms is None
+        else format_timestamp(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms))
+        for ms in millis
+    ]
+    assert format_timestamps(column).to_pylist() == expected
+    assert format_timestamps(pa.chunked_array([column, column])).to_pylist() == expected * 2

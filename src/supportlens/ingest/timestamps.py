@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, time
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -106,12 +108,24 @@ def format_timestamp(value: datetime) -> str:
 
 def format_timestamps(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``format_timestamp`` for a whole column of UTC timestamps from 1970 on (the range stored
-    timestamps have); nulls stay null."""
-    millis = pc.cast(values, pa.timestamp("ms", tz=values.type.tz))
-    # Arrow prints fractional seconds for sub-second units: format whole seconds.
-    seconds = pc.cast(millis, pa.timestamp("s", tz=values.type.tz), safe=False)
-    whole = pc.strftime(seconds, format="%Y-%m-%d %H:%M:%S")
-    fraction = pc.cast(pc.add(pc.remainder(pc.cast(millis, pa.int64()), 1000), 1000), pa.string())
-    with_millis = pc.binary_join_element_wise(whole, pc.utf8_slice_codeunits(fraction, 1), ".")
-    has_millis = pc.not_equal(pc.remainder(pc.cast(millis, pa.int64()), 1000), 0)
-    return pc.if_else(has_millis, with_millis, whole)
+    timestamps have); nulls stay null.  DuckDB formats them: about ten times faster than Arrow's
+    strftime, which matters for answers of a million rows."""
+    naive = pc.cast(values, pa.timestamp("ms", tz=values.type.tz)).cast(pa.int64()).cast(pa.timestamp("ms"))
+    cursor = _formatter().cursor()
+    try:
+        formatted = cursor.from_arrow(pa.table({"ts": naive})).project(_FORMAT).to_arrow_table()
+    finally:
+        cursor.close()
+    return formatted.column(0).combine_chunks()
+
+
+_FORMAT = (
+    "CASE WHEN epoch_ms(ts) % 1000 = 0 THEN strftime(ts, '%Y-%m-%d %H:%M:%S')"
+    " ELSE strftime(ts, '%Y-%m-%d %H:%M:%S.%g') END"
+)
+
+
+@functools.cache
+def _formatter() -> duckdb.DuckDBPyConnection:
+    """One in-memory database for the process; each call formats through a cursor of its own."""
+    return duckdb.connect(":memory:")
