@@ -59,7 +59,7 @@ def _instrument(runtime: Runtime) -> None:
 
     engine.fetch_arrow = arrow  # type: ignore[method-assign]
     # The facts path.
-    _wrap(time_metrics, "_from_facts", "_from_facts (all of it)")
+    _wrap(time_metrics, "answer_from_facts", "answer_from_facts (all of it)")
     _wrap(time_metrics, "_keys_match", "  facts keys checked")
     _wrap(time_metrics, "row_calendars", "  business clocks of the rows")
     _wrap(time_metrics, "_fact_columns", "  facts + current interval -> columns")
@@ -78,14 +78,13 @@ def _instrument(runtime: Runtime) -> None:
 def _from_log(runtime: Runtime, workspace: Any, query: dict[str, str]) -> Any:
     """The answer computed from the activity log, as the pipe does when facts are outdated."""
     context = runtime.pipe_context(workspace)
-    where = time_metrics.conditions(context)
-    business = query["business_hours"] == "true"
-    as_of = parse_timestamp(query["as_of"])
-    page = "ORDER BY created_at DESC, ticket_id ASC LIMIT 1000000"
-    found = time_metrics.load_history(
-        context, where, as_of=as_of, business_hours=business, order_and_limit=page
+    table = time_metrics.answer_from_log(
+        context,
+        time_metrics.conditions(context),
+        "ORDER BY created_at DESC, ticket_id ASC LIMIT 1000000",
+        as_of=parse_timestamp(query["as_of"]),
+        business_hours=query["business_hours"] == "true",
     )
-    table = time_metrics._table(context, found, business)
     return PipeResult(time_metrics.COLUMNS, TableRows(table), table.num_rows, 0.0, table=table)
 
 

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supportlens.analytics import time_metrics
-from supportlens.analytics.history import load_history
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.statuses import StatusCategory
@@ -84,9 +83,8 @@ def _answers(runtime: Runtime, workspace: Workspace, as_of: datetime, business: 
     context = runtime.pipe_context(workspace)
     where = time_metrics.conditions(context)
     page = "ORDER BY created_at DESC, ticket_id ASC LIMIT 1000"
-    facts = time_metrics._from_facts(context, where, page, as_of=as_of, business_hours=business)
-    history = load_history(context, where, as_of=as_of, business_hours=business, order_and_limit=page)
-    log = time_metrics._table(context, history, business)
+    facts = time_metrics.answer_from_facts(context, where, page, as_of=as_of, business_hours=business)
+    log = time_metrics.answer_from_log(context, where, page, as_of=as_of, business_hours=business)
     return (None if facts is None else _comparable(facts)), _comparable(log)
 
 

@@ -88,16 +88,21 @@ def ticket_time_metrics(
     page = (
         f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(selection.limit)} OFFSET {int(selection.offset)}"
     )
-    table = _from_facts(context, where, page, as_of=as_of, business_hours=business_hours)
+    table = answer_from_facts(context, where, page, as_of=as_of, business_hours=business_hours)
     if table is None:
-        history = load_history(
-            context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page
-        )
-        table = _table(context, history, business_hours)
+        table = answer_from_log(context, where, page, as_of=as_of, business_hours=business_hours)
     matched = int(total.rows[0][0])
     return PipeResult(
         COLUMNS, TableRows(table), matched, total.elapsed, rows_before_limit=matched, table=table
     )
+
+
+def answer_from_log(
+    context: PipeContext, where: Conditions, page: str, *, as_of: datetime, business_hours: bool
+) -> pa.Table:
+    """The answer computed from the chosen tickets' activity log (always possible, slower)."""
+    history = load_history(context, where, as_of=as_of, business_hours=business_hours, order_and_limit=page)
+    return _table(context, history, business_hours)
 
 
 def _table(context: PipeContext, history: History, business_hours: bool) -> pa.Table:
@@ -198,7 +203,7 @@ _CLOCK_FACTS = (
 )
 
 
-def _from_facts(
+def answer_from_facts(
     context: PipeContext, where: Conditions, page: str, *, as_of: datetime, business_hours: bool
 ) -> pa.Table | None:
     """The answer from the stored facts, or None when a chosen ticket's facts cannot serve."""
