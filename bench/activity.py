@@ -788,7 +788,8 @@ def render(report: ActivityReport, *, standalone: bool = False) -> str:
         f"`as_of={AS_OF}`, `limit={TARGET_TICKETS}`, {report.repeats} runs one after the other, no warm-up; "
         "seconds. *In-process*: `Runtime.run_pipe` in the benchmark's process until it returns (SQL, "
         "the stored time facts plus each ticket's current interval, the answer as a table; its rows become "
-        "Python dicts only when read, which the timed calls do not do). *HTTP Parquet*: `GET /v0/pipes/ticket_time_metrics.parquet` from a live "
+        "Python dicts only when read, which the timed calls do not do). *HTTP Parquet*: "
+        "`GET /v0/pipes/ticket_time_metrics.parquet` from a live "
         "`supportlens serve` until the whole body is read (adds the Parquet rendering and the transfer).\n"
     )
     add("| Workspace | Tickets | Path | Business hours | Median s | Runs (s) |")
