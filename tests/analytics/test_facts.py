@@ -5,7 +5,6 @@ upgrade from a store without them."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,15 @@ from hypothesis import strategies as st
 
 from supportlens.analytics import time_metrics
 from supportlens.auth.repository import Workspace
-from supportlens.domain.events import ActorType, EventType, TicketEvent
+from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory
-from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
-from supportlens.store import create_engine
-from supportlens.store.clickhouse.engine import ClickHouseEngine
-from supportlens.store.duckdb.engine import DuckDBEngine
 from supportlens.store.schema import FACT_COLUMNS, TICKETS
-from tests.analytics.test_time_metrics_pipe import GROUP_CALENDARS
+from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
 from tests.conftest import make_settings
-from tests.domain.test_timeline import History, at, event, histories
-from tests.ingest.test_ticket_events import _row
+from tests.domain.test_timeline import History, at, event
+from tests.store.test_schema_version import downgrade
 
-_NAMES = itertools.count()
 _C, _S, _R, _M = EventType.CREATED, EventType.STATUS_CHANGED, EventType.REPLY, EventType.CUSTOMER_MESSAGE
 # Answered, on hold, asked again, solved; pending still; solved then reopened; never touched.
 FIXED = [
@@ -58,26 +52,6 @@ FIXED = [
 ]
 
 
-def _load(runtime: Runtime, batch: list[tuple[History, str | None]]) -> Workspace:
-    workspace = runtime.metadata.create_workspace(f"w{next(_NAMES)}")
-    for definition in GROUP_CALENDARS.values():
-        runtime.configuration.create_calendar(workspace.id, definition)
-    rows: list[dict[str, Any]] = []
-    for index, (history, group) in enumerate(batch):
-        mine = [
-            _row(TicketEvent(**{**_fields(e), "ticket_id": f"T{index}", "event_id": f"T{index}{e.event_id}"}))
-            for e in history.events
-        ]
-        mine[0]["group_id"] = group
-        rows += mine
-    runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(r, str(r)) for r in rows]).committed.result()
-    return workspace
-
-
-def _fields(event: TicketEvent) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in TicketEvent.__slots__}
-
-
 def _answers(runtime: Runtime, workspace: Workspace, as_of: datetime, business: bool) -> tuple[Any, Any]:
     """(from the facts or None, from the activity log), each as comparable rows."""
     context = runtime.pipe_context(workspace)
@@ -98,9 +72,7 @@ def _comparable(table: Any) -> list[dict[str, Any]]:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    st.lists(
-        st.tuples(histories(), st.sampled_from([None, "east", *GROUP_CALENDARS])), min_size=1, max_size=6
-    ),
+    grouped_batches(),
     st.integers(450, 2000),
     st.booleans(),
 )
@@ -109,7 +81,7 @@ def test_facts_equal_the_activity_log(
 ) -> None:
     """After every event (histories end by minute 450), in calendar and business time, with tickets
     on three calendars (one with a half-hour offset, one with windows past midnight in a DST zone)."""
-    workspace = _load(runtime, batch)
+    workspace, _, _ = load_grouped(runtime, batch)
     facts, log = _answers(runtime, workspace, at(as_of_minute), business)
     assert facts is not None
     assert facts == log
@@ -117,7 +89,7 @@ def test_facts_equal_the_activity_log(
 
 def test_outdated_facts_are_not_used_and_restating_refreshes_them(runtime: Runtime) -> None:
     batch = list(zip(FIXED, ["night", None, "india", "east"], strict=True))
-    workspace = _load(runtime, batch)
+    workspace, _, _ = load_grouped(runtime, batch)
     late = at(3000)
     facts, log = _answers(runtime, workspace, late, True)
     assert facts == log
@@ -154,24 +126,11 @@ def test_an_upgrade_fills_the_facts(engine_name: str, tmp_path: Path) -> None:
     settings_ = make_settings(engine_name, tmp_path)
     runtime = Runtime.open(settings_)
     batch = list(zip(FIXED, ["night", None, "india", "east"], strict=True))
-    workspace = _load(runtime, batch)
+    workspace, _, _ = load_grouped(runtime, batch)
     _, expected = _answers(runtime, workspace, at(3000), True)
     runtime.close()
 
-    engine = create_engine(settings_.store_url)
-    engine.open()
-    for column in FACT_COLUMNS:
-        if isinstance(engine, DuckDBEngine):
-            engine.conn.execute(f"ALTER TABLE {TICKETS.name} DROP COLUMN {column.name}")
-        elif isinstance(engine, ClickHouseEngine):
-            engine._command(f"ALTER TABLE {TICKETS.name} DROP COLUMN {column.name}")
-    if isinstance(engine, DuckDBEngine):
-        engine.conn.execute("DELETE FROM schema_version")
-    elif isinstance(engine, ClickHouseEngine):
-        engine._command("TRUNCATE TABLE schema_version")
-    engine._set_schema_version(4)
-    assert engine._schema_version() == 4
-    engine.close()
+    downgrade(settings_.store_url, 4, columns=[(TICKETS, column.name) for column in FACT_COLUMNS])
 
     upgraded = Runtime.open(settings_)
     try:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supportlens.analytics.params import ParamError
+from supportlens.auth.repository import Workspace
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
 from supportlens.domain.calendars import Schedule, business_ms, default_business_hours, is_open
 from supportlens.domain.events import TicketEvent
@@ -86,19 +87,17 @@ def _expected_row(
     }
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    st.lists(
-        st.tuples(histories(), st.sampled_from([None, "east", *GROUP_CALENDARS])), min_size=1, max_size=6
-    ),
-    st.integers(0, 600),
-    st.booleans(),
-)
-def test_pipe_equals_reference(
-    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int, business: bool
-) -> None:
-    """Tickets of groups "india" and "night" follow their group's calendar, the rest ("east" has
-    none of its own) the default."""
+def grouped_batches() -> st.SearchStrategy[list[tuple[History, str | None]]]:
+    """A few tickets' histories, each in no group, a group without a calendar, or GROUP_CALENDARS'."""
+    groups = st.sampled_from([None, "east", *GROUP_CALENDARS])
+    return st.lists(st.tuples(histories(), groups), min_size=1, max_size=6)
+
+
+def load_grouped(
+    runtime: Runtime, batch: list[tuple[History, str | None]]
+) -> tuple[Workspace, dict[str, list[TicketEvent]], dict[str, Schedule]]:
+    """A new workspace with office hours as its default calendar and the GROUP_CALENDARS, holding
+    ticket ``T<i>`` for each (history, group) of ``batch``: its events, and the calendar it follows."""
     workspace = runtime.metadata.create_workspace(f"w{next(_NAMES)}")
     # The first calendar becomes the default: the office hours every other ticket follows.
     office = {
@@ -130,6 +129,21 @@ def test_pipe_equals_reference(
         mine[0]["group_id"] = group  # any event may say which group the ticket is in
         rows += mine
     _post(runtime, workspace.id, rows)
+    return workspace, tickets, calendars
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    grouped_batches(),
+    st.integers(0, 600),
+    st.booleans(),
+)
+def test_pipe_equals_reference(
+    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int, business: bool
+) -> None:
+    """Tickets of groups "india" and "night" follow their group's calendar, the rest ("east" has
+    none of its own) the default."""
+    workspace, tickets, calendars = load_grouped(runtime, batch)
     as_of = at(as_of_minute)
     query = {"as_of": as_of.isoformat(), "business_hours": str(business).lower(), "limit": "1000"}
     result = runtime.run_pipe("ticket_time_metrics", workspace, query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from supportlens.store.schema import (
     TICKETS,
     AddColumn,
     SchemaError,
+    Table,
 )
 from tests.conftest import make_settings, store_url
 from tests.randomized import postings
@@ -53,28 +55,33 @@ def test_bad_store_urls(url: str) -> None:
         create_engine(url)
 
 
-def _make_version_1(engine_name: str, url: str) -> None:
-    """Turn a current store into what version 1 wrote: no derived columns, no activity log, version 1."""
+def downgrade(
+    url: str, version: int, *, columns: Sequence[tuple[Table, str]] = (), tables: Sequence[Table] = ()
+) -> None:
+    """Turn a current store into what an older version wrote: without these columns and tables,
+    and marked with ``version``."""
     engine = create_engine(url)
     engine.open()
+    statements = [f"ALTER TABLE {table.name} DROP COLUMN {column}" for table, column in columns]
+    statements += [f"DROP TABLE {table.name}" for table in tables]
+    if isinstance(engine, DuckDBEngine):
+        for statement in [*statements, "DELETE FROM schema_version"]:
+            engine.conn.execute(statement)
+    elif isinstance(engine, ClickHouseEngine):
+        for statement in [*statements, "TRUNCATE TABLE schema_version"]:
+            engine._command(statement)
+    engine._set_schema_version(version)
+    assert engine._schema_version() == version
+    engine.close()
+
+
+def _make_version_1(url: str) -> None:
+    """What version 1 wrote: no derived columns, no activity log."""
     derived = [
         step.column.name for step in MIGRATIONS[2] if isinstance(step, AddColumn) and step.table is TICKETS
     ]
-    for table in (TICKETS, TICKET_SNAPSHOTS):
-        for column in derived:
-            if isinstance(engine, DuckDBEngine):
-                engine.conn.execute(f"ALTER TABLE {table.name} DROP COLUMN {column}")
-            elif isinstance(engine, ClickHouseEngine):
-                engine._command(f"ALTER TABLE {table.name} DROP COLUMN {column}")
-    if isinstance(engine, DuckDBEngine):
-        engine.conn.execute(f"DROP TABLE {TICKET_EVENTS.name}")
-        engine.conn.execute("DELETE FROM schema_version")
-    elif isinstance(engine, ClickHouseEngine):
-        engine._command(f"DROP TABLE {TICKET_EVENTS.name}")
-        engine._command("TRUNCATE TABLE schema_version")
-    engine._set_schema_version(1)
-    assert engine._schema_version() == 1
-    engine.close()
+    columns = [(table, column) for table in (TICKETS, TICKET_SNAPSHOTS) for column in derived]
+    downgrade(url, 1, columns=columns, tables=[TICKET_EVENTS])
 
 
 def test_a_version_1_store_is_upgraded_on_open(engine_name: str, tmp_path: Path) -> None:
@@ -86,7 +93,7 @@ def test_a_version_1_store_is_upgraded_on_open(engine_name: str, tmp_path: Path)
     window = {"start_date": "2024-01-01", "end_date": "2026-12-31", "as_of": "2027-01-01"}
     before = {name: runtime.run_pipe(name, workspace, window).rows for name in PIPES}
     runtime.close()
-    _make_version_1(engine_name, settings.store_url)
+    _make_version_1(settings.store_url)
     upgraded = Runtime.open(settings)  # upgrades on open
     try:
         assert upgraded.engine._schema_version() == SCHEMA_VERSION
