@@ -34,6 +34,7 @@ from supportlens.ingest.freshdesk import FreshdeskFormatError
 from supportlens.ingest.imports import import_freshdesk_export
 from supportlens.ingest.service import IngestResult, RawRow
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
+from supportlens.ingest.writer import Writer
 from supportlens.runtime import Runtime, UnknownPipe
 from supportlens.store.base import QueryTimeout
 from supportlens.store.schema import TICKETS
@@ -301,6 +302,30 @@ def _print_table(columns: list[tuple[str, str]], rows: Sequence[dict[str, Any]])
     for row in rows:
         table.add_row(*["" if row[name] is None else str(row[name]) for name, _ in columns])
     console.print(table)
+
+
+def _restate_all(writer: Writer, workspace_id: str, progress: Callable[[int], None]) -> Future[int]:
+    return writer.restate(workspace_id, progress=progress)
+
+
+@app.command()
+def rebuild(
+    workspace: Annotated[
+        str | None, typer.Option(help="Only this workspace (by name); default: every workspace.")
+    ] = None,
+) -> None:
+    """Recompute the current state of stored tickets (and their time facts) from their events and
+    snapshots, with the workspace's status names and calendars: after a restore, or to be sure."""
+    runtime = Runtime.open(Settings())
+    try:
+        targets = [_workspace(runtime.metadata, workspace)] if workspace else runtime.metadata.workspaces()
+        for target in targets:
+            restated = _restate_with_progress(
+                runtime, target, partial(_restate_all, runtime.writer, target.id)
+            )
+            console.print(f"{restated} tickets of '{target.name}' rebuilt.")
+    finally:
+        runtime.close()
 
 
 @app.command()

@@ -236,3 +236,34 @@ def test_cli_statuses_set_restates_stored_tickets(cli: CliRunner, engine_name: s
     refused = cli.invoke(app, ["statuses", "set", "-w", "acme", "Parked=pending", "parked=open"])
     assert refused.exit_code == 1
     assert "twice" in refused.stderr
+
+
+def test_cli_rebuild_restates_every_workspace(cli: CliRunner, engine_name: str, tmp_path: Path) -> None:
+    """Names changed behind the writer's back (straight in the configuration) are applied by
+    ``supportlens rebuild``, for one workspace or all of them."""
+    settings = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings)
+    try:
+        workspaces = [runtime.metadata.create_workspace(name) for name in ("acme", "globex")]
+        for workspace in workspaces:
+            _load(runtime, workspace)
+            runtime.configuration.set_status_names(workspace.id, SHIPPED)
+            assert derived(stored(runtime, workspace.id)) == BEFORE
+    finally:
+        runtime.close()
+
+    one = cli.invoke(app, ["rebuild", "--workspace", "acme"])
+    assert one.exit_code == 0, one.output
+    assert "4 tickets of 'acme' rebuilt" in one.stdout
+    every = cli.invoke(app, ["rebuild"])
+    assert every.exit_code == 0, every.output
+    assert "4 tickets of 'globex' rebuilt" in every.stdout
+    unknown = cli.invoke(app, ["rebuild", "--workspace", "nope"])
+    assert unknown.exit_code == 1
+
+    runtime = Runtime.open(settings)
+    try:
+        for workspace in workspaces:
+            assert derived(stored(runtime, workspace.id)) == AFTER
+    finally:
+        runtime.close()
