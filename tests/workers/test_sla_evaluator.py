@@ -11,7 +11,7 @@ from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from supportlens.workers.sla_evaluator import SOURCE
+from supportlens.workers.sla_evaluator import SOURCE, SlaEvaluator
 from tests.conftest import make_settings
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -109,3 +109,59 @@ def test_breaches_and_escalations_are_recorded_once(engine_name: str, tmp_path: 
         assert restarted.engine.count(TICKET_EVENTS, workspace.id) == len(history) + len(found)
     finally:
         restarted.close()
+
+
+def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp_path: Path) -> None:
+    """After a full first pass, a pass evaluates the tickets left with a running target or a level
+    to come, and new arrivals; a full pass afterwards finds nothing they missed.  New policies make
+    the next pass full again."""
+    runtime = Runtime.open(make_settings(engine_name, tmp_path))
+    try:
+        workspace = runtime.metadata.create_workspace("w")
+        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+
+        def post(ticket_id: str, *events: dict[str, Any]) -> None:
+            rows = [
+                RawRow({**e, "ticket_id": ticket_id, "event_id": f"{ticket_id}{e['event_id']}"}, "")
+                for e in events
+            ]
+            runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
+
+        created = _event(0, 0, "created", actor_type="customer", status="open")
+        post(
+            "DONE",
+            created,
+            _event(1, 10, "reply", actor_type="agent"),
+            _event(2, 20, "status_changed", to="solved"),
+        )
+        post("OPEN", created)  # never answered: its targets keep running
+        evaluator = SlaEvaluator(
+            runtime.ingest,
+            runtime.metadata.workspaces,
+            runtime.pipe_context,
+            interval=60,
+            lookback_days=30,
+            arrival_margin=timedelta(0),
+        )
+        assert evaluator.run_once(now=T0 + timedelta(minutes=50)).tickets == 2
+        assert evaluator.run_once(now=T0 + timedelta(hours=11)).tickets == 1  # OPEN only
+        post("NEW", _event(0, 600, "created", actor_type="customer", status="open"))
+        assert evaluator.run_once(now=T0 + timedelta(hours=12)).tickets == 2  # OPEN and NEW
+        recorded = _all_bookkeeping(runtime)
+        assert {"sla:OPEN:resolution:0:breached", "sla:NEW:first_response:0:breached"} <= recorded
+
+        full = runtime.sla_evaluator()
+        assert full.run_once(now=T0 + timedelta(hours=12)).tickets == 3
+        assert _all_bookkeeping(runtime) == recorded  # nothing was missed
+
+        runtime.configuration.create_policy(
+            workspace.id, SlaPolicyDefinition.model_validate({**POLICY, "name": "Other", "default": False})
+        )
+        assert evaluator.run_once(now=T0 + timedelta(hours=12)).tickets == 3  # a new setup: full
+    finally:
+        runtime.close()
+
+
+def _all_bookkeeping(runtime: Runtime) -> set[str]:
+    log = runtime.engine.fetch_arrow("SELECT event_id, source FROM ticket_events", {}, timeout=30).to_pylist()
+    return {row["event_id"] for row in log if row["source"] == SOURCE}

@@ -3,6 +3,7 @@ filters (which no parameter can widen) and the request's own filters, all as bou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +64,17 @@ class Conditions:
         if end is not None:
             placeholder = self._bind(f"{column}_to", naive_utc(end), ParamType.TIMESTAMP)
             self._clauses.append(f"{column} <= {placeholder}")
+
+    def listed_or_received_since(self, ids: Sequence[str], since: datetime) -> None:
+        """Tickets among ``ids`` or received (their latest posting or event) at or after ``since``."""
+        received = f"received_at >= {self._bind('received_from', naive_utc(since), ParamType.TIMESTAMP)}"
+        if not ids:  # an empty list parameter has no element type to bind
+            self._clauses.append(received)
+            return
+        if "listed_ids" in self.params:
+            raise ValueError("parameter 'listed_ids' bound twice")
+        self.params["listed_ids"] = list(ids)
+        self._clauses.append(f"({self.dialect.in_list('ticket_id', 'listed_ids')} OR {received})")
 
     @property
     def where(self) -> str:

@@ -108,33 +108,54 @@ class EvaluatedTicket:
 
 def events_from_table(table: pa.Table) -> dict[str, list[TicketEvent]]:
     """Stored activity-log rows (TICKET_EVENTS schema) as domain events per ticket, in arrival order
-    (the domain orders by time and keeps arrival order between events at the same instant)."""
+    (the domain orders by time and keeps arrival order between events at the same instant).  Read
+    column by column: a row-wise ``to_pylist`` costs several times more on millions of events."""
+    table = table.sort_by("seq")
+    columns = {name: table.column(name).to_pylist() for name in _EVENT_FIELDS}
+    kinds = [_EVENT_TYPES[kind] for kind in columns.pop("type")]
+    actors = [_ACTOR_TYPES[actor] for actor in columns.pop("actor_type")]
+    moments = [aware_utc(moment) for moment in columns.pop("occurred_at")]
+    tags = [tuple(t) if t else None for t in columns.pop("tags")]
     by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
-    for row in sorted(table.to_pylist(), key=lambda r: r["seq"]):
-        by_ticket[row["ticket_id"]].append(
+    names = list(columns)
+    for index, values in enumerate(zip(*columns.values(), strict=True)):
+        fields = dict(zip(names, values, strict=True))
+        by_ticket[fields["ticket_id"]].append(
             TicketEvent(
-                event_id=row["event_id"],
-                ticket_id=row["ticket_id"],
-                at=aware_utc(row["occurred_at"]),
-                type=EventType(row["type"]),
-                actor_type=None if row["actor_type"] is None else ActorType(row["actor_type"]),
-                actor_id=row["actor_id"],
-                field=row["field"],
-                from_value=row["from_value"],
-                to_value=row["to_value"],
-                score=row["score"],
-                customer_id=row["customer_id"],
-                agent_id=row["agent_id"],
-                group_id=row["group_id"],
-                category=row["category"],
-                priority=row["priority"],
-                status=row["status"],
-                channel=row["channel"],
-                subject=row["subject"],
-                tags=tuple(row["tags"]) if row["tags"] else None,
+                **fields,
+                at=moments[index],
+                type=kinds[index],
+                actor_type=actors[index],
+                tags=tags[index],
             )
         )
     return dict(by_ticket)
+
+
+_EVENT_TYPES = {kind.value: kind for kind in EventType}
+_ACTOR_TYPES: dict[str | None, ActorType | None] = {None: None, **{actor.value: actor for actor in ActorType}}
+# The stored columns a domain event is made of (``occurred_at`` is its ``at``).
+_EVENT_FIELDS = (
+    "event_id",
+    "ticket_id",
+    "occurred_at",
+    "type",
+    "actor_type",
+    "actor_id",
+    "field",
+    "from_value",
+    "to_value",
+    "score",
+    "customer_id",
+    "agent_id",
+    "group_id",
+    "category",
+    "priority",
+    "status",
+    "channel",
+    "subject",
+    "tags",
+)
 
 
 def snapshot_events(ticket: Mapping[str, Any], statuses: StatusMap) -> list[TicketEvent]:

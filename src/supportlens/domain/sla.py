@@ -53,6 +53,7 @@ Rules (METRICS.md where it speaks; where it is silent, what Zendesk or Freshdesk
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -487,20 +488,39 @@ def _field_value(event: TicketEvent, name: str) -> str | None:
     return value
 
 
-def _attributes_at(seen: list[TicketEvent], created_at: datetime, moment: datetime) -> TicketAttributes:
-    values: dict[str, str] = {}
-    tags: tuple[str, ...] | None = None
-    for event in seen:  # in time order, so acting times (at, or creation) never decrease
-        if max(event.at, created_at) > moment:
-            break
-        for name in ("priority", "group_id", *_LABEL_CONDITIONS):
-            value = _normalized(name, _field_value(event, name))
-            if value is not None:
-                values[name] = value
-        if event.tags is not None:
-            tags = event.tags
-    folded = frozenset(t for t in (normalize_label(tag) for tag in tags or ()) if t is not None)
-    return TicketAttributes(tags=folded, **values)
+class _AttributeTimeline:
+    """A ticket's attributes as they stood after each of its events (``seen``, in time order, so
+    acting times, at or creation, never decrease): folded once per ticket, then read at any moment
+    by a binary search instead of a fold per question."""
+
+    def __init__(self, seen: list[TicketEvent], created_at: datetime) -> None:
+        self._times: list[datetime] = []
+        self._states: list[TicketAttributes] = [TicketAttributes()]
+        values: dict[str, str] = {}
+        tags: tuple[str, ...] | None = None
+        for event in seen:
+            changed = False
+            for name in _ATTRIBUTE_NAMES:
+                value = _normalized(name, _field_value(event, name))
+                if value is not None and values.get(name) != value:
+                    values[name] = value
+                    changed = True
+            if event.tags is not None and event.tags != tags:
+                tags = event.tags
+                changed = True
+            self._times.append(max(event.at, created_at))
+            if changed:
+                folded = frozenset(t for t in (normalize_label(tag) for tag in tags or ()) if t is not None)
+                self._states.append(TicketAttributes(tags=folded, **values))
+            else:
+                self._states.append(self._states[-1])
+
+    def at(self, moment: datetime) -> TicketAttributes:
+        """The attributes set by the events acting at or before ``moment``."""
+        return self._states[bisect.bisect_right(self._times, moment)]
+
+
+_ATTRIBUTE_NAMES = ("priority", "group_id", *_LABEL_CONDITIONS)
 
 
 def ticket_attributes(events: Sequence[TicketEvent], at: datetime) -> TicketAttributes:
@@ -508,7 +528,7 @@ def ticket_attributes(events: Sequence[TicketEvent], at: datetime) -> TicketAttr
     if not events:
         raise SlaError("events: a ticket needs at least one event")
     ordered = order_events(events)
-    return _attributes_at([e for e in ordered if e.at <= at], creation_time(ordered), at)
+    return _AttributeTimeline([e for e in ordered if e.at <= at], creation_time(ordered)).at(at)
 
 
 def _schedule(calendars: Mapping[str | None, Schedule], policy: SlaPolicy) -> Schedule:
@@ -659,8 +679,10 @@ def evaluate(
     history = _history(events, statuses, as_of)
     created_at = history.created_at
 
+    attributes_over_time = _AttributeTimeline(history.seen, created_at)
+
     def started(kind: TargetType, instance: int, at: datetime, completed: datetime | None) -> _Started | None:
-        attributes = _attributes_at(history.seen, created_at, at)
+        attributes = attributes_over_time.at(at)
         policy = policies.policy_for(attributes)
         target = policy.target(kind, attributes.priority)
         if target is None:
@@ -688,7 +710,7 @@ def evaluate(
         targets.append(state)
         escalations.extend(_escalations(state, item.policy, as_of))
     escalations.sort(key=lambda e: (e.fires_at, e.level, e.target_type, e.instance))
-    current = policies.policy_for(_attributes_at(history.seen, created_at, max(as_of, created_at)))
+    current = policies.policy_for(attributes_over_time.at(max(as_of, created_at)))
     return TicketSla(history.ticket_id, current.id, tuple(targets), tuple(escalations))
 
 

@@ -9,6 +9,13 @@ Each event id is derived from the ticket, the target, its instance and the level
 log keeps the first arrival of an id: re-evaluating, or restarting the server, never records one
 twice, and one that came due while the server was down is recorded at the next run (with the time
 it fired).  These bookkeeping events are not part of a ticket's history (domain/events.py).
+
+Passes after the first are incremental: without a new event, a ticket's SLA changes only with time,
+and only while some target's clock runs or an escalation level is still to come.  So a pass looks
+at the tickets the previous pass left with such a target or level ("pending") and at those
+received since shortly before the previous pass began; anything else has nothing left to record.
+The first pass after a start, and any pass after the workspace's policies, calendars or status
+names changed, looks at every recent ticket.
 """
 
 from __future__ import annotations
@@ -18,16 +25,37 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from supportlens.analytics.common import PipeContext, conditions
 from supportlens.analytics.sla_state import SlaSetup, evaluate_tickets
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType, TicketEvent
-from supportlens.domain.sla import TicketSla
+from supportlens.domain.sla import TargetStatus, TicketSla
 from supportlens.ingest.service import TICKET_EVENTS_SOURCE, IngestService
 
 log = logging.getLogger(__name__)
 SOURCE = "sla_evaluator"
+# How far before the previous pass a ticket's arrival still counts as new: covers writes accepted
+# before that pass read the store but committed after it.
+ARRIVAL_MARGIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What a workspace's previous pass leaves for the next: under which setup it ran, when, and
+    which tickets still have a running target or an escalation level to come."""
+
+    setup: Any
+    began: datetime
+    pending: frozenset[str]
+
+
+def still_pending(sla: TicketSla) -> bool:
+    """Whether time alone can still change what this ticket's SLA calls for."""
+    return any(t.state is TargetStatus.ACTIVE for t in sla.targets) or any(
+        not e.fired for e in sla.escalations
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +125,7 @@ class SlaEvaluator:
         *,
         interval: float,
         lookback_days: int,
+        arrival_margin: timedelta = ARRIVAL_MARGIN,
     ) -> None:
         self._ingest = ingest
         self._workspaces = workspaces
@@ -105,22 +134,32 @@ class SlaEvaluator:
         self._lookback = timedelta(days=lookback_days)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._previous: dict[str, _Pass] = {}  # by workspace id
+        self._arrival_margin = arrival_margin
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Evaluate every workspace once and wait until the findings are committed."""
         moment = now or datetime.now(UTC)
         workspaces = tickets = recorded = 0
         for workspace in self._workspaces():
+            # Arrival times are stamped by this clock whatever ``now`` says (tests move ``now``).
+            began = datetime.now(UTC)
             context = self._context(workspace)
+            setup = SlaSetup.of(context)
             where = conditions(context)
             where.between("created_at", moment - self._lookback, moment)
-            evaluated = evaluate_tickets(context, where, as_of=moment, setup=SlaSetup.of(context))
+            previous = self._previous.get(workspace.id)
+            if previous is not None and previous.setup == setup:
+                where.listed_or_received_since(sorted(previous.pending), previous.began - self._arrival_margin)
+            evaluated = evaluate_tickets(context, where, as_of=moment, setup=setup)
+            pending = frozenset(t.ticket["ticket_id"] for t in evaluated if still_pending(t.sla))
             events = [event for ticket in evaluated for event in findings(ticket.sla)]
             if events:
                 result = self._ingest.ingest_events(
                     workspace.id, events, [], source=SOURCE, quarantine_as=TICKET_EVENTS_SOURCE
                 )
                 result.committed.result()
+            self._previous[workspace.id] = _Pass(setup, began, pending)
             workspaces += 1
             tickets += len(evaluated)
             recorded += len(events)
