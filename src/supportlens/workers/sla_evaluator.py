@@ -150,7 +150,8 @@ class SlaEvaluator:
             where.between("created_at", moment - self._lookback, moment)
             previous = self._previous.get(workspace.id)
             if previous is not None and previous.setup == setup:
-                where.listed_or_received_since(sorted(previous.pending), previous.began - self._arrival_margin)
+                since = previous.began - self._arrival_margin
+                where.listed_or_received_since(sorted(previous.pending), since)
             evaluated = evaluate_tickets(context, where, as_of=moment, setup=setup)
             pending = frozenset(t.ticket["ticket_id"] for t in evaluated if still_pending(t.sla))
             events = [event for ticket in evaluated for event in findings(ticket.sla)]
