@@ -13,7 +13,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supportlens.analytics import time_metrics
+from supportlens.analytics import activity, time_metrics
+from supportlens.analytics.params import Window
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory
@@ -139,3 +140,28 @@ def test_an_upgrade_fills_the_facts(engine_name: str, tmp_path: Path) -> None:
         assert facts == log == expected
     finally:
         upgraded.close()
+
+
+def _quality(found: activity.TicketQuality) -> dict[str, tuple[bool, bool, bool, int, bool]]:
+    ids = found.tickets.column("ticket_id").to_pylist()
+    columns = (found.logged, found.resolved, found.reopened, found.replies, found.first_contact)
+    return {
+        ticket_id: (bool(a), bool(b), bool(c), int(d), bool(e))
+        for ticket_id, a, b, c, d, e in zip(ids, *columns, strict=True)
+    }
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grouped_batches(), st.integers(450, 2000))
+def test_resolution_quality_from_facts_equals_the_log(
+    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int
+) -> None:
+    workspace, _, _ = load_grouped(runtime, batch)
+    context = runtime.pipe_context(workspace)
+    window = Window(at(-60), at(3000))
+    filters = activity.Filters(window, None, None, None, None, None, at(as_of_minute))
+    facts = activity.quality_from_facts(context, filters)
+    assert facts is not None
+    assert _quality(facts) == _quality(activity.quality_from_log(context, filters))
+    early = activity.Filters(window, None, None, None, None, None, at(-30))  # before every event
+    assert activity.quality_from_facts(context, early) is None

@@ -17,10 +17,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
-from supportlens.analytics.common import PipeContext, PipeResult, conditions
-from supportlens.analytics.history import History, epoch_ms, from_epoch_ms, load_history
+from supportlens.analytics.common import PipeContext, PipeResult, conditions, tickets_from
+from supportlens.analytics.facts import facts_serve
+from supportlens.analytics.history import (
+    TICKET_COLUMNS,
+    History,
+    epoch_ms,
+    from_epoch_ms,
+    load_history,
+    timestamp_ms,
+)
 from supportlens.analytics.params import ParamError, Window
+from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import CATEGORIES
 from supportlens.domain.metrics import MS_PER_MINUTE, minutes, percentage, round2
 from supportlens.domain.periods import PeriodUnit, zone
@@ -53,7 +63,7 @@ class Filters:
     business_hours: bool = False
 
 
-def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
+def _where(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> Conditions:
     where = conditions(context)
     for column in ("agent_id", "group_id", "category", "priority", "channel"):
         where.equals(column, getattr(filters, column))
@@ -61,7 +71,19 @@ def _history(context: PipeContext, filters: Filters, *, created_until: datetime 
         where.between("created_at", filters.window.start, filters.window.end)
     else:
         where.between("created_at", None, created_until)
+    return where
+
+
+def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
+    where = _where(context, filters, created_until=created_until)
     return load_history(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
+
+
+def _tickets(context: PipeContext, filters: Filters, *columns: str) -> pa.Table:
+    """The matching tickets' current state (TICKET_COLUMNS and ``columns``), without their log."""
+    where = _where(context, filters)
+    sql = f"SELECT {', '.join((*TICKET_COLUMNS, *columns))} FROM {tickets_from(context)} WHERE {where.where}"
+    return context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
 
 
 def quantile(sorted_values: I64, level: float) -> Fraction | None:
@@ -91,13 +113,13 @@ def _minutes(value: Fraction | None) -> float | None:
     return None if value is None else round2(value / MS_PER_MINUTE)
 
 
-def _group_labels(context: PipeContext, history: History, by: GroupBy, unit: PeriodUnit) -> list[str | None]:
+def _group_labels(context: PipeContext, tickets: pa.Table, by: GroupBy, unit: PeriodUnit) -> list[str | None]:
     """The group of each ticket row: its creation period (reporting timezone) or an attribute."""
     if by is GroupBy.PERIOD:
-        created, _ = history.column_ms("created_at")
+        created, _ = timestamp_ms(tickets, "created_at")
         return [period_label(from_epoch_ms(int(ms)), unit, context.timezone) for ms in created]
     column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
-    return list(history.tickets.column(column).to_pylist())
+    return list(tickets.column(column).to_pylist())
 
 
 def period_label(moment: datetime, unit: PeriodUnit, timezone: str) -> str:
@@ -198,7 +220,7 @@ def reply_times(context: PipeContext, filters: Filters, *, by: GroupBy, unit: Pe
     timelines = history.timelines
     rows: list[dict[str, Any]] = []
     if timelines is not None:
-        labels = _group_labels(context, history, by, unit)
+        labels = _group_labels(context, history.tickets, by, unit)
         label_of_timeline: dict[int, str | None] = {
             int(index): labels[row] for row, index in enumerate(history.timeline_of) if index >= 0
         }
@@ -242,34 +264,93 @@ QUALITY_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class TicketQuality:
+    """What resolution quality counts, per ticket row (``tickets``): whether it has an activity log,
+    and from it whether it is resolved at ``as_of``, was ever reopened, its agent replies and first
+    contact resolution (False or 0 without a log)."""
+
+    tickets: pa.Table
+    logged: npt.NDArray[np.bool_]
+    resolved: npt.NDArray[np.bool_]
+    reopened: npt.NDArray[np.bool_]
+    replies: I64
+    first_contact: npt.NDArray[np.bool_]
+
+
+_QUALITY_FACTS = (
+    "last_event_at",
+    "facts_key",
+    "timeline_status",
+    "reopens",
+    "agent_replies",
+    "first_contact_resolution",
+)
+
+
+def quality_from_facts(context: PipeContext, filters: Filters) -> TicketQuality | None:
+    """From the stored time facts, or None when some ticket's facts cannot serve (analytics/facts.py)."""
+    tickets = _tickets(context, filters, *_QUALITY_FACTS)
+    if not facts_serve(context, tickets, epoch_ms(filters.as_of)):
+        return None
+    _, logged = timestamp_ms(tickets, "last_event_at")
+    names = tickets.column("timeline_status").to_pylist()
+    resolved = np.array([context.statuses.is_resolved(name) for name in names], dtype=bool) & logged
+
+    def values(name: str) -> I64:
+        column = tickets.column(name).cast(pa.int64()).fill_null(0)
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    return TicketQuality(
+        tickets,
+        logged,
+        resolved,
+        values("reopens") > 0,
+        values("agent_replies"),
+        values("first_contact_resolution").astype(bool),
+    )
+
+
+def quality_from_log(context: PipeContext, filters: Filters) -> TicketQuality:
+    history = _history(context, filters)
+    logged = history.timeline_of >= 0
+    n = history.tickets.num_rows
+    if history.timelines is None:
+        nothing = np.zeros(n, dtype=bool)
+        return TicketQuality(history.tickets, logged, nothing, nothing, np.zeros(n, dtype=np.int64), nothing)
+    timelines, at = history.timelines, np.maximum(history.timeline_of, 0)
+    category_resolved = np.array([c.is_resolved for c in CATEGORIES], dtype=bool)
+    return TicketQuality(
+        history.tickets,
+        logged,
+        category_resolved[timelines.status_category[at]] & logged,
+        (timelines.reopens[at] > 0) & logged,
+        np.where(logged, timelines.agent_replies[at], 0),
+        timelines.first_contact_resolution[at] & logged,
+    )
+
+
 def resolution_quality(
     context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit
 ) -> PipeResult:
-    """Rates over the resolved tickets that have an activity log (touches and reopens need it)."""
-    history = _history(context, filters)
-    labels = _group_labels(context, history, by, unit)
-    timelines = history.timelines
+    """Rates over the resolved tickets that have an activity log (touches and reopens need it):
+    from the stored time facts where they serve, else from the log."""
+    quality = quality_from_facts(context, filters) or quality_from_log(context, filters)
+    labels = np.array(_group_labels(context, quality.tickets, by, unit), dtype=object)
     rows: list[dict[str, Any]] = []
     for label in _ordered_groups(labels):
-        members = [row for row, found in enumerate(labels) if found == label]
-        indexes = np.array(
-            [history.timeline_of[row] for row in members if history.timeline_of[row] >= 0], dtype=np.int64
-        )
-        resolved = reopened = one = two = multi = fcr = 0
-        if timelines is not None and len(indexes):
-            done = np.array(
-                [CATEGORIES[c].is_resolved for c in timelines.status_category[indexes]], dtype=bool
-            )
-            replies = timelines.agent_replies[indexes][done]
-            resolved = int(done.sum())
-            reopened = int((timelines.reopens[indexes][done] > 0).sum())
-            one, two, multi = int((replies == 1).sum()), int((replies == 2).sum()), int((replies > 2).sum())
-            fcr = int(timelines.first_contact_resolution[indexes][done].sum())
+        members = np.array([found == label for found in labels], dtype=bool)
+        done = members & quality.resolved
+        replies = quality.replies[done]
+        resolved = int(done.sum())
+        reopened = int(quality.reopened[done].sum())
+        one, two, multi = int((replies == 1).sum()), int((replies == 2).sum()), int((replies > 2).sum())
+        fcr = int(quality.first_contact[done].sum())
         rows.append(
             {
                 "group": label,
-                "tickets": len(members),
-                "tickets_with_history": len(indexes),
+                "tickets": int(members.sum()),
+                "tickets_with_history": int((members & quality.logged).sum()),
                 "resolved_tickets": resolved,
                 "reopened_tickets": reopened,
                 "reopen_rate": percentage(reopened, resolved),
@@ -279,7 +360,7 @@ def resolution_quality(
                 "first_contact_resolution_rate": percentage(fcr, resolved),
             }
         )
-    return PipeResult(QUALITY_COLUMNS, rows, history.tickets.num_rows, 0.0)
+    return PipeResult(QUALITY_COLUMNS, rows, quality.tickets.num_rows, 0.0)
 
 
 # csat ------------------------------------------------------------------------------------------
@@ -297,10 +378,11 @@ CSAT_COLUMNS: list[tuple[str, str]] = [
 
 def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit) -> PipeResult:
     """CSAT on the 1-5 scale: ratings of 4 or 5 over all ratings; unrated tickets left out.
-    Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null."""
-    history = _history(context, filters)
-    labels = _group_labels(context, history, by, unit)
-    scores = history.tickets.column("satisfaction_score").to_pylist()
+    Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null.
+    The score is part of the current state: no activity log to read."""
+    tickets = _tickets(context, filters)
+    labels = _group_labels(context, tickets, by, unit)
+    scores = tickets.column("satisfaction_score").to_pylist()
     rows: list[dict[str, Any]] = []
     for label in _ordered_groups(labels):
         rated = [s for s, found in zip(scores, labels, strict=True) if found == label and s is not None]
@@ -316,7 +398,7 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
                 "nps": None,
             }
         )
-    return PipeResult(CSAT_COLUMNS, rows, history.tickets.num_rows, 0.0)
+    return PipeResult(CSAT_COLUMNS, rows, tickets.num_rows, 0.0)
 
 
 # backlog ---------------------------------------------------------------------------------------

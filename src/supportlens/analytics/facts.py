@@ -26,11 +26,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.analytics.common import PipeContext
+from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.timeline import (
     CATEGORIES,
     EventColumns,
     TicketCalendars,
     Timelines,
+    calendar_codes,
     compute_timelines,
 )
 from supportlens.domain.calendars import BusinessClock, CalendarChoice
@@ -148,3 +151,28 @@ def _timestamps(ms: I64) -> pa.Array:
 
 def _dt(ms: int) -> Any:
     return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).as_py()
+
+
+def facts_serve(context: PipeContext, tickets: pa.Table, as_of_ms: int) -> bool:
+    """Whether the stored facts of the chosen tickets (``tickets`` holds their ``group_id``,
+    ``last_event_at`` and ``facts_key``) give exactly what their activity log would at ``as_of``:
+    every ticket with events has facts computed under the workspace's current status names and
+    its own current calendar, and none has an event after ``as_of``."""
+    last_event, logged = timestamp_ms(tickets, "last_event_at")
+    if not logged.any():
+        return True
+    if bool((last_event[logged] > as_of_ms).any()):
+        return False
+    choice = context.calendar_choice()
+    expected = [facts_key(context.statuses, fingerprint) for fingerprint in choice.fingerprints()]
+    # Calendars with equal keys are interchangeable: compare each row's key class.
+    key_class = {key: expected.index(key) for key in expected}
+    want = np.array([key_class[key] for key in expected], dtype=np.int64)[
+        calendar_codes(choice, tickets.column("group_id"))
+    ]
+    encoded = pc.dictionary_encode(tickets.column("facts_key")).combine_chunks()
+    found = np.array(
+        [*(key_class.get(key, -1) for key in encoded.dictionary.to_pylist()), -1], dtype=np.int64
+    )
+    stored = found[encoded.indices.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)]
+    return bool((stored[logged] == want[logged]).all())

@@ -69,12 +69,17 @@ class History:
 
     def column_ms(self, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
         """A timestamp column of the tickets as epoch ms, and where it is set."""
-        column = self.tickets.column(name)
-        valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        values = np.asarray(
-            column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64
-        )
-        return values, valid
+        return timestamp_ms(self.tickets, name)
+
+
+def timestamp_ms(table: pa.Table, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
+    """A timestamp column as epoch ms (0 where null), and where it is set."""
+    column = table.column(name)
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    values = np.asarray(
+        column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64
+    )
+    return values, valid
 
 
 def load_history(

@@ -23,15 +23,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, run, tickets_from
-from supportlens.analytics.facts import facts_key, join_present, status_fragments
-from supportlens.analytics.history import TICKET_COLUMNS, History, epoch_ms, load_history, row_calendars
+from supportlens.analytics.facts import facts_serve, join_present, status_fragments
+from supportlens.analytics.history import (
+    TICKET_COLUMNS,
+    History,
+    epoch_ms,
+    load_history,
+    row_calendars,
+    timestamp_ms,
+)
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import (
     CATEGORIES,
     CalendarClock,
     DurationClock,
     Timelines,
-    calendar_codes,
 )
 from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import StatusCategory
@@ -212,9 +218,9 @@ def answer_from_facts(
     sql = f"SELECT {', '.join(names)} FROM {tickets_from(context)} WHERE {where.where} {page}"
     tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     as_of_ms = epoch_ms(as_of)
-    last_event, logged = _ms_column(tickets, "last_event_at")
-    if bool((last_event[logged] > as_of_ms).any()) or not _keys_match(context, tickets, logged):
+    if not facts_serve(context, tickets, as_of_ms):
         return None
+    _, logged = timestamp_ms(tickets, "last_event_at")
     business = row_calendars(context, tickets, as_of, tickets.column("status_since"))
     clock: DurationClock = business if business_hours else CalendarClock()
     history = History(tickets, None, np.where(logged, 0, -1), clock, business, as_of)
@@ -233,35 +239,6 @@ def answer_from_facts(
     return pa.table({name: columns[name] for name, _ in COLUMNS})
 
 
-def _ms_column(tickets: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    column = tickets.column(name)
-    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    values = np.asarray(
-        column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64
-    )
-    return values, valid
-
-
-def _keys_match(context: PipeContext, tickets: pa.Table, logged: np.ndarray) -> bool:
-    """Whether every ticket with events has facts computed under the workspace's current status
-    names and its own current calendar."""
-    if not logged.any():
-        return True
-    choice = context.calendar_choice()
-    expected = [facts_key(context.statuses, fingerprint) for fingerprint in choice.fingerprints()]
-    # Calendars with equal keys are interchangeable: compare each row's key class.
-    key_class = {key: expected.index(key) for key in expected}
-    want = np.array([key_class[key] for key in expected], dtype=np.int64)[
-        calendar_codes(choice, tickets.column("group_id"))
-    ]
-    encoded = pc.dictionary_encode(tickets.column("facts_key")).combine_chunks()
-    found = np.array(
-        [key_class.get(key, -1) for key in encoded.dictionary.to_pylist()] + [-1], dtype=np.int64
-    )
-    stored = found[encoded.indices.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)]
-    return bool((stored[logged] == want[logged]).all())
-
-
 def _fact_columns(
     context: PipeContext,
     tickets: pa.Table,
@@ -274,7 +251,7 @@ def _fact_columns(
     status interval from ``status_since`` to ``as_of``."""
     n = tickets.num_rows
     rows = np.arange(n, dtype=np.int64)
-    since, _ = _ms_column(tickets, "status_since")
+    since, _ = timestamp_ms(tickets, "status_since")
     since = np.where(logged, since, as_of_ms)  # the others' values never reach the clock
     open_ms = clock.cumulative(np.maximum(as_of_ms, since), rows) - clock.cumulative(since, rows)
     encoded = pc.dictionary_encode(tickets.column("timeline_status")).combine_chunks()
