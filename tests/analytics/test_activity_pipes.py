@@ -10,11 +10,15 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supportlens.analytics.activity import period_label, period_labels
+from supportlens.analytics.history import from_epoch_ms
 from supportlens.domain.events import EventType, TicketEvent
 from supportlens.domain.metrics import MS_PER_MINUTE, percentage, round2
+from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP
 from supportlens.domain.timeline import TicketTimeMetrics, status_intervals, ticket_time_metrics
 from supportlens.ingest.service import RawRow
@@ -189,3 +193,22 @@ def test_csat_leaves_unrated_tickets_out(runtime: Runtime) -> None:
     ).committed.result()
     (row,) = runtime.run_pipe("csat", workspace, {**QUERY, "group_by": "agent"}).rows
     assert (row["tickets"], row["ratings"], row["csat_pct"], row["csat_mean"]) == (5, 3, 66.67, 3.67)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 7_258_118_399_999), min_size=1, max_size=40),
+    st.sampled_from(list(PeriodUnit)),
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]),
+    st.booleans(),
+)
+def test_period_labels_match_one_at_a_time(
+    instants: list[int], unit: PeriodUnit, zone: str, recent: bool
+) -> None:
+    """The vectorized labels (Arrow, up to 2037) equal ``period_label`` of each instant, in zones
+    with DST, half-hour and half-hour-DST offsets; later instants take the exact path."""
+    if recent:  # keep most draws where the vectorized path runs
+        instants = [ms % 2_114_380_800_000 for ms in instants]
+    found = np.array(instants, dtype=np.int64)
+    expected = [period_label(from_epoch_ms(ms), unit, zone) for ms in instants]
+    assert period_labels(found, unit, zone) == expected

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, conditions, tickets_from
 from supportlens.analytics.facts import facts_serve
@@ -35,6 +36,7 @@ from supportlens.analytics.timeline import CATEGORIES
 from supportlens.domain.metrics import MS_PER_MINUTE, minutes, percentage, round2
 from supportlens.domain.periods import PeriodUnit, zone
 from supportlens.domain.statuses import StatusCategory
+from supportlens.ingest.timestamps import format_timestamps
 
 I64 = npt.NDArray[np.int64]
 _F = "Nullable(Float64)"
@@ -117,7 +119,7 @@ def _group_labels(context: PipeContext, tickets: pa.Table, by: GroupBy, unit: Pe
     """The group of each ticket row: its creation period (reporting timezone) or an attribute."""
     if by is GroupBy.PERIOD:
         created, _ = timestamp_ms(tickets, "created_at")
-        return [period_label(from_epoch_ms(int(ms)), unit, context.timezone) for ms in created]
+        return period_labels(created, unit, context.timezone)
     column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
     return list(tickets.column(column).to_pylist())
 
@@ -142,6 +144,30 @@ def period_label(moment: datetime, unit: PeriodUnit, timezone: str) -> str:
         case PeriodUnit.YEAR:
             start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     return start.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# pyarrow applies a zone's rules only up to the last transition its tz database lists (2037):
+# later instants take the per-value path.
+_VECTORIZED_UNTIL_MS = 2_114_380_800_000  # 2037-01-01 00:00 UTC
+
+
+def period_labels(instants_ms: I64, unit: PeriodUnit, timezone: str) -> list[str | None]:
+    """``period_label`` of many instants (epoch ms) at once: floored in local time by Arrow and
+    formatted by DuckDB, about twenty times faster than one at a time."""
+    if len(instants_ms) == 0 or int(instants_ms.max()) >= _VECTORIZED_UNTIL_MS:
+        return [period_label(from_epoch_ms(int(ms)), unit, timezone) for ms in instants_ms]
+    utc = pa.array(instants_ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    local = pc.local_timestamp(utc.cast(pa.timestamp("ms", tz=timezone)))
+    floored = pc.floor_temporal(local, unit=unit.value, week_starts_monday=True)
+    labels: list[str | None] = format_timestamps(floored).to_pylist()
+    return labels
+
+
+def _group_codes(labels: list[str | None]) -> tuple[list[str | None], I64]:
+    """The distinct labels in row order (``_ordered_groups``) and each row's index into them."""
+    groups = _ordered_groups(labels)
+    index = {label: position for position, label in enumerate(groups)}
+    return groups, np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
 
 
 def _ordered_groups(labels: Iterable[str | None]) -> list[str | None]:
@@ -336,10 +362,10 @@ def resolution_quality(
     """Rates over the resolved tickets that have an activity log (touches and reopens need it):
     from the stored time facts where they serve, else from the log."""
     quality = quality_from_facts(context, filters) or quality_from_log(context, filters)
-    labels = np.array(_group_labels(context, quality.tickets, by, unit), dtype=object)
+    groups, codes = _group_codes(_group_labels(context, quality.tickets, by, unit))
     rows: list[dict[str, Any]] = []
-    for label in _ordered_groups(labels):
-        members = np.array([found == label for found in labels], dtype=bool)
+    for code, label in enumerate(groups):
+        members = codes == code
         done = members & quality.resolved
         replies = quality.replies[done]
         resolved = int(done.sum())
@@ -381,19 +407,22 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
     Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null.
     The score is part of the current state: no activity log to read."""
     tickets = _tickets(context, filters)
-    labels = _group_labels(context, tickets, by, unit)
-    scores = tickets.column("satisfaction_score").to_pylist()
+    groups, codes = _group_codes(_group_labels(context, tickets, by, unit))
+    column = tickets.column("satisfaction_score")
+    has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    scores = np.asarray(column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     rows: list[dict[str, Any]] = []
-    for label in _ordered_groups(labels):
-        rated = [s for s, found in zip(scores, labels, strict=True) if found == label and s is not None]
-        count = sum(1 for found in labels if found == label)
+    for code, label in enumerate(groups):
+        members = codes == code
+        rated = scores[members & has]
+        ratings = len(rated)
         rows.append(
             {
                 "group": label,
-                "tickets": count,
-                "ratings": len(rated),
-                "csat_pct": percentage(sum(1 for s in rated if s >= 4), len(rated)) if rated else None,
-                "csat_mean": round2(Fraction(sum(rated), len(rated))) if rated else None,
+                "tickets": int(members.sum()),
+                "ratings": ratings,
+                "csat_pct": percentage(int((rated >= 4).sum()), ratings) if ratings else None,
+                "csat_mean": round2(Fraction(int(rated.sum()), ratings)) if ratings else None,
                 "response_rate": None,
                 "nps": None,
             }
