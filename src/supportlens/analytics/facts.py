@@ -6,7 +6,8 @@ Everything in a ticket's metrics is fixed once all its events are seen, except t
 current status, which runs until the evaluation time.  So the writer stores, in calendar and in
 business time of the ticket's calendar, the closed time per status category, the closed time of
 the current status, the other statuses' time (as ready JSON fragments), first response and
-resolutions, and the counters; a query adds the open interval for its ``as_of`` (``complete``).
+resolutions, and the counters; a query adds the open interval for its ``as_of``
+(``time_metrics.answer_from_facts``; ``activity.quality_from_facts`` reads the counters).
 
 The facts hold only while nothing they were computed from has changed: ``facts_key`` records the
 status names and the ticket's calendar, and ``last_event_at`` bounds the evaluation times they
