@@ -65,6 +65,14 @@ class Conditions:
             placeholder = self._bind(f"{column}_to", naive_utc(end), ParamType.TIMESTAMP)
             self._clauses.append(f"{column} <= {placeholder}")
 
+    def unresolved_at(self, moment: datetime) -> None:
+        """Leave out tickets resolved continuously since before ``moment``: resolved now, and their
+        last entry into a resolved status (``resolved_at``) at or before it."""
+        placeholder = self._bind("resolved_by", naive_utc(moment), ParamType.TIMESTAMP)
+        self._clauses.append(
+            f"NOT (is_resolved AND resolved_at IS NOT NULL AND resolved_at <= {placeholder})"
+        )
+
     def listed_or_received_since(self, ids: Sequence[str], since: datetime) -> None:
         """Tickets among ``ids`` or received (their latest posting or event) at or after ``since``."""
         received = f"received_at >= {self._bind('received_from', naive_utc(since), ParamType.TIMESTAMP)}"

@@ -238,11 +238,15 @@ def evaluate_tickets(
     return evaluated
 
 
-def _evaluated(context: PipeContext, filters: Filters) -> list[EvaluatedTicket]:
+def _evaluated(
+    context: PipeContext, filters: Filters, *, unresolved_only: bool = False
+) -> list[EvaluatedTicket]:
     where = conditions(context)
     for column in ("agent_id", "group_id", "category", "priority", "channel"):
         where.equals(column, getattr(filters, column))
     where.between("created_at", filters.window.start, filters.window.end)
+    if unresolved_only:
+        where.unresolved_at(filters.as_of)
     return evaluate_tickets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context))
 
 
@@ -421,7 +425,9 @@ def at_risk_targets(evaluated: Iterable[EvaluatedTicket]) -> list[tuple[Evaluate
 
 
 def sla_at_risk(context: PipeContext, filters: Filters) -> PipeResult:
-    evaluated = _evaluated(context, filters)
+    """A ticket resolved at ``as_of`` has no running target (METRICS.md: resolving fulfils the
+    resolution targets and stops the reply clocks), so only the others are evaluated."""
+    evaluated = _evaluated(context, filters, unresolved_only=True)
     rows = [
         {
             "ticket_id": e.sla.ticket_id,
