@@ -36,7 +36,7 @@ from supportlens.analytics.history import aware_utc
 from supportlens.analytics.scope import Conditions
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
-from supportlens.domain.events import ActorType, EventType, TicketEvent
+from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
 from supportlens.domain.metrics import minutes, percentage
 from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.sla import (
@@ -146,14 +146,7 @@ _EVENT_FIELDS = (
     "from_value",
     "to_value",
     "score",
-    "customer_id",
-    "agent_id",
-    "group_id",
-    "category",
-    "priority",
-    "status",
-    "channel",
-    "subject",
+    *TICKET_ATTRIBUTES,
     "tags",
 )
 
