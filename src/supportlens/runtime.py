@@ -24,6 +24,7 @@ from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
 from supportlens.store import create_engine
 from supportlens.store.base import Engine
+from supportlens.workers.passes import PassStore
 from supportlens.workers.sla_evaluator import SlaEvaluator
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Runtime:
     writer: Writer
     ingest: IngestService
     configuration: ConfigurationRepository
+    sla_passes: PassStore  # what the SLA evaluator's passes leave for the next, across restarts
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -63,7 +65,9 @@ class Runtime:
             _restate_everything(metadata, writer)
         ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
         log.info("store open: %s engine", engine.name)
-        return cls(settings, engine, metadata, writer, ingest, configuration)
+        return cls(
+            settings, engine, metadata, writer, ingest, configuration, PassStore(settings.metadata_path)
+        )
 
     def close(self) -> None:
         """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
@@ -72,6 +76,7 @@ class Runtime:
         self.engine.close()
         self.metadata.close()
         self.configuration.close()
+        self.sla_passes.close()
 
     def sla_evaluator(self) -> SlaEvaluator:
         """The background evaluator that records SLA breaches and escalations (the server runs it)."""
@@ -81,6 +86,7 @@ class Runtime:
             self.pipe_context,
             interval=self.settings.sla_evaluator_interval_seconds,
             lookback_days=self.settings.sla_lookback_days,
+            passes=self.sla_passes,
         )
 
     def set_status_names(

@@ -165,3 +165,43 @@ def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp
 def _all_bookkeeping(runtime: Runtime) -> set[str]:
     log = runtime.engine.fetch_arrow("SELECT event_id, source FROM ticket_events", {}, timeout=30).to_pylist()
     return {row["event_id"] for row in log if row["source"] == SOURCE}
+
+
+def test_a_restart_goes_on_incrementally(engine_name: str, tmp_path: Path) -> None:
+    """What a pass leaves is kept beside the store: after a restart the next pass is incremental
+    (the setup digest is the same in a new process), without it the pass is full."""
+    settings = make_settings(engine_name, tmp_path)
+
+    def evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
+        return SlaEvaluator(
+            runtime.ingest,
+            runtime.metadata.workspaces,
+            runtime.pipe_context,
+            interval=60,
+            lookback_days=30,
+            arrival_margin=timedelta(0),
+            passes=runtime.sla_passes if kept else None,
+        )
+
+    runtime = Runtime.open(settings)
+    try:
+        workspace = runtime.metadata.create_workspace("w")
+        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+        done = [
+            _event(0, 0, "created", actor_type="customer", status="open"),
+            _event(1, 10, "reply", actor_type="agent"),
+            _event(2, 20, "status_changed", to="solved"),
+        ]
+        rows = [RawRow({**e, "ticket_id": "DONE", "event_id": f"DONE{e['event_id']}"}, "") for e in done]
+        rows.append(RawRow({**done[0], "ticket_id": "OPEN", "event_id": "OPEN0"}, ""))
+        runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
+        assert evaluator(runtime, kept=True).run_once(now=T0 + timedelta(minutes=50)).tickets == 2
+    finally:
+        runtime.close()
+
+    restarted = Runtime.open(settings)
+    try:
+        assert evaluator(restarted, kept=True).run_once(now=T0 + timedelta(hours=11)).tickets == 1
+        assert evaluator(restarted, kept=False).run_once(now=T0 + timedelta(hours=11)).tickets == 2
+    finally:
+        restarted.close()

@@ -14,18 +14,19 @@ Passes after the first are incremental: without a new event, a ticket's SLA chan
 and only while some target's clock runs or an escalation level is still to come.  So a pass looks
 at the tickets the previous pass left with such a target or level ("pending") and at those
 received since shortly before the previous pass began; anything else has nothing left to record.
-The first pass after a start, and any pass after the workspace's policies, calendars or status
-names changed, looks at every recent ticket.
+The very first pass, and any pass after the workspace's policies, calendars or status names
+changed, looks at every recent ticket; what a pass leaves is kept (workers/passes.py), so a
+restart goes on incrementally.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from supportlens.analytics.common import PipeContext, conditions
 from supportlens.analytics.sla_state import SlaSetup, evaluate_tickets
@@ -33,6 +34,7 @@ from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.sla import TargetStatus, TicketSla
 from supportlens.ingest.service import TICKET_EVENTS_SOURCE, IngestService
+from supportlens.workers.passes import Pass, PassStore
 
 log = logging.getLogger(__name__)
 SOURCE = "sla_evaluator"
@@ -41,14 +43,21 @@ SOURCE = "sla_evaluator"
 ARRIVAL_MARGIN = timedelta(minutes=10)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pass:
-    """What a workspace's previous pass leaves for the next: under which setup it ran, when, and
-    which tickets still have a running target or an escalation level to come."""
+# Part of every setup digest: a release that evaluates differently starts with full passes.
+_EVALUATION_VERSION = "1"
 
-    setup: Any
-    began: datetime
-    pending: frozenset[str]
+
+def setup_digest(setup: SlaSetup) -> str:
+    """A digest of everything a ticket's SLA depends on besides its events and the time."""
+    calendars = setup.calendars
+    parts = (
+        _EVALUATION_VERSION,
+        repr(setup.policies),
+        calendars.fingerprints(),
+        sorted(calendars.group_index.items()),
+        sorted((name, category.value) for name, category in setup.statuses.custom.items()),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def still_pending(sla: TicketSla) -> bool:
@@ -126,6 +135,7 @@ class SlaEvaluator:
         interval: float,
         lookback_days: int,
         arrival_margin: timedelta = ARRIVAL_MARGIN,
+        passes: PassStore | None = None,
     ) -> None:
         self._ingest = ingest
         self._workspaces = workspaces
@@ -134,8 +144,9 @@ class SlaEvaluator:
         self._lookback = timedelta(days=lookback_days)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._previous: dict[str, _Pass] = {}  # by workspace id
+        self._previous: dict[str, Pass] = {}  # by workspace id
         self._arrival_margin = arrival_margin
+        self._passes = passes  # where passes are kept across restarts (none: in memory only)
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Evaluate every workspace once and wait until the findings are committed."""
@@ -148,8 +159,11 @@ class SlaEvaluator:
             setup = SlaSetup.of(context)
             where = conditions(context)
             where.between("created_at", moment - self._lookback, moment)
+            digest = setup_digest(setup)
             previous = self._previous.get(workspace.id)
-            if previous is not None and previous.setup == setup:
+            if previous is None and self._passes is not None:
+                previous = self._passes.load(workspace.id)
+            if previous is not None and previous.setup == digest:
                 since = previous.began - self._arrival_margin
                 where.listed_or_received_since(sorted(previous.pending), since)
             evaluated = evaluate_tickets(context, where, as_of=moment, setup=setup)
@@ -160,7 +174,10 @@ class SlaEvaluator:
                     workspace.id, events, [], source=SOURCE, quarantine_as=TICKET_EVENTS_SOURCE
                 )
                 result.committed.result()
-            self._previous[workspace.id] = _Pass(setup, began, pending)
+            finished = Pass(digest, began, pending)
+            self._previous[workspace.id] = finished
+            if self._passes is not None:
+                self._passes.save(workspace.id, finished)
             workspaces += 1
             tickets += len(evaluated)
             recorded += len(events)
