@@ -135,14 +135,7 @@ def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp
             _event(2, 20, "status_changed", to="solved"),
         )
         post("OPEN", created)  # never answered: its targets keep running
-        evaluator = SlaEvaluator(
-            runtime.ingest,
-            runtime.metadata.workspaces,
-            runtime.pipe_context,
-            interval=60,
-            lookback_days=30,
-            arrival_margin=timedelta(0),
-        )
+        evaluator = _evaluator(runtime, kept=False)
         assert evaluator.run_once(now=T0 + timedelta(minutes=50)).tickets == 2
         assert evaluator.run_once(now=T0 + timedelta(hours=11)).tickets == 1  # OPEN only
         post("NEW", _event(0, 600, "created", actor_type="customer", status="open"))
@@ -172,17 +165,6 @@ def test_a_restart_goes_on_incrementally(engine_name: str, tmp_path: Path) -> No
     (the setup digest is the same in a new process), without it the pass is full."""
     settings = make_settings(engine_name, tmp_path)
 
-    def evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
-        return SlaEvaluator(
-            runtime.ingest,
-            runtime.metadata.workspaces,
-            runtime.pipe_context,
-            interval=60,
-            lookback_days=30,
-            arrival_margin=timedelta(0),
-            passes=runtime.sla_passes if kept else None,
-        )
-
     runtime = Runtime.open(settings)
     try:
         workspace = runtime.metadata.create_workspace("w")
@@ -195,13 +177,27 @@ def test_a_restart_goes_on_incrementally(engine_name: str, tmp_path: Path) -> No
         rows = [RawRow({**e, "ticket_id": "DONE", "event_id": f"DONE{e['event_id']}"}, "") for e in done]
         rows.append(RawRow({**done[0], "ticket_id": "OPEN", "event_id": "OPEN0"}, ""))
         runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
-        assert evaluator(runtime, kept=True).run_once(now=T0 + timedelta(minutes=50)).tickets == 2
+        assert _evaluator(runtime, kept=True).run_once(now=T0 + timedelta(minutes=50)).tickets == 2
     finally:
         runtime.close()
 
     restarted = Runtime.open(settings)
     try:
-        assert evaluator(restarted, kept=True).run_once(now=T0 + timedelta(hours=11)).tickets == 1
-        assert evaluator(restarted, kept=False).run_once(now=T0 + timedelta(hours=11)).tickets == 2
+        assert _evaluator(restarted, kept=True).run_once(now=T0 + timedelta(hours=11)).tickets == 1
+        assert _evaluator(restarted, kept=False).run_once(now=T0 + timedelta(hours=11)).tickets == 2
     finally:
         restarted.close()
+
+
+def _evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
+    """An evaluator for which every arrival before a pass is old news (no margin), keeping its
+    passes in the runtime's store or only in memory."""
+    return SlaEvaluator(
+        runtime.ingest,
+        runtime.metadata.workspaces,
+        runtime.pipe_context,
+        interval=60,
+        lookback_days=30,
+        arrival_margin=timedelta(0),
+        passes=runtime.sla_passes if kept else None,
+    )
