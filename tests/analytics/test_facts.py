@@ -165,3 +165,26 @@ def test_resolution_quality_from_facts_equals_the_log(
     assert _quality(facts) == _quality(activity.quality_from_log(context, filters))
     early = activity.Filters(window, None, None, None, None, None, at(-30))  # before every event
     assert activity.quality_from_facts(context, early) is None
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(grouped_batches(), st.integers(450, 2000), st.booleans())
+def test_time_per_category_from_facts_equals_the_log(
+    runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int, business: bool
+) -> None:
+    """Per ticket and category: the time spent and whether it was visited (a visit over a closed
+    calendar counts no business time but is still a visit)."""
+    workspace, _, _ = load_grouped(runtime, batch)
+    context = runtime.pipe_context(workspace)
+    filters = activity.Filters(
+        Window(at(-60), at(3000)), None, None, None, None, None, at(as_of_minute), business
+    )
+    facts = activity.category_time_from_facts(context, filters)
+    log = activity.time_in_status_from_log(context, filters, by_category=True)
+    assert facts is not None
+    assert facts.labels == log.labels
+    # Both list the tickets with a log, in the order the store returned them: compare as sets of rows.
+    as_rows = lambda found: sorted(zip(found.spent_ms.tolist(), found.visited.tolist(), strict=True))  # noqa: E731
+    assert as_rows(facts) == as_rows(log)
+    early = activity.Filters(Window(at(-60), at(3000)), None, None, None, None, None, at(-30), business)
+    assert activity.category_time_from_facts(context, early) is None

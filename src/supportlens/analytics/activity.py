@@ -21,22 +21,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, conditions, tickets_from
-from supportlens.analytics.facts import facts_serve
+from supportlens.analytics.facts import category_totals, current_intervals, facts_serve
 from supportlens.analytics.history import (
     TICKET_COLUMNS,
     History,
     epoch_ms,
     from_epoch_ms,
     load_history,
+    row_calendars,
     timestamp_ms,
 )
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.timeline import CATEGORIES
+from supportlens.analytics.timeline import CATEGORIES, CalendarClock, DurationClock
 from supportlens.domain.metrics import MS_PER_MINUTE, minutes, percentage, round2
 from supportlens.domain.periods import PeriodUnit, zone
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import format_timestamps
+from supportlens.store.schema import FACT_CLOCKS
 
 I64 = npt.NDArray[np.int64]
 _F = "Nullable(Float64)"
@@ -188,38 +190,96 @@ TIME_IN_STATUS_COLUMNS: list[tuple[str, str]] = [
 
 
 def time_in_status(context: PipeContext, filters: Filters, *, by_category: bool) -> PipeResult:
-    """Per status (or category): tickets that spent time in it, and the time each spent there."""
+    """Per status (or category): tickets that spent time in it, and the time each spent there.
+    By category, from the stored time facts where they serve; by status, from the log."""
+    found = category_time_from_facts(context, filters) if by_category else None
+    if found is None:
+        found = time_in_status_from_log(context, filters, by_category=by_category)
+    rows: list[dict[str, Any]] = []
+    for column, label in enumerate(found.labels):
+        spent = found.spent_ms[found.visited[:, column], column]
+        if len(spent) == 0:
+            continue
+        summary = _summary(spent)
+        category = label if by_category else _category(context, label).value
+        rows.append(
+            {
+                "status": label,
+                "status_category": category,
+                "tickets": summary["count"],
+                "total_minutes": minutes(int(spent.sum())),
+                "mean_minutes": summary["mean"],
+                "median_minutes": summary["median"],
+                "p90_minutes": summary["p90"],
+            }
+        )
+    rows.sort(key=lambda row: (-row["tickets"], row["status"]))
+    return PipeResult(TIME_IN_STATUS_COLUMNS, rows, found.tickets, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeIn:
+    """Per ticket with a log (rows) and status or category (columns, ``labels``): the time spent
+    there and whether it was visited at all (a visit may count no business time); ``tickets``
+    matched the filters."""
+
+    labels: list[str]
+    spent_ms: I64
+    visited: npt.NDArray[np.bool_]
+    tickets: int
+
+
+def time_in_status_from_log(context: PipeContext, filters: Filters, *, by_category: bool) -> TimeIn:
     history = _history(context, filters)
     timelines = history.timelines
-    rows: list[dict[str, Any]] = []
-    if timelines is not None:
-        matrix = timelines.in_category_ms if by_category else timelines.in_status_ms
-        labels = [c.value for c in CATEGORIES] if by_category else list(timelines.status_names)
-        codes = timelines.intervals.status
-        if by_category:
-            category_of = np.array([CATEGORIES.index(_category(context, n)) for n in timelines.status_names])
-            codes = category_of[codes]
-        visited = np.zeros(matrix.shape, dtype=bool)
-        visited[timelines.intervals.ticket, codes] = True
-        for column, label in enumerate(labels):
-            spent = matrix[visited[:, column], column]
-            if len(spent) == 0:
-                continue
-            summary = _summary(spent)
-            category = label if by_category else _category(context, label).value
-            rows.append(
-                {
-                    "status": label,
-                    "status_category": category,
-                    "tickets": summary["count"],
-                    "total_minutes": minutes(int(spent.sum())),
-                    "mean_minutes": summary["mean"],
-                    "median_minutes": summary["median"],
-                    "p90_minutes": summary["p90"],
-                }
-            )
-    rows.sort(key=lambda row: (-row["tickets"], row["status"]))
-    return PipeResult(TIME_IN_STATUS_COLUMNS, rows, history.tickets.num_rows, 0.0)
+    if timelines is None:
+        return TimeIn(
+            [], np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool), history.tickets.num_rows
+        )
+    matrix = timelines.in_category_ms if by_category else timelines.in_status_ms
+    labels = [c.value for c in CATEGORIES] if by_category else list(timelines.status_names)
+    codes = timelines.intervals.status
+    if by_category:
+        category_of = np.array([CATEGORIES.index(_category(context, n)) for n in timelines.status_names])
+        codes = category_of[codes]
+    visited = np.zeros(matrix.shape, dtype=bool)
+    visited[timelines.intervals.ticket, codes] = True
+    return TimeIn(labels, matrix, visited, history.tickets.num_rows)
+
+
+_CATEGORY_FACTS = (
+    "last_event_at",
+    "facts_key",
+    "timeline_status",
+    "status_since",
+    *(f"{clock}_in_{c.value}_ms" for clock in FACT_CLOCKS for c in CATEGORIES),
+)
+
+
+def category_time_from_facts(context: PipeContext, filters: Filters) -> TimeIn | None:
+    """Time per status category from the stored facts plus each current interval, or None when
+    some ticket's facts cannot serve.  A category was visited when it holds closed calendar time
+    (a finished visit always lasts) or is the current one."""
+    tickets = _tickets(context, filters, *_CATEGORY_FACTS)
+    as_of_ms = epoch_ms(filters.as_of)
+    if not facts_serve(context, tickets, as_of_ms):
+        return None
+    _, logged = timestamp_ms(tickets, "last_event_at")
+    clock: DurationClock = CalendarClock()
+    if filters.business_hours:
+        clock = row_calendars(context, tickets, filters.as_of, tickets.column("status_since"))
+    current = current_intervals(context, tickets, logged, as_of_ms, clock)
+    spent = category_totals(tickets, "business" if filters.business_hours else "calendar", current)
+    visited = np.stack(
+        [
+            np.asarray(tickets.column(f"calendar_in_{c.value}_ms").fill_null(0).to_numpy(), dtype=np.int64)
+            > 0
+            for c in CATEGORIES
+        ],
+        axis=1,
+    )
+    visited[np.arange(tickets.num_rows), current.category] = True
+    return TimeIn([c.value for c in CATEGORIES], spent[logged], visited[logged], tickets.num_rows)
 
 
 def _category(context: PipeContext, status: str) -> StatusCategory:

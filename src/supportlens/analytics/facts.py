@@ -19,6 +19,7 @@ calendar changes restate the workspace's tickets, which refreshes the facts.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from supportlens.analytics.common import PipeContext
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.timeline import (
     CATEGORIES,
+    DurationClock,
     EventColumns,
     TicketCalendars,
     Timelines,
@@ -39,7 +41,7 @@ from supportlens.analytics.timeline import (
 )
 from supportlens.domain.calendars import BusinessClock, CalendarChoice
 from supportlens.domain.metrics import minutes_array
-from supportlens.domain.statuses import StatusMap
+from supportlens.domain.statuses import StatusCategory, StatusMap
 from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS
 
 I64 = npt.NDArray[np.int64]
@@ -177,3 +179,42 @@ def facts_serve(context: PipeContext, tickets: pa.Table, as_of_ms: int) -> bool:
     )
     stored = found[encoded.indices.fill_null(len(found) - 1).to_numpy(zero_copy_only=False)]
     return bool((stored[logged] == want[logged]).all())
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentIntervals:
+    """Each ticket row's current status interval, from ``status_since`` to the evaluation time:
+    its length by the answer's clock, and the status (codes into ``status_names``) and category
+    (index into CATEGORIES) it is in.  Meaningless on rows without facts."""
+
+    open_ms: I64
+    status_names: list[str]
+    status_codes: I64
+    category: I64
+
+
+def current_intervals(
+    context: PipeContext, tickets: pa.Table, logged: BOOL, as_of_ms: int, clock: DurationClock
+) -> CurrentIntervals:
+    rows = np.arange(tickets.num_rows, dtype=np.int64)
+    since, _ = timestamp_ms(tickets, "status_since")
+    since = np.where(logged, since, as_of_ms)  # the others' values never reach the clock
+    open_ms = clock.cumulative(np.maximum(as_of_ms, since), rows) - clock.cumulative(since, rows)
+    encoded = pc.dictionary_encode(tickets.column("timeline_status")).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    index = {category: position for position, category in enumerate(CATEGORIES)}
+    category_of = [index[context.statuses.category(name) or StatusCategory.OPEN] for name in names]
+    current = np.array([*category_of, 0], dtype=np.int64)[codes] if names else codes
+    return CurrentIntervals(open_ms, names, codes, current)
+
+
+def category_totals(tickets: pa.Table, clock_name: str, current: CurrentIntervals) -> I64:
+    """Milliseconds per ticket row (rows) and status category (columns, CATEGORIES order): the
+    stored closed time by ``clock_name`` plus the current interval in its category."""
+    totals = np.zeros((tickets.num_rows, len(CATEGORIES)), dtype=np.int64)
+    for code, category in enumerate(CATEGORIES):
+        column = tickets.column(f"{clock_name}_in_{category.value}_ms").fill_null(0)
+        stored = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+        totals[:, code] = stored + np.where(current.category == code, current.open_ms, 0)
+    return totals

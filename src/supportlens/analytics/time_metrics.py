@@ -23,7 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, run, tickets_from
-from supportlens.analytics.facts import facts_serve, join_present, status_fragments
+from supportlens.analytics.facts import (
+    category_totals,
+    current_intervals,
+    facts_serve,
+    join_present,
+    status_fragments,
+)
 from supportlens.analytics.history import (
     TICKET_COLUMNS,
     History,
@@ -250,17 +256,9 @@ def _fact_columns(
     """The columns of the tickets with events (null elsewhere): stored closed time plus the current
     status interval from ``status_since`` to ``as_of``."""
     n = tickets.num_rows
-    rows = np.arange(n, dtype=np.int64)
-    since, _ = timestamp_ms(tickets, "status_since")
-    since = np.where(logged, since, as_of_ms)  # the others' values never reach the clock
-    open_ms = clock.cumulative(np.maximum(as_of_ms, since), rows) - clock.cumulative(since, rows)
-    encoded = pc.dictionary_encode(tickets.column("timeline_status")).combine_chunks()
-    status_names = encoded.dictionary.to_pylist()
-    codes = np.asarray(encoded.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    category_of = [
-        _CATEGORY_INDEX[context.statuses.category(name) or StatusCategory.OPEN] for name in status_names
-    ]
-    current_category = np.array([*category_of, 0], dtype=np.int64)[codes] if status_names else codes
+    current = current_intervals(context, tickets, logged, as_of_ms, clock)
+    open_ms, current_category = current.open_ms, current.category
+    status_names, codes = current.status_names, current.status_codes
 
     def stored(name: str) -> tuple[np.ndarray, np.ndarray]:
         column = tickets.column(f"{clock_name}_{name}")
@@ -270,13 +268,7 @@ def _fact_columns(
     def minutes_of(ms: np.ndarray, has: np.ndarray | None = None) -> pa.Array:
         return pa.array(minutes_array(ms), mask=~(logged if has is None else logged & has))
 
-    in_category = np.stack(
-        [
-            stored(f"in_{c.value}_ms")[0] + np.where(current_category == i, open_ms, 0)
-            for i, c in enumerate(CATEGORIES)
-        ],
-        axis=1,
-    )
+    in_category = category_totals(tickets, clock_name, current)
 
     def total(*categories: StatusCategory) -> np.ndarray:
         summed: np.ndarray = in_category[:, [_CATEGORY_INDEX[c] for c in categories]].sum(axis=1)
