@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -139,7 +140,7 @@ def serve(
         empty = not metadata.workspaces()
         metadata.close()
         if empty:
-            _fill_demo(tickets=20_000, days=180, seed=42, workspace=DEMO_WORKSPACE)
+            _fill_demo(tickets=20_000, days=180, seed=42, workspace=DEMO_WORKSPACE, activity_tickets=2_000)
     if print_token:
         _print_run_token(f"http://{bind_host}:{bind_port}")
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
@@ -177,16 +178,29 @@ def demo(
     tickets: Annotated[int, typer.Option(help="How many tickets to generate.")] = 20_000,
     days: Annotated[int, typer.Option(help="Spread over this many days up to now.")] = 180,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    activity_tickets: Annotated[
+        int,
+        typer.Option(
+            help="Also this many tickets known by their activity log (Freshdesk exports of the last "
+            "14 days, numeric ids): time in status, reply times, business hours."
+        ),
+    ] = 2_000,
     workspace: WorkspaceOption = DEMO_WORKSPACE,
 ) -> None:
     """Fill a workspace (created if missing) with realistic, deterministic demo tickets."""
-    secret = _fill_demo(tickets=tickets, days=days, seed=seed, workspace=workspace)
+    if activity_tickets < 0:
+        raise _fail("--activity-tickets must be 0 or more")
+    secret = _fill_demo(
+        tickets=tickets, days=days, seed=seed, workspace=workspace, activity_tickets=activity_tickets
+    )
     if secret:
         console.print(f"Admin token of the new workspace '{workspace}' (shown once): [green]{secret}[/green]")
 
 
-def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str) -> str | None:
-    """Generate and ingest the demo data; the admin token's secret when the workspace is new."""
+def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_tickets: int) -> str | None:
+    """Generate and ingest the demo data (snapshots, then activity exports); the admin token's
+    secret when the workspace is new."""
+    from supportlens.demo.activities import generate_activity_columns, write_export_files
     from supportlens.demo.generator import DemoConfig, generate_events
 
     secret = None
@@ -202,10 +216,20 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str) -> str | N
         rows = (RawRow(event, "") for batch in generate_events(config) for event in batch)
         batches = _row_batches(runtime, target, rows)
         accepted, rejected = _ingest_batches(runtime, target, batches, total=tickets, label="demo tickets")
+        console.print(f"Demo data: {accepted} tickets written to '{workspace}' ({rejected} quarantined).")
+        if activity_tickets:
+            history_days = min(days, _DEMO_HISTORY_DAYS)
+            columns = generate_activity_columns(activity_tickets, seed, now, history_days)
+            with tempfile.TemporaryDirectory(prefix="supportlens-demo-") as directory:
+                paths = write_export_files(Path(directory), columns, end=now, days=history_days)
+                _import_activities(runtime, target, paths, quiet=True)
+            console.print(f"Demo activity log: {activity_tickets} tickets over the last {history_days} days.")
     finally:
         runtime.close()
-    console.print(f"Demo data: {accepted} tickets written to '{workspace}' ({rejected} quarantined).")
     return secret
+
+
+_DEMO_HISTORY_DAYS = 14
 
 
 FRESHDESK_ACTIVITIES = "freshdesk-activities"
@@ -263,7 +287,10 @@ def _advance(bar: Progress, task: TaskID, events: int) -> None:
     bar.update(task, advance=events)
 
 
-def _import_activities(runtime: Runtime, workspace: Workspace, paths: list[Path]) -> None:
+def _import_activities(
+    runtime: Runtime, workspace: Workspace, paths: list[Path], *, quiet: bool = False
+) -> None:
+    """Import export files in order (``quiet``: no line per file, warnings only)."""
     requesters: Mapping[str, frozenset[str]] = {}
     for path in paths:
         with Progress(
@@ -283,11 +310,12 @@ def _import_activities(runtime: Runtime, workspace: Workspace, paths: list[Path]
             except FreshdeskFormatError as exc:
                 raise _fail(f"{path}: not a Freshdesk activities export: {exc}") from None
         runtime.record_import(workspace.id, summary)
-        console.print(
-            f"{path}: {summary.activities} activities -> {summary.events} events; "
-            f"{summary.ignored_activities} without analytics meaning, "
-            f"{summary.rejected_activities} quarantined"
-        )
+        if not quiet:
+            console.print(
+                f"{path}: {summary.activities} activities -> {summary.events} events; "
+                f"{summary.ignored_activities} without analytics meaning, "
+                f"{summary.rejected_activities} quarantined"
+            )
         if not summary.count_matches:
             console.print(
                 f"  [yellow]warning:[/yellow] metadata.activities_count says {summary.declared_activities}, "

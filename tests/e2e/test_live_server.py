@@ -135,13 +135,23 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
 
 def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
     env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
-    output = _cli(env, "demo", "--tickets", "3000", "--days", "30", "-w", "sandbox")
+    output = _cli(
+        env, "demo", "--tickets", "3000", "--days", "30", "--activity-tickets", "400", "-w", "sandbox"
+    )
     assert "3000 tickets written" in output
+    assert "400 tickets over the last 14 days" in output
     metrics = json.loads(_cli(env, "query", "ticket_metrics", "-w", "sandbox", "--format", "json"))
-    assert metrics[0]["total_tickets"] == 3000
+    assert metrics[0]["total_tickets"] == 3400
     assert metrics[0]["avg_first_response_time_minutes"] is not None
     agents = json.loads(_cli(env, "query", "agent_performance", "-w", "sandbox", "--format", "json"))
     assert len(agents) > 5
+    # The tickets known by their activity log fill the history-based pipes.
+    spent = json.loads(_cli(env, "query", "time_in_status", "-w", "sandbox", "--format", "json"))
+    assert sum(row["tickets"] for row in spent) >= 400
+    per_ticket = _cli(
+        env, "query", "ticket_time_metrics", "-p", "business_hours=true", "-w", "sandbox", "--format", "json"
+    )
+    assert any(row["has_activity_log"] for row in json.loads(per_ticket))
 
 
 def test_cli_tokens(tmp_path: Path) -> None:
