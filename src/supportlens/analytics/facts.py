@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext
-from supportlens.analytics.history import timestamp_ms
+from supportlens.analytics.history import from_epoch_ms, timestamp_ms
 from supportlens.analytics.timeline import (
     CATEGORIES,
     DurationClock,
@@ -98,7 +98,9 @@ def compute_facts(
     low = int(columns.at_ms.min()) - _DAY_MS
     high = int(columns.at_ms.max()) + _DAY_MS
     used, compact = np.unique(calendar_of, return_inverse=True)
-    clocks = [BusinessClock(calendars.schedules[int(i)], _dt(low), _dt(high)) for i in used]
+    clocks = [
+        BusinessClock(calendars.schedules[int(i)], from_epoch_ms(low), from_epoch_ms(high)) for i in used
+    ]
     business_clock = TicketCalendars(clocks, compact.astype(np.int64))
     business = compute_timelines(
         columns, as_of_ms=_FAR_FUTURE_MS, statuses=statuses, clock=business_clock, closed_only=True
@@ -150,10 +152,6 @@ def _masked(values: I64, has: BOOL) -> pa.Array:
 
 def _timestamps(ms: I64) -> pa.Array:
     return pa.array(ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-
-
-def _dt(ms: int) -> Any:
-    return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).as_py()
 
 
 def facts_serve(context: PipeContext, tickets: pa.Table, as_of_ms: int) -> bool:

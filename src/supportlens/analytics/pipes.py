@@ -46,12 +46,12 @@ class Pipe:
         return self.handler(context, parse_params(self.params, query))
 
 
-def _window(context: PipeContext, values: dict[str, Any]) -> Window:
+def _window(context: PipeContext, values: dict[str, Any], default_days: int | None = None) -> Window:
     return resolve_window(
         values["start_date"],
         values["end_date"],
         now=context.now,
-        default_days=context.default_window_days,
+        default_days=default_days or context.default_window_days,
         names=("start_date", "end_date"),
     )
 
@@ -165,9 +165,11 @@ def _group_by_param(default: str, choices: str) -> Param:
     return Param("group_by", Kind.TEXT, f"Rows per {choices}.", default=default)
 
 
-def _activity_filters(context: PipeContext, values: dict[str, Any]) -> activity.Filters:
+def _activity_filters(
+    context: PipeContext, values: dict[str, Any], default_days: int | None = None
+) -> activity.Filters:
     return activity.Filters(
-        window=_window(context, values),
+        window=_window(context, values, default_days),
         agent_id=values["agent_id"],
         group_id=values["group_id"],
         category=values["category"],
@@ -258,22 +260,7 @@ _BACKLOG_DAYS = 30
 
 
 def _backlog(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    window = resolve_window(
-        values["start_date"],
-        values["end_date"],
-        now=context.now,
-        default_days=_BACKLOG_DAYS,
-        names=("start_date", "end_date"),
-    )
-    filters = activity.Filters(
-        window=window,
-        agent_id=values["agent_id"],
-        group_id=values["group_id"],
-        category=values["category"],
-        priority=values["priority"],
-        channel=values["channel"],
-        as_of=_as_of(context, values["as_of"]),
-    )
+    filters = _activity_filters(context, values, _BACKLOG_DAYS)
     grouping = str(values["group_by"]).lower()
     if grouping not in ("none", "status", "priority"):
         raise ParamError("group_by", f"must be none, status or priority; got {values['group_by']!r}")

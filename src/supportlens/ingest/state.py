@@ -18,7 +18,7 @@ timelines plus business time in the ticket's calendar (its group's, else the def
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.facts import compute_facts
+from supportlens.analytics.history import epoch_ms, from_epoch_ms
 from supportlens.analytics.timeline import (
     CalendarClock,
     calendar_codes,
@@ -75,7 +76,7 @@ def derive_state(
     out: dict[str, list[Any]] = {name: [] for name in _STATE_COLUMNS}
     for index, ticket_id in enumerate(ticket_ids):
         snapshot = newest.get(ticket_id)
-        snapshot_ms = _ms(snapshot["version_at"]) if snapshot else None
+        snapshot_ms = epoch_ms(snapshot["version_at"]) if snapshot else None
         state: dict[str, Any] = {}
         source: dict[str, str] = {}
         for name in _ATTRIBUTES:
@@ -88,11 +89,13 @@ def derive_state(
         if state["status"] is None:
             state["status"] = INITIAL_STATUS  # as in the timeline: a ticket starts "new"
         created_ms = int(timelines.created_ms[index])
-        created_at = _dt(created_ms)
+        created_at = from_epoch_ms(created_ms)
         if snapshot is not None and snapshot["created_at"] < created_at:
             created_at = snapshot["created_at"]
         first_response = (
-            _dt(int(timelines.first_response_at_ms[index])) if timelines.has_first_response[index] else None
+            from_epoch_ms(int(timelines.first_response_at_ms[index]))
+            if timelines.has_first_response[index]
+            else None
         )
         if snapshot is not None and snapshot["first_response_at"] is not None:
             first_response = min(filter(None, (first_response, snapshot["first_response_at"])))
@@ -100,7 +103,9 @@ def derive_state(
         resolved_at: datetime | None = None
         if resolved:
             by_events = (
-                _dt(int(timelines.resolved_at_ms[index])) if timelines.has_full_resolution[index] else None
+                from_epoch_ms(int(timelines.resolved_at_ms[index]))
+                if timelines.has_full_resolution[index]
+                else None
             )
             by_snapshot: datetime | None = snapshot["resolved_at"] if snapshot else None
             if source["status"] == "events":
@@ -112,7 +117,7 @@ def derive_state(
         rated_later = score is not None and int(set_at["score"][index]) >= (snapshot_ms or 0)
         if snapshot is not None and snapshot["satisfaction_score"] is not None and not rated_later:
             score = snapshot["satisfaction_score"]
-        last_event = _dt(int(columns.at_ms[last_row[index]]))
+        last_event = from_epoch_ms(int(columns.at_ms[last_row[index]]))
         version = max(last_event, snapshot["version_at"]) if snapshot else last_event
         seq = int(last_seq[index])
         row_values = {
@@ -130,7 +135,7 @@ def derive_state(
             "is_resolved": resolved,
             "version_at": version,
             "seq": max(seq, snapshot["seq"]) if snapshot else seq,
-            "received_at": _dt(int(last_received[index])),
+            "received_at": from_epoch_ms(int(last_received[index])),
         }
         for name in _STATE_COLUMNS:
             out[name].append(row_values[name])
@@ -169,17 +174,5 @@ def _newest_snapshots(snapshots: pa.Table) -> dict[str, dict[str, Any]]:
     return {row["ticket_id"]: row for row in ordered.to_pylist()}  # later rows overwrite earlier
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MS
-
-
-def _dt(ms: int) -> datetime:
-    return _EPOCH + ms * _MS
-
-
 def _between(start: datetime, end: datetime | None) -> int | None:
-    return None if end is None else _ms(end) - _ms(start)
+    return None if end is None else epoch_ms(end) - epoch_ms(start)
