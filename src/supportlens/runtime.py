@@ -7,8 +7,9 @@ workspace's stored tickets through the single writer (``set_status_names``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 
 class UnknownPipe(LookupError):
     pass
+
+
+@dataclass
+class CalendarChange:
+    before: tuple[str, tuple[tuple[str, str], ...]]  # the calendar signature before the change
+    restating: Future[int] | None = None  # set at the end: the queued restatement, if any
 
 
 @dataclass
@@ -128,6 +135,14 @@ class Runtime:
         if self.calendar_signature(workspace) == before:
             return None
         return self.writer.restate(workspace.id, progress=progress)
+
+    @contextmanager
+    def calendar_change(self, workspace: Workspace) -> Iterator[CalendarChange]:
+        """Around a change to the workspace's calendars or group assignments: when the block ends
+        without an error, restate its tickets if some ticket's calendar changed (``restating``)."""
+        change = CalendarChange(self.calendar_signature(workspace))
+        yield change
+        change.restating = self.restate_if_calendars_changed(workspace, change.before)
 
     def record_import(self, workspace_id: str, summary: ImportSummary) -> None:
         """Remember an imported activity export (its window answers ``as_of=export_end``)."""

@@ -109,11 +109,14 @@ def test_outdated_facts_are_not_used_and_restating_refreshes_them(runtime: Runti
     assert facts == log_after
 
     # Another calendar for a group: outdated until restated (the runtime queues that itself).
-    before = runtime.calendar_signature(workspace)
     night = next(c for c in runtime.configuration.calendars(workspace.id) if c.name == "Night shift")
-    runtime.configuration.assign_group(workspace.id, "east", night.id)
+    with runtime.calendar_change(workspace) as change:
+        runtime.configuration.assign_group(workspace.id, "east", night.id)
+    with runtime.calendar_change(workspace) as nothing:  # the same assignment again
+        runtime.configuration.assign_group(workspace.id, "east", night.id)
+    assert nothing.restating is None
     assert runtime.restate_if_calendars_changed(workspace, runtime.calendar_signature(workspace)) is None
-    restating = runtime.restate_if_calendars_changed(workspace, before)
+    restating = change.restating
     assert restating is not None
     restating.result()
     facts, log = _answers(runtime, workspace, late, True)

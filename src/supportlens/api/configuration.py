@@ -142,10 +142,8 @@ def create_calendar(
     request: Request, response: Response, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
     rt = runtime(request)
-    before = rt.calendar_signature(who.workspace)
-    with repository_errors():
+    with rt.calendar_change(who.workspace), repository_errors():
         stored = rt.configuration.create_calendar(who.workspace.id, definition)
-    rt.restate_if_calendars_changed(who.workspace, before)
     response.headers["Location"] = f"/v1/calendars/{stored.id}"
     return Calendar.of(stored)
 
@@ -165,10 +163,8 @@ def replace_calendar(
     request: Request, calendar_id: str, definition: CalendarDefinition, who: Caller = Depends(admin)
 ) -> Calendar:
     rt = runtime(request)
-    before = rt.calendar_signature(who.workspace)
-    with repository_errors():
+    with rt.calendar_change(who.workspace), repository_errors():
         stored = rt.configuration.replace_calendar(who.workspace.id, calendar_id, definition)
-    rt.restate_if_calendars_changed(who.workspace, before)
     return Calendar.of(stored)
 
 
@@ -181,10 +177,8 @@ def replace_calendar(
 )
 def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Response:
     rt = runtime(request)
-    before = rt.calendar_signature(who.workspace)
-    with repository_errors():
+    with rt.calendar_change(who.workspace), repository_errors():
         rt.configuration.delete_calendar(who.workspace.id, calendar_id)
-    rt.restate_if_calendars_changed(who.workspace, before)
     return Response(status_code=204)
 
 
@@ -195,11 +189,9 @@ def delete_calendar(request: Request, calendar_id: str, who: Caller = Depends(ad
 )
 def set_default(request: Request, calendar_id: str, who: Caller = Depends(admin)) -> Calendar:
     rt = runtime(request)
-    before = rt.calendar_signature(who.workspace)
-    with repository_errors():
+    with rt.calendar_change(who.workspace), repository_errors():
         rt.configuration.set_default_calendar(who.workspace.id, calendar_id)
         stored = rt.configuration.calendar(who.workspace.id, calendar_id)
-    rt.restate_if_calendars_changed(who.workspace, before)
     return Calendar.of(stored)
 
 
@@ -221,16 +213,14 @@ async def import_ical(request: Request, calendar_id: str, who: Caller = Depends(
     body = await read_body(request, rt.settings.max_body_bytes)
 
     def add() -> IcalImport:
-        before = rt.calendar_signature(who.workspace)
-        with repository_errors():
+        with rt.calendar_change(who.workspace), repository_errors():
             stored = rt.configuration.calendar(who.workspace.id, calendar_id)
             try:
                 definition, added = add_ical_holidays(stored.definition, body)
             except CalendarError as exc:
                 raise invalid_field(("body",), str(exc)) from None
             updated = rt.configuration.replace_calendar(who.workspace.id, calendar_id, definition)
-        rt.restate_if_calendars_changed(who.workspace, before)
-        return IcalImport(calendar=Calendar.of(updated), holidays_added=added)
+            return IcalImport(calendar=Calendar.of(updated), holidays_added=added)
 
     return await run_in_threadpool(add)
 
@@ -244,13 +234,11 @@ def assign_group(
     request: Request, group_id: str, body: GroupCalendar, who: Caller = Depends(admin)
 ) -> GroupAssignment:
     rt = runtime(request)
-    before = rt.calendar_signature(who.workspace)
-    with repository_errors():
+    with rt.calendar_change(who.workspace), repository_errors():
         try:
             rt.configuration.assign_group(who.workspace.id, group_id, body.calendar_id)
         except ValueError as exc:
             raise invalid_field(("path", "group_id"), str(exc)) from None
-    rt.restate_if_calendars_changed(who.workspace, before)
     return GroupAssignment(group_id=group_id.strip(), calendar_id=body.calendar_id)
 
 
