@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean browser reliability
+VENDOR := src/supportlens/web/static/vendor/chart.umd.min.js
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,9 +13,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The dashboard's chart library, from the npm registry (web/package.json, locked), never committed.
+$(VENDOR): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $(VENDOR))
+	cp web/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)
 
-run: $(STAMP)
+# Debian's Chromium drives the dashboard's browser tests (SUPPORTLENS_CHROMIUM names another binary).
+browser:
+	@test -n "$$SUPPORTLENS_CHROMIUM" || command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
+install: $(STAMP) $(VENDOR)
+
+run: $(STAMP) $(VENDOR)
 	$(BIN)/supportlens serve --demo-if-empty --print-token
 
 lint: $(STAMP)
@@ -22,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(VENDOR) browser
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 format: $(STAMP)
@@ -32,5 +44,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+# Long forms of tests/reliability (crash, shutdown, time limits, load at 1M tickets, fuzzing),
+# then docs/reliability.md from their figures (build/reliability/*.json).
+reliability: $(STAMP)
+	rm -rf build/reliability
+	SUPPORTLENS_RELIABILITY=long $(BIN)/pytest -q tests/reliability; \
+		status=$$?; $(BIN)/python -m tests.reliability.report && exit $$status
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules $(dir $(VENDOR))

@@ -711,8 +711,12 @@ def test_time_trends_day_rows_and_zero_fill() -> None:
         "avg_resolution_time_minutes",
         "avg_response_time_minutes",
         "avg_satisfaction_score",
+        "median_response_time_minutes",
+        "p90_response_time_minutes",
+        "median_resolution_time_minutes",
+        "p90_resolution_time_minutes",
     ]
-    assert [tuple(r.values()) for r in rows] == [
+    assert [tuple(r.values())[:6] for r in rows] == [
         ("2024-01-01 00:00:00", 2, 1, 20.0, 15.0, 4.0),
         ("2024-01-02 00:00:00", 1, 0, None, None, None),
         ("2024-01-03 00:00:00", 1, 1, 30.0, None, 2.0),
@@ -725,6 +729,10 @@ def test_time_trends_day_rows_and_zero_fill() -> None:
         "avg_resolution_time_minutes": None,
         "avg_response_time_minutes": None,
         "avg_satisfaction_score": None,
+        "median_response_time_minutes": None,
+        "p90_response_time_minutes": None,
+        "median_resolution_time_minutes": None,
+        "p90_resolution_time_minutes": None,
     }
     rows = trends(TREND_TICKETS, "2024-01-01 00:00:00", "2024-01-03 23:59:59.999", priority="Critical")
     assert counts(rows) == [

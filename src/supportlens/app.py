@@ -11,6 +11,7 @@ from supportlens import __version__
 from supportlens.api import configuration, errors, events, imports, pipes, quarantine, sla
 from supportlens.config import Settings
 from supportlens.runtime import Runtime
+from supportlens.web import routes as dashboard
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime: Runtime = app.state.runtime
         return {"status": "ok", "engine": runtime.engine.name, "version": __version__}
 
+    dashboard.install(app)
     return app

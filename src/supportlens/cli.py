@@ -54,6 +54,7 @@ errors = Console(stderr=True)
 WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 DEMO_WORKSPACE = "demo"
 RUN_TOKEN_NAME = "make run"
+DASHBOARD_TOKEN_NAME = "make run: dashboard"
 BATCH_ROWS = 10_000
 
 
@@ -154,11 +155,14 @@ def _print_run_token(base_url: str) -> None:
         metadata.close()
         return
     for token in metadata.tokens(workspace.id):
-        if token.name == RUN_TOKEN_NAME and token.revoked_at is None:
+        if token.name in (RUN_TOKEN_NAME, DASHBOARD_TOKEN_NAME) and token.revoked_at is None:
             metadata.revoke(workspace.id, token.id)
     _, secret = metadata.create_token(workspace.id, RUN_TOKEN_NAME, {Scope.ADMIN})
+    _, reader = metadata.create_token(workspace.id, DASHBOARD_TOKEN_NAME, {Scope.READ})
     metadata.close()
     console.print(f"\n[bold]SupportLens[/bold] on {base_url}  (API docs: {base_url}/docs)")
+    # The fragment never reaches the server; the page keeps the read token for the browser session.
+    console.print(f"Dashboard (signed in with a read token):\n  [cyan]{base_url}/#token={reader}[/cyan]")
     console.print(f"Admin token of workspace '{DEMO_WORKSPACE}':\n  [green]{secret}[/green]\n")
     console.print("Try:")
     console.print(f"  export TOKEN={secret}")

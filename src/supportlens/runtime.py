@@ -6,12 +6,15 @@ workspace's stored tickets through the single writer (``set_status_names``)."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.pipes import PIPES
@@ -24,11 +27,12 @@ from supportlens.ingest.imports import ImportSummary
 from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
 from supportlens.store import create_engine
-from supportlens.store.base import Engine
+from supportlens.store.base import Engine, QueryTimeout, time_limit
 from supportlens.workers.passes import PassStore
 from supportlens.workers.sla_evaluator import SlaEvaluator
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class UnknownPipe(LookupError):
@@ -183,10 +187,13 @@ class Runtime:
         query: Mapping[str, str],
         fixed_filters: Mapping[str, str] | None = None,
     ) -> PipeResult:
+        """Run a pipe under the configured time limit, which bounds the whole run (every query
+        and the work between them), not each query alone: ``QueryTimeout`` past it."""
         pipe = PIPES.get(name)
         if pipe is None:
             raise UnknownPipe(name)
-        return pipe.run(self.pipe_context(workspace, fixed_filters), query)
+        context = self.pipe_context(workspace, fixed_filters)
+        return within_time_limit(self.settings.query_timeout_seconds, partial(pipe.run, context, query))
 
 
 def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:
@@ -196,3 +203,41 @@ def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:
         log.info("upgrading the store: restating the tickets of workspace %s", workspace.name)
         restated = writer.restate(workspace.id).result()
         log.info("restated %d tickets of workspace %s", restated, workspace.name)
+
+
+class _PastTimeLimit(QueryTimeout):
+    """Raised asynchronously in a thread whose work ran past its time limit (``within_time_limit``)."""
+
+
+def within_time_limit(seconds: float, work: Callable[[], T]) -> T:
+    """``work()`` on this thread, stopped with ``QueryTimeout`` once ``seconds`` have passed.
+
+    Queries share the limit (``store.base.time_limit``: each runs for what remains of it and the
+    engine interrupts it at the end).  Work between queries (Python computing over fetched rows)
+    is stopped by raising ``QueryTimeout`` in this thread at the limit; that is only done while
+    ``work`` runs (a lock orders it with the end of the work), so the exception never reaches code
+    outside this call."""
+    thread_id = threading.get_ident()
+    lock = threading.Lock()
+    running = True
+
+    def stop() -> None:
+        with lock:
+            if running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread_id), ctypes.py_object(_PastTimeLimit)
+                )
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    try:
+        try:
+            timer.start()
+            with time_limit(seconds):
+                return work()
+        finally:
+            with lock:
+                running = False
+            timer.cancel()
+    except QueryTimeout:
+        raise QueryTimeout(f"query stopped after the {seconds:g} s time limit") from None

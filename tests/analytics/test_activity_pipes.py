@@ -137,6 +137,24 @@ def test_aggregates_equal_plain_python(runtime: Runtime, drawn: list[tuple[Histo
             sum(1 for m in done if m.first_contact_resolution), len(done)
         )
 
+    # group_by=none: one row for the whole selection, its group null.
+    everyone = {**QUERY, "group_by": "none"}
+    (row,) = runtime.run_pipe("reply_times", workspace, everyone).rows
+    firsts = [w for first, _ in waits.values() for w in first]
+    laters = [w for _, later in waits.values() for w in later]
+    assert row["group"] is None
+    assert (row["first_replies"], row["first_reply_mean_minutes"], row["first_reply_p90_minutes"]) == (
+        _stats(firsts)[0],
+        _stats(firsts)[1],
+        _stats(firsts)[3],
+    )
+    assert (row["later_replies"], row["later_reply_median_minutes"]) == (_stats(laters)[0], _stats(laters)[2])
+    (row,) = runtime.run_pipe("resolution_quality", workspace, everyone).rows
+    done = [m for m in expected.values() if m.is_resolved]
+    assert (row["group"], row["tickets"], row["resolved_tickets"]) == (None, len(tickets), len(done))
+    (row,) = runtime.run_pipe("csat", workspace, everyone).rows
+    assert (row["group"], row["tickets"]) == (None, len(tickets))
+
 
 def test_backlog_counts_unresolved_tickets_at_each_day_end(runtime: Runtime) -> None:
     workspace = runtime.metadata.create_workspace("b")
@@ -193,6 +211,35 @@ def test_csat_leaves_unrated_tickets_out(runtime: Runtime) -> None:
     ).committed.result()
     (row,) = runtime.run_pipe("csat", workspace, {**QUERY, "group_by": "agent"}).rows
     assert (row["tickets"], row["ratings"], row["csat_pct"], row["csat_mean"]) == (5, 3, 66.67, 3.67)
+
+
+def test_group_by_none_answers_one_row_even_for_nothing(runtime: Runtime) -> None:
+    workspace = runtime.metadata.create_workspace("n")
+    for pipe in ("reply_times", "resolution_quality", "csat"):
+        (row,) = runtime.run_pipe(pipe, workspace, {**QUERY, "group_by": "none"}).rows
+        assert row["group"] is None
+    assert runtime.run_pipe("sla_attainment", workspace, {**QUERY, "group_by": "none"}).rows == []
+
+
+def test_timezone_parameter_cuts_the_periods(runtime: Runtime) -> None:
+    """A ticket created at 23:30 UTC belongs to the next day in Berlin, whatever the workspace's
+    reporting timezone; the backlog's days are Berlin days too."""
+    workspace = runtime.metadata.create_workspace("z")
+    ticket = {
+        "ticket_id": "T1",
+        "created_at": "2024-03-05 23:30:00",
+        "status": "open",
+        "satisfaction_score": 5,
+    }
+    runtime.ingest.ingest(workspace.id, "support_tickets", [RawRow(ticket, "")]).committed.result()
+    daily = {**QUERY, "group_by": "period", "time_interval": "day"}
+    for pipe in ("csat", "resolution_quality"):
+        (utc,) = runtime.run_pipe(pipe, workspace, daily).rows
+        (berlin,) = runtime.run_pipe(pipe, workspace, {**daily, "timezone": "Europe/Berlin"}).rows
+        assert (utc["group"], berlin["group"]) == ("2024-03-05 00:00:00", "2024-03-06 00:00:00")
+    window = {"start_date": "2024-03-05 12:00:00", "end_date": "2024-03-06 12:00:00", "as_of": "2024-03-07"}
+    days = runtime.run_pipe("backlog", workspace, {**window, "timezone": "Europe/Berlin"}).rows
+    assert [(r["day"], r["open_tickets"]) for r in days] == [("2024-03-05", 0), ("2024-03-06", 1)]
 
 
 @settings(max_examples=60, deadline=None)

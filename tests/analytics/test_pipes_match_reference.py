@@ -1,5 +1,6 @@
 """Every pipe, on both engines, against the independent pure-Python reference, on randomized
-postings and randomized parameters."""
+postings and randomized parameters: the dashboard filters, reporting timezones and business hours
+(each ticket's calendar: a group's own, else the workspace default) included."""
 
 from __future__ import annotations
 
@@ -13,25 +14,53 @@ from typing import Any
 import pytest
 
 from supportlens.auth.repository import Workspace
+from supportlens.configuration.calendars import CalendarDefinition
 from supportlens.domain import reference
+from supportlens.domain.calendars import CalendarChoice
 from supportlens.domain.models import TicketSnapshot
 from supportlens.ingest.service import RawRow
 from supportlens.ingest.tickets import validate_ticket
 from supportlens.runtime import Runtime
+from tests.analytics.test_time_metrics_pipe import GROUP_CALENDARS
 from tests.conftest import ENGINES, make_settings
 from tests.randomized import BASE, postings
 
 SEED = 20261122
 TICKETS = 1500
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe"]
+GROUPS = [None, "east", *GROUP_CALENDARS]  # "east" has no calendar of its own
+# The workspace default: split office hours in a DST zone, with a holiday and a half-day one.
+OFFICE = CalendarDefinition.model_validate(
+    {
+        "name": "Office",
+        "timezone": "Europe/Berlin",
+        "windows": [
+            {"weekday": day, "start": start, "end": end}
+            for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
+            for start, end in (("08:00", "12:00"), ("13:00", "17:30"))
+        ],
+        "holidays": [
+            {"date": "2025-05-01", "name": "Labour Day"},
+            {"date": "2025-12-24", "start": "12:00", "end": "24:00", "name": "Christmas Eve"},
+        ],
+    }
+)
 
 
 class Loaded:
-    def __init__(self, runtime: Runtime, workspace: Workspace, tickets: list[TicketSnapshot], rejected: int):
+    def __init__(
+        self,
+        runtime: Runtime,
+        workspace: Workspace,
+        tickets: list[TicketSnapshot],
+        rejected: int,
+        calendars: CalendarChoice,
+    ):
         self.runtime = runtime
         self.workspace = workspace
         self.tickets = tickets
         self.rejected = rejected
+        self.calendars = calendars
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -41,6 +70,11 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     workspace = runtime.metadata.create_workspace("equivalence")
     other = runtime.metadata.create_workspace("other")
     rows = postings(SEED, TICKETS)
+    groups = random.Random(f"{SEED}-groups")
+    for row in rows:
+        row["group_id"] = groups.choice(GROUPS)
+    for definition in (OFFICE, *GROUP_CALENDARS.values()):
+        runtime.configuration.create_calendar(workspace.id, definition)
     accepted: list[tuple[TicketSnapshot, datetime]] = []
     rejected = 0
     rng = random.Random(SEED)
@@ -61,7 +95,8 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     # Another workspace's tickets with the same ids must never leak into the answers.
     runtime.ingest.ingest(other.id, "support_tickets", [RawRow(r, "") for r in rows[:200]]).committed.result()
     try:
-        yield Loaded(runtime, workspace, reference.current_state(accepted), rejected)
+        calendars = runtime.configuration.calendar_choice(workspace.id, workspace.timezone)
+        yield Loaded(runtime, workspace, reference.current_state(accepted), rejected, calendars)
     finally:
         runtime.close()
 
@@ -112,75 +147,76 @@ def _set(query: dict[str, str], name: str, value: str | None) -> None:
         query[name] = value
 
 
-def _case(pipe: str, rng: random.Random) -> tuple[dict[str, str], dict[str, Any], str]:
-    """A random query for the pipe, and the reference function's arguments for it."""
+# Pipes whose durations may be in business time, and pipes that take a timezone of their own.
+BUSINESS_PIPES = ("time_trends", "agent_performance", "category_analysis", "ticket_metrics")
+ZONED_PIPES = ("time_trends", "arrivals")
+
+
+def _filters(rng: random.Random, query: dict[str, str]) -> dict[str, str | None]:
+    """Random dashboard filters (the five every pipe takes), set in the query too."""
+    chosen = {
+        "category": _maybe(rng, ["billing", "BILLING", "technical", "shipping", "none"]),
+        "priority": _maybe(rng, ["urgent", "critical", "High", "low", "p5"]),
+        "agent_id": _maybe(rng, ["A1", "A3", "nobody"]),
+        "channel": rng.choice(["email", "CHAT", "fax"]) if rng.random() < 0.2 else None,
+        "group_id": rng.choice(["east", "india", "night", "nobody"]) if rng.random() < 0.2 else None,
+    }
+    for name, value in chosen.items():
+        _set(query, name, value)
+    return chosen
+
+
+def _case(
+    pipe: str, rng: random.Random, calendars: CalendarChoice
+) -> tuple[dict[str, str], dict[str, Any], str]:
+    """A random query for the pipe, the reference function's arguments for it, and the workspace's
+    reporting timezone."""
     query, start, end = _window(rng)
-    category = _maybe(rng, ["billing", "BILLING", "technical", "shipping", "none"])
-    priority = _maybe(rng, ["urgent", "critical", "High", "low", "p5"])
-    agent = _maybe(rng, ["A1", "A3", "nobody"])
-    customer = _maybe(rng, ["C1", "C2"])
-    zone = rng.choice(ZONES)
-    window = {"start": start, "end": end}
+    extra: dict[str, Any] = {}
     if pipe == "time_trends":
         interval = rng.choice(["day", "week", "month", "quarter", "year", "yyyy-MM-dd", "yyyy-MM", "hour"])
         if interval == "hour":
             query, start, end = _window(rng)
             end = min(end, start + timedelta(days=10))
             query["end_date"] = end.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-            window = {"start": start, "end": end}
-        query["time_interval"] = interval
-        _set(query, "category", category)
-        _set(query, "priority", priority)
-        return (
-            query,
-            {**window, "category": category, "priority": priority, "time_interval": interval, "tz": zone},
-            zone,
-        )
+        query["time_interval"] = extra["time_interval"] = interval
+    zone = rng.choice(ZONES)
+    if pipe in BUSINESS_PIPES and rng.random() < 0.35:
+        query["business_hours"] = rng.choice(["true", "1", "yes"])
+        extra["business"] = calendars
+    if pipe in ZONED_PIPES:
+        extra["tz"] = zone
+        if rng.random() < 0.5:
+            extra["tz"] = rng.choice(ZONES)
+            query["timezone"] = rng.choice([extra["tz"], extra["tz"].lower()])  # any case
+    window = {"start": start, "end": end}
+    if pipe == "ticket_details":
+        return _details_case(rng, zone)
+    filters = _filters(rng, query)
     if pipe == "sla_performance":
-        _set(query, "category", category)
-        _set(query, "agent_id", agent)
-        thresholds = _thresholds(rng, query, resolution=True)
-        return query, {**window, "category": category, "agent_id": agent, "thresholds": thresholds}, zone
+        extra["thresholds"] = _thresholds(rng, query, resolution=True)
     if pipe == "agent_performance":
-        _set(query, "agent_id", agent)
-        thresholds = _thresholds(rng, query, resolution=False)
-        return query, {**window, "agent_id": agent, "thresholds": thresholds}, zone
-    if pipe == "category_analysis":
-        _set(query, "priority", priority)
-        return query, {**window, "priority": priority}, zone
+        extra["thresholds"] = _thresholds(rng, query, resolution=False)
     if pipe == "ticket_metrics":
-        for name, value in (
-            ("category", category),
-            ("priority", priority),
-            ("customer_id", customer),
-            ("agent_id", agent),
-        ):
-            _set(query, name, value)
-        return (
-            query,
-            {
-                **window,
-                "category": category,
-                "priority": priority,
-                "customer_id": customer,
-                "agent_id": agent,
-            },
-            zone,
-        )
-    assert pipe == "ticket_details"
+        filters["customer_id"] = _maybe(rng, ["C1", "C2"])
+        _set(query, "customer_id", filters["customer_id"])
+    return query, {**window, **filters, **extra}, zone
+
+
+def _details_case(rng: random.Random, zone: str) -> tuple[dict[str, str], dict[str, Any], str]:
+    query: dict[str, str] = {}
     details: dict[str, Any] = {
         "ticket_id": _maybe(rng, ["T00001", "T00002", "T01000"]) if rng.random() < 0.2 else None,
-        "customer_id": customer,
-        "agent_id": agent,
+        "customer_id": _maybe(rng, ["C1", "C2"]),
         "status": _maybe(rng, ["resolved", "OPEN", "closed"]),
-        "category": category,
-        "priority": priority,
+        **_filters(rng, query),
         "created_after": None,
         "created_before": None,
         "limit": rng.choice([1, 10, 100, 10_000]),
         "offset": rng.choice([0, 0, 5, 300]),
     }
-    query = {k: str(v) for k, v in details.items() if v is not None and k not in {"limit", "offset"}}
+    for name in ("ticket_id", "customer_id", "status"):
+        _set(query, name, details[name])
     query["limit"], query["offset"] = str(details["limit"]), str(details["offset"])
     if rng.random() < 0.6:
         window_query, start, end = _window(rng)
@@ -198,14 +234,15 @@ def _case(pipe: str, rng: random.Random) -> tuple[dict[str, str], dict[str, Any]
         "ticket_details",
         "category_analysis",
         "ticket_metrics",
+        "arrivals",
     ],
 )
 def test_pipe_matches_reference(loaded: Loaded, pipe: str) -> None:
     rng = random.Random(f"{SEED}-{pipe}")
     function = getattr(reference, pipe)
-    non_empty = 0
-    for attempt in range(40):
-        query, arguments, zone = _case(pipe, rng)
+    non_empty = business = 0
+    for attempt in range(60):
+        query, arguments, zone = _case(pipe, rng, loaded.calendars)
         workspace = replace(loaded.workspace, timezone=zone)
         result = loaded.runtime.run_pipe(pipe, workspace, query)
         expected = function(loaded.tickets, **arguments)
@@ -220,8 +257,32 @@ def test_pipe_matches_reference(loaded: Loaded, pipe: str) -> None:
         for row in result.rows:
             assert list(row) == [name for name, _ in result.columns]
         non_empty += bool(result.rows_read)
+        business += "business" in arguments and bool(result.rows_read)
     # The random cases must actually exercise data, not compare empty answers.
     assert non_empty >= 25
+    assert business >= 5 or pipe not in BUSINESS_PIPES
+
+
+def test_business_hours_change_the_answer(loaded: Loaded) -> None:
+    """The business-time answers are not the calendar ones by accident (the calendars matter)."""
+    query = {"start_date": "2025-01-01", "end_date": "2025-12-31"}
+    calendar = loaded.runtime.run_pipe("ticket_metrics", loaded.workspace, query).rows[0]
+    business = loaded.runtime.run_pipe(
+        "ticket_metrics", loaded.workspace, {**query, "business_hours": "true"}
+    ).rows[0]
+    assert business["total_tickets"] == calendar["total_tickets"]
+    assert business["avg_resolution_time_minutes"] < calendar["avg_resolution_time_minutes"]
+    by_group = {
+        group: reference.ticket_metrics(
+            loaded.tickets,
+            start=datetime(2025, 1, 1, tzinfo=UTC),
+            end=datetime(2025, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+            business=loaded.calendars,
+            group_id=group,
+        )["avg_first_response_time_minutes"]
+        for group in ("east", "india", "night")
+    }
+    assert len(set(by_group.values())) == 3  # the group calendars differ from each other and the default
 
 
 def test_every_ticket_counted_once(loaded: Loaded) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import parse_qsl
 
 import orjson
 import pyarrow.parquet as pq
@@ -65,6 +66,7 @@ HISTORY = [
         "category": "billing",
         "agent_id": "A1",
         "channel": "email",
+        "group_id": "G-EU",
     },
     {
         "event_id": "h2",
@@ -200,6 +202,12 @@ def test_seed_semantics(loaded: Api) -> None:
         ("sla_performance.json?high_priority_response_sla=soon", "high_priority_response_sla"),
         ("sla_performance.json?low_priority_resolution_sla=1e300", "low_priority_resolution_sla"),
         ("agent_performance.json?default_response_sla=inf", "default_response_sla"),
+        ("time_trends.json?timezone=Mars/Olympus_Mons", "timezone"),
+        ("arrivals.json?timezone=localtime", "timezone"),
+        ("backlog.json?timezone=%2B02:00", "timezone"),
+        ("csat.json?group_by=everything", "group_by"),
+        ("backlog.json?group_by=agent", "group_by"),
+        ("ticket_metrics.json?business_hours=sometimes", "business_hours"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(api: Api, query: str, parameter: str) -> None:
@@ -283,3 +291,106 @@ def test_every_pipe_answers_an_empty_selection(with_history: Api, pipe: str) -> 
     for fmt in ("json", "csv", "ndjson", "parquet"):
         answer = api.client.get(f"/v0/pipes/{pipe}.{fmt}", headers=api.headers(secret))
         assert answer.status_code == 200, answer.text
+
+
+DASHBOARD_FILTERS = ("category", "priority", "agent_id", "channel", "group_id")
+
+
+@pytest.mark.parametrize("pipe", sorted(PIPES))
+def test_every_pipe_takes_every_dashboard_filter(with_history: Api, pipe: str) -> None:
+    """The five filters of the dashboard apply to every pipe: T4, the one email ticket of group
+    G-EU, is all a filter on either leaves (case-insensitive channel), and a value nobody has leaves
+    nothing."""
+    api = with_history
+    assert {p.name for p in PIPES[pipe].params} >= set(DASHBOARD_FILTERS)
+
+    def read(**filters: str) -> int:
+        query = {**dict(parse_qsl(FIXED)), **filters}
+        response = api.client.get(f"/v0/pipes/{pipe}.json", params=query, headers=api.headers())
+        assert response.status_code == 200, response.text
+        return int(response.json()["statistics"]["rows_read"])
+
+    for name in DASHBOARD_FILTERS:
+        assert read(**{name: "nobody"}) == 0, name
+    if pipe != "sla_at_risk":  # reads the unresolved tickets only; T4 is solved
+        assert read(channel="EMAIL") == read(group_id="G-EU") == 1
+
+
+def test_arrivals_per_weekday_and_hour(loaded: Api) -> None:
+    def cells(extra: str = "") -> dict[tuple[int, int], int]:
+        response = loaded.client.get(f"/v0/pipes/arrivals.json?{WINDOW}{extra}", headers=loaded.headers())
+        body = response.json()
+        assert [(m["name"], m["type"]) for m in body["meta"]] == [
+            ("weekday", "UInt8"),
+            ("weekday_name", "String"),
+            ("hour", "UInt8"),
+            ("tickets", "UInt64"),
+        ]
+        rows = body["data"]
+        assert [(r["weekday"], r["hour"]) for r in rows] == [(d, h) for d in range(1, 8) for h in range(24)]
+        assert rows[0]["weekday_name"] == "Monday"
+        assert rows[-1]["weekday_name"] == "Sunday"
+        return {(r["weekday"], r["hour"]): r["tickets"] for r in rows if r["tickets"]}
+
+    # T1 Thursday 09:30, T2 Friday 09:30, T3 Saturday 00:00 (UTC, the workspace's timezone).
+    assert cells() == {(4, 9): 1, (5, 9): 1, (6, 0): 1}
+    # New York in summer is UTC-4: T3 arrived on Friday evening.
+    assert cells("&timezone=america/new_york") == {(4, 5): 1, (5, 5): 1, (5, 20): 1}
+    assert cells("&timezone=Asia/Kolkata&category=technical") == {(5, 15): 1, (6, 5): 1}
+
+
+def test_timezone_moves_time_trends_periods(loaded: Api) -> None:
+    def days(extra: str) -> dict[str, int]:
+        url = f"/v0/pipes/time_trends.json?start_date=2023-06-30&end_date=2023-07-01{extra}"
+        rows = loaded.client.get(url, headers=loaded.headers()).json()["data"]
+        return {r["time_period"]: r["ticket_count"] for r in rows}
+
+    assert days("") == {"2023-06-30 00:00:00": 0, "2023-07-01 00:00:00": 1}
+    # Dates without an offset stay UTC: the window is the same, its days are New York's.
+    assert days("&timezone=America/New_York") == {
+        "2023-06-29 00:00:00": 0,
+        "2023-06-30 00:00:00": 1,
+        "2023-07-01 00:00:00": 0,
+    }
+
+
+def test_business_hours_on_the_seed_pipes(loaded: Api) -> None:
+    """Without calendars, business hours are Monday to Friday 09:00-17:00 of the workspace (UTC):
+    T1 (Thursday 09:30, answered in 15 minutes, resolved in 2 hours) counts in full, T3 (Saturday)
+    not at all."""
+
+    def first(pipe: str, extra: str = "") -> dict[str, object]:
+        url = f"/v0/pipes/{pipe}.json?{WINDOW}&business_hours=true{extra}"
+        data: list[dict[str, object]] = loaded.client.get(url, headers=loaded.headers()).json()["data"]
+        return data[0]
+
+    metrics = first("ticket_metrics")
+    assert (metrics["avg_first_response_time_minutes"], metrics["avg_resolution_time_minutes"]) == (7.5, 60.0)
+    assert (metrics["median_first_response_time_minutes"], metrics["p90_resolution_time_minutes"]) == (
+        7.5,
+        108.0,
+    )
+    trend = first("time_trends", "&time_interval=year")
+    assert (trend["avg_response_time_minutes"], trend["p90_response_time_minutes"]) == (7.5, 13.5)
+    technical = first("category_analysis")
+    assert (technical["category"], technical["avg_resolution_time_minutes"]) == ("technical", 0.0)
+    agent = first("agent_performance", "&agent_id=A2&urgent_priority_response_sla=0")
+    assert (agent["avg_response_time_minutes"], agent["met_response_sla"]) == (0.0, 1)
+    calendar = loaded.client.get(
+        f"/v0/pipes/agent_performance.json?{WINDOW}&agent_id=A2&urgent_priority_response_sla=0",
+        headers=loaded.headers(),
+    ).json()["data"][0]
+    assert (calendar["avg_response_time_minutes"], calendar["met_response_sla"]) == (10.0, 0)
+
+
+def test_sla_attainment_without_grouping(with_history: Api) -> None:
+    def rows(group_by: str) -> list[dict[str, object]]:
+        url = f"/v0/pipes/sla_attainment.json?{FIXED}&group_by={group_by}"
+        data: list[dict[str, object]] = with_history.client.get(url, headers=with_history.headers()).json()[
+            "data"
+        ]
+        return data
+
+    by_type = rows("target_type")
+    assert by_type
+    assert rows("none") == [{**row, "group": None} for row in by_type]

@@ -627,7 +627,7 @@ def test_solved_without_reply_neither_breaches_nor_counts_as_answered() -> None:
     assert first.elapsed_ms == 30 * MINUTE
     assert first.due_at is None
     assert [e for e in sla.escalations if e.target_type is FR] == []
-    assert attainment([sla]) == {RES: Attainment(achieved=1)}
+    assert attainment(sla.targets) == {RES: Attainment(achieved=1)}
 
 
 def test_at_risk_by_percent_and_by_minutes() -> None:
@@ -696,7 +696,7 @@ def test_agent_created_ticket_and_next_responses() -> None:
     assert second_wait.state is TargetStatus.ACTIVE
     assert second_wait.elapsed_ms == 10 * MINUTE
     assert sla.target(NR, 2) is None
-    counts = attainment([sla, sla])
+    counts = attainment([*sla.targets, *sla.targets])
     assert counts[FR] == Attainment(achieved=2)
     assert counts[NR] == Attainment(breached=2)
     assert counts[NR].rate == 0.0

@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,48 +18,19 @@ import pytest
 from supportlens.analytics.pipes import PIPES
 from supportlens.auth.repository import MetadataRepository
 from tests.api.test_pipes_api import HISTORY
+from tests.live import CLI, cli_env, live_server
+from tests.live import run_cli as _cli
 from tests.randomized import postings
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "supportlens.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
-    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    env = cli_env(tmp_path)
     token = _cli(env, "workspace", "create", "default").strip().splitlines()[-1]
-    port = _free_port()
-    process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            assert process.poll() is None, (
-                process.stderr.read().decode() if process.stderr else "server exited"
-            )
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.1)
+    with live_server(env) as base:
         yield base, token, env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, dict[str, str]]) -> None:
@@ -99,7 +67,7 @@ def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, 
 
 
 def test_cli_import_and_query(tmp_path: Path) -> None:
-    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    env = cli_env(tmp_path / "data")
     _cli(env, "workspace", "create", "default", "--timezone", "Europe/Berlin")
     ndjson = tmp_path / "tickets.ndjson"
     ndjson.write_bytes(b"\n".join(orjson.dumps(row) for row in postings(3, 200)) + b"\n{broken\n")
@@ -134,7 +102,7 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
 
 
 def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
-    env = {**os.environ, "SUPPORTLENS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    env = cli_env(tmp_path / "data")
     output = _cli(
         env, "demo", "--tickets", "3000", "--days", "30", "--activity-tickets", "400", "-w", "sandbox"
     )

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.common import PipeContext, PipeResult, conditions, tickets_from
+from supportlens.analytics.common import PipeContext, PipeResult, selection, tickets_from
 from supportlens.analytics.facts import category_totals, current_intervals, facts_serve
 from supportlens.analytics.history import (
     TICKET_COLUMNS,
@@ -34,7 +34,7 @@ from supportlens.analytics.history import (
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import CATEGORIES, CalendarClock, DurationClock
-from supportlens.domain.metrics import MS_PER_MINUTE, minutes, percentage, round2
+from supportlens.domain.metrics import duration_summary, minutes, percentage, round2
 from supportlens.domain.periods import PeriodUnit, zone
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import format_timestamps
@@ -46,6 +46,7 @@ _MAX_BACKLOG_DAYS = 3_700  # about ten years of daily rows
 
 
 class GroupBy(StrEnum):
+    NONE = "none"  # one row for the whole selection, its group null
     PERIOD = "period"
     AGENT = "agent"
     GROUP = "group"
@@ -66,16 +67,17 @@ class Filters:
     as_of: datetime
     business_hours: bool = False
 
+    def equalities(self) -> dict[str, str | None]:
+        return {
+            column: getattr(self, column)
+            for column in ("agent_id", "group_id", "category", "priority", "channel")
+        }
+
 
 def _where(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> Conditions:
-    where = conditions(context)
-    for column in ("agent_id", "group_id", "category", "priority", "channel"):
-        where.equals(column, getattr(filters, column))
     if created_until is None:
-        where.between("created_at", filters.window.start, filters.window.end)
-    else:
-        where.between("created_at", None, created_until)
-    return where
+        return selection(context, filters.equalities(), filters.window.start, filters.window.end)
+    return selection(context, filters.equalities(), None, created_until)
 
 
 def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
@@ -90,35 +92,11 @@ def _tickets(context: PipeContext, filters: Filters, *columns: str) -> pa.Table:
     return context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
 
 
-def quantile(sorted_values: I64, level: float) -> Fraction | None:
-    """Linear interpolation between closest ranks (R-7), exact."""
-    if len(sorted_values) == 0:
-        return None
-    position = Fraction(level) * (len(sorted_values) - 1)
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    below, above = int(sorted_values[low]), int(sorted_values[high])
-    return below + (position - low) * (above - below)
-
-
-def _summary(values_ms: I64) -> dict[str, Any]:
-    """count, mean, median and p90 of durations, in minutes."""
-    ordered = np.sort(values_ms)
-    count = len(ordered)
-    return {
-        "count": count,
-        "mean": _minutes(Fraction(int(ordered.sum()), count)) if count else None,
-        "median": _minutes(quantile(ordered, 0.5)),
-        "p90": _minutes(quantile(ordered, 0.9)),
-    }
-
-
-def _minutes(value: Fraction | None) -> float | None:
-    return None if value is None else round2(value / MS_PER_MINUTE)
-
-
 def _group_labels(context: PipeContext, tickets: pa.Table, by: GroupBy, unit: PeriodUnit) -> list[str | None]:
-    """The group of each ticket row: its creation period (reporting timezone) or an attribute."""
+    """The group of each ticket row: its creation period (reporting timezone), an attribute, or
+    none (null)."""
+    if by is GroupBy.NONE:
+        return [None] * tickets.num_rows
     if by is GroupBy.PERIOD:
         created, _ = timestamp_ms(tickets, "created_at")
         return period_labels(created, unit, context.timezone)
@@ -165,15 +143,50 @@ def period_labels(instants_ms: I64, unit: PeriodUnit, timezone: str) -> list[str
     return labels
 
 
-def _group_codes(labels: list[str | None]) -> tuple[list[str | None], I64]:
-    """The distinct labels in row order (``_ordered_groups``) and each row's index into them."""
-    groups = _ordered_groups(labels)
+_QUARTER_HOUR_MS = 900_000
+_SINCE_1972_MS = 63_072_000_000  # 1972-01-01 00:00 UTC
+_MAX_DIRECT_BUCKETS = 4_000_000  # ~114 years of quarter hours
+
+
+def period_codes(instants_ms: I64, unit: PeriodUnit, timezone: str) -> tuple[list[str], I64]:
+    """The distinct ``period_label``s of many instants (epoch ms), in order, and each instant's
+    index into them.  Labels are computed once per UTC quarter hour holding an instant: a quarter
+    hour never straddles a local period boundary, every offset since 1972 being a multiple of 15
+    minutes (earlier instants are labelled one by one)."""
+    if len(instants_ms) == 0:
+        return [], np.zeros(0, dtype=np.int64)
+    if int(instants_ms.min()) < _SINCE_1972_MS:
+        each = [str(label) for label in period_labels(instants_ms, unit, timezone)]
+        names = sorted(set(each))
+        index = {label: position for position, label in enumerate(names)}
+        return names, np.fromiter((index[label] for label in each), np.int64, len(each))
+    quarters = instants_ms // _QUARTER_HOUR_MS
+    first = int(quarters.min())
+    span = int(quarters.max()) - first + 1
+    if span <= _MAX_DIRECT_BUCKETS:
+        buckets, bucket_of = np.arange(first, first + span, dtype=np.int64), quarters - first
+    else:
+        buckets, bucket_of = np.unique(quarters, return_inverse=True)
+    labels = np.array(period_labels(buckets * _QUARTER_HOUR_MS, unit, timezone), dtype=object)
+    distinct, label_of_bucket = np.unique(labels, return_inverse=True)
+    return [str(name) for name in distinct], np.asarray(label_of_bucket, dtype=np.int64)[bucket_of]
+
+
+def _group_codes(labels: list[str | None], by: GroupBy) -> tuple[list[str | None], I64]:
+    """The groups (``_groups``) and each row's index into them."""
+    groups = _groups(labels, by)
     index = {label: position for position, label in enumerate(groups)}
     return groups, np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
 
 
 def _ordered_groups(labels: Iterable[str | None]) -> list[str | None]:
     return sorted(set(labels), key=lambda label: (label is None, label or ""))
+
+
+def _groups(labels: Iterable[str | None], by: GroupBy) -> list[str | None]:
+    """The rows of a grouped answer: the distinct labels in order, or with ``none`` always the one
+    row of the whole selection, however empty."""
+    return [None] if by is GroupBy.NONE else _ordered_groups(labels)
 
 
 # time_in_status --------------------------------------------------------------------------------
@@ -200,7 +213,7 @@ def time_in_status(context: PipeContext, filters: Filters, *, by_category: bool)
         spent = found.spent_ms[found.visited[:, column], column]
         if len(spent) == 0:
             continue
-        summary = _summary(spent)
+        summary = duration_summary(spent)
         category = label if by_category else _category(context, label).value
         rows.append(
             {
@@ -302,35 +315,39 @@ REPLY_COLUMNS: list[tuple[str, str]] = [
 
 
 def reply_times(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit) -> PipeResult:
+    """Per group of tickets with replies (with ``none``: one row, however empty)."""
     history = _history(context, filters)
-    timelines = history.timelines
-    rows: list[dict[str, Any]] = []
-    if timelines is not None:
-        labels = _group_labels(context, history.tickets, by, unit)
-        label_of_timeline: dict[int, str | None] = {
-            int(index): labels[row] for row, index in enumerate(history.timeline_of) if index >= 0
-        }
-        waits = timelines.replies
+    labels = _group_labels(context, history.tickets, by, unit)
+    label_of_timeline: dict[int, str | None] = {
+        int(index): labels[row] for row, index in enumerate(history.timeline_of) if index >= 0
+    }
+    if history.timelines is None:
+        wait_ms = rank = np.zeros(0, dtype=np.int64)
+        reply_labels = np.zeros(0, dtype=object)
+    else:
+        waits = history.timelines.replies
+        wait_ms, rank = waits.wait_ms, waits.rank
         reply_labels = np.array([label_of_timeline.get(int(t)) for t in waits.ticket], dtype=object)
-        for label in _ordered_groups(label_of_timeline.values()):
-            mine = reply_labels == label
-            first = _summary(waits.wait_ms[mine & (waits.rank == 0)])
-            later = _summary(waits.wait_ms[mine & (waits.rank > 0)])
-            if first["count"] == 0 and later["count"] == 0:
-                continue
-            rows.append(
-                {
-                    "group": label,
-                    "first_replies": first["count"],
-                    "first_reply_mean_minutes": first["mean"],
-                    "first_reply_median_minutes": first["median"],
-                    "first_reply_p90_minutes": first["p90"],
-                    "later_replies": later["count"],
-                    "later_reply_mean_minutes": later["mean"],
-                    "later_reply_median_minutes": later["median"],
-                    "later_reply_p90_minutes": later["p90"],
-                }
-            )
+    rows: list[dict[str, Any]] = []
+    for label in _groups(label_of_timeline.values(), by):
+        mine = reply_labels == label
+        first = duration_summary(wait_ms[mine & (rank == 0)])
+        later = duration_summary(wait_ms[mine & (rank > 0)])
+        if first["count"] == 0 and later["count"] == 0 and by is not GroupBy.NONE:
+            continue
+        rows.append(
+            {
+                "group": label,
+                "first_replies": first["count"],
+                "first_reply_mean_minutes": first["mean"],
+                "first_reply_median_minutes": first["median"],
+                "first_reply_p90_minutes": first["p90"],
+                "later_replies": later["count"],
+                "later_reply_mean_minutes": later["mean"],
+                "later_reply_median_minutes": later["median"],
+                "later_reply_p90_minutes": later["p90"],
+            }
+        )
     return PipeResult(REPLY_COLUMNS, rows, history.tickets.num_rows, 0.0)
 
 
@@ -422,7 +439,7 @@ def resolution_quality(
     """Rates over the resolved tickets that have an activity log (touches and reopens need it):
     from the stored time facts where they serve, else from the log."""
     quality = quality_from_facts(context, filters) or quality_from_log(context, filters)
-    groups, codes = _group_codes(_group_labels(context, quality.tickets, by, unit))
+    groups, codes = _group_codes(_group_labels(context, quality.tickets, by, unit), by)
     rows: list[dict[str, Any]] = []
     for code, label in enumerate(groups):
         members = codes == code
@@ -467,7 +484,7 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
     Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null.
     The score is part of the current state: no activity log to read."""
     tickets = _tickets(context, filters)
-    groups, codes = _group_codes(_group_labels(context, tickets, by, unit))
+    groups, codes = _group_codes(_group_labels(context, tickets, by, unit), by)
     column = tickets.column("satisfaction_score")
     has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     scores = np.asarray(column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -507,9 +524,9 @@ BACKLOG_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def backlog(context: PipeContext, filters: Filters, *, by: GroupBy | None) -> PipeResult:
+def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResult:
     """Unresolved tickets at the end of each day of the window (reporting timezone), by status or
-    priority, with age buckets.  A ticket with events is unresolved during its unresolved status
+    priority (or none), with age buckets.  A ticket with events is unresolved during its unresolved status
     visits; a snapshot-only one from creation to its resolved_at (its status is its current one)."""
     tz = zone(context.timezone)
     first_day = filters.window.start.astimezone(tz).date()

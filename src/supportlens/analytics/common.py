@@ -3,7 +3,7 @@ durations and averages that METRICS.md defines once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
-from supportlens.domain.metrics import average, average_minutes
+from supportlens.domain.metrics import average, average_minutes, minutes
 from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.store.base import Engine, QueryResult
@@ -104,7 +104,17 @@ def duration_sums() -> str:
     )
 
 
-def averages(row: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+# The levels of every median and p90 computed in SQL (``Dialect.quantiles``).
+QUANTILES = (0.5, 0.9)
+
+
+def quantile_minutes(found: Sequence[float] | None) -> tuple[float | None, float | None]:
+    """The median and p90 of ``Dialect.quantiles(..., QUANTILES)`` in minutes (null for nothing)."""
+    median, p90 = found or (None, None)
+    return minutes(median), minutes(p90)
+
+
+def averages(row: Mapping[str, Any]) -> tuple[float | None, float | None, float | None]:
     """(resolution minutes, response minutes, satisfaction) from a ``duration_sums`` row."""
     return (
         average_minutes(row.get("resolution_ms_sum"), row.get("resolution_n")),
@@ -119,3 +129,18 @@ def run(context: PipeContext, sql: str, conditions: Conditions) -> QueryResult:
 
 def conditions(context: PipeContext) -> Conditions:
     return Conditions(context.engine.dialect, context.scope)
+
+
+def selection(
+    context: PipeContext,
+    filters: Mapping[str, str | None],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Conditions:
+    """The caller's tickets created in [start, end] (a None end is open) whose columns equal every
+    given filter (a None value is not given): what every ticket pipe selects from."""
+    where = conditions(context)
+    where.between("created_at", start, end)
+    for column, value in filters.items():
+        where.equals(column, value)
+    return where

@@ -61,10 +61,12 @@ def facts_key(statuses: StatusMap, calendar_fingerprint: str) -> str:
 
 def status_fragments(names: tuple[str, ...], spent_ms: I64, shown: BOOL) -> pa.ChunkedArray | pa.Array:
     """Per row, '"status":minutes' for every shown status joined by commas (null when none):
-    the body of a ``minutes_in_status`` JSON object, built column-wise."""
+    the body of a ``minutes_in_status`` JSON object, built column-wise.  Statuses come in name
+    order, not in ``names``' order (the order a batch's events happened to list them): the same
+    history gives the same text however it arrived."""
     values = minutes_array(spent_ms)
     fragments = []
-    for code, name in enumerate(names):
+    for code, name in sorted(enumerate(names), key=lambda entry: entry[1]):
         key = orjson.dumps(name).decode() + ":"
         number = pc.cast(pa.array(values[:, code]), pa.string())
         entry = pc.binary_join_element_wise(key, number, "")

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.ingest.timestamps import TimestampError, parse_query_date
@@ -33,6 +35,7 @@ class Kind(Enum):
     INTERVAL = "interval"  # validated by the pipe itself
     BOOL = "bool"  # true/false, 1/0, yes/no
     AS_OF = "as_of"  # an instant, "now", or "export_end" (resolved by the pipe)
+    TIMEZONE = "timezone"  # an IANA zone name (any case), e.g. Europe/Berlin
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,16 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 NOW = "now"
 EXPORT_END = "export_end"
+
+
+# Names in the tz database that are no place's time (and that DuckDB or Arrow do not take).
+_NOT_ZONES = frozenset({"localtime", "Factory"})
+
+
+@cache
+def _zone_names() -> dict[str, str]:
+    """The IANA zone names this installation knows, by their lower-cased spelling."""
+    return {name.lower(): name for name in available_timezones() - _NOT_ZONES}
 
 
 def _parse_one(spec: Param, raw: str) -> Any:
@@ -89,6 +102,13 @@ def _parse_one(spec: Param, raw: str) -> Any:
                 return parse_query_date(text, end_of_day=True)
             except TimestampError as exc:
                 raise ParamError(spec.name, f"expected 'now', 'export_end' or a date: {exc}") from None
+        case Kind.TIMEZONE:
+            name = _zone_names().get(text.lower())
+            if name is None:
+                raise ParamError(
+                    spec.name, f"expected an IANA timezone name such as Europe/Berlin, got {text!r}"
+                )
+            return name
         case Kind.MINUTES:
             try:
                 minutes = float(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -32,6 +32,22 @@ _PRIORITY = Param("priority", Kind.PRIORITY, "Only this priority (case-insensiti
 _AGENT = Param("agent_id", Kind.TEXT, "Only this agent.")
 _CUSTOMER = Param("customer_id", Kind.TEXT, "Only this customer.")
 _GROUP = Param("group_id", Kind.TEXT, "Only this group (team).")
+_CHANNEL = Param("channel", Kind.LABEL, "Only this channel (case-insensitive).")
+# The filters every ticket pipe takes (each on the ticket's current value).
+_FILTERS = (_CATEGORY, _PRIORITY, _AGENT, _CHANNEL, _GROUP)
+_TIMEZONE = Param(
+    "timezone",
+    Kind.TIMEZONE,
+    "IANA timezone the periods, days, weekdays and hours are cut in, e.g. Europe/Berlin; default: the "
+    "workspace's reporting timezone.  Dates without an offset stay UTC.",
+)
+_BUSINESS_HOURS = Param(
+    "business_hours",
+    Kind.BOOL,
+    "Durations in business minutes of each ticket's calendar (its group's, else the workspace "
+    "default) instead of calendar minutes.",
+    default=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +59,15 @@ class Pipe:
     handler: Callable[[PipeContext, dict[str, Any]], PipeResult]
 
     def run(self, context: PipeContext, query: Mapping[str, str]) -> PipeResult:
-        return self.handler(context, parse_params(self.params, query))
+        values = parse_params(self.params, query)
+        if values.get("timezone") is not None:
+            context = replace(context, timezone=values["timezone"])
+        return self.handler(context, values)
+
+
+def _equalities(values: dict[str, Any], *more: str) -> dict[str, str | None]:
+    """The values of the filters every ticket pipe takes, and of ``more`` of its own."""
+    return {name: values[name] for name in (*(p.name for p in _FILTERS), *more)}
 
 
 def _window(context: PipeContext, values: dict[str, Any], default_days: int | None = None) -> Window:
@@ -60,18 +84,21 @@ def _time_trends(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     return trends.time_trends(
         context,
         _window(context, values),
-        category=values["category"],
-        priority=values["priority"],
+        filters=_equalities(values),
         time_interval=values["time_interval"],
+        business_hours=values["business_hours"],
     )
+
+
+def _arrivals(context: PipeContext, values: dict[str, Any]) -> PipeResult:
+    return trends.arrivals(context, _window(context, values), filters=_equalities(values))
 
 
 def _sla_performance(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     return sla.sla_performance(
         context,
         _window(context, values),
-        category=values["category"],
-        agent_id=values["agent_id"],
+        filters=_equalities(values),
         response=sla.Thresholds.from_params("response", values),
         resolution=sla.Thresholds.from_params("resolution", values),
     )
@@ -81,18 +108,16 @@ def _agent_performance(context: PipeContext, values: dict[str, Any]) -> PipeResu
     return sla.agent_performance(
         context,
         _window(context, values),
-        agent_id=values["agent_id"],
+        filters=_equalities(values),
         response=sla.Thresholds.from_params("response", values),
+        business_hours=values["business_hours"],
     )
-
-
-_DETAIL_FILTERS = ("ticket_id", "customer_id", "agent_id", "status", "category", "priority")
 
 
 def _ticket_details(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     return tickets.ticket_details(
         context,
-        filters={name: values[name] for name in _DETAIL_FILTERS},
+        filters=_equalities(values, "ticket_id", "customer_id", "status"),
         created_after=values["created_after"],
         created_before=values["created_before"],
         limit=values["limit"],
@@ -101,15 +126,20 @@ def _ticket_details(context: PipeContext, values: dict[str, Any]) -> PipeResult:
 
 
 def _category_analysis(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return tickets.category_analysis(context, _window(context, values), priority=values["priority"])
-
-
-_METRIC_FILTERS = ("category", "priority", "customer_id", "agent_id")
+    return tickets.category_analysis(
+        context,
+        _window(context, values),
+        filters=_equalities(values),
+        business_hours=values["business_hours"],
+    )
 
 
 def _ticket_metrics(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     return tickets.ticket_metrics(
-        context, _window(context, values), filters={name: values[name] for name in _METRIC_FILTERS}
+        context,
+        _window(context, values),
+        filters=_equalities(values, "customer_id"),
+        business_hours=values["business_hours"],
     )
 
 
@@ -125,7 +155,7 @@ def _as_of(context: PipeContext, value: datetime | str) -> datetime:
 
 def _ticket_time_metrics(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     selection = time_metrics.Selection(
-        filters={name: values[name] for name in _TIME_FILTERS},
+        filters=_equalities(values, "ticket_id", "status"),
         created_after=values["created_after"],
         created_before=values["created_before"],
         limit=values["limit"],
@@ -136,14 +166,11 @@ def _ticket_time_metrics(context: PipeContext, values: dict[str, Any]) -> PipeRe
     )
 
 
-_TIME_FILTERS = ("ticket_id", "agent_id", "group_id", "status", "category", "priority")
 _CREATED_AFTER = Param("created_after", Kind.START, "Earliest created_at (inclusive).")
 _CREATED_BEFORE = Param("created_before", Kind.END, "Latest created_at (inclusive).")
 _OFFSET = Param("offset", Kind.INT, "Rows to skip (at most 1e9).", default=0, minimum=0, maximum=MAX_OFFSET)
 _TICKET = Param("ticket_id", Kind.TEXT, "Only this ticket.")
 _STATUS = Param("status", Kind.LABEL, "Only this status (case-insensitive).")
-
-_CHANNEL = Param("channel", Kind.LABEL, "Only this channel (case-insensitive).")
 _AS_OF = Param(
     "as_of",
     Kind.AS_OF,
@@ -151,14 +178,7 @@ _AS_OF = Param(
     "export's end_at) or a date.",
     default=NOW,
 )
-_BUSINESS_HOURS = Param(
-    "business_hours",
-    Kind.BOOL,
-    "Durations in business minutes of each ticket's calendar (its group's, else the workspace "
-    "default) instead of calendar minutes.",
-    default=False,
-)
-_GROUPINGS = "period, agent, group, category, priority or channel"
+_GROUPINGS = "period, agent, group, category, priority, channel or none"
 
 
 def _group_by_param(default: str, choices: str) -> Param:
@@ -212,6 +232,7 @@ _BY_ATTRIBUTE = (
     activity.GroupBy.CATEGORY,
     activity.GroupBy.PRIORITY,
     activity.GroupBy.CHANNEL,
+    activity.GroupBy.NONE,
 )
 
 
@@ -261,10 +282,7 @@ _BACKLOG_DAYS = 30
 
 def _backlog(context: PipeContext, values: dict[str, Any]) -> PipeResult:
     filters = _activity_filters(context, values, _BACKLOG_DAYS)
-    grouping = str(values["group_by"]).lower()
-    if grouping not in ("none", "status", "priority"):
-        raise ParamError("group_by", f"must be none, status or priority; got {values['group_by']!r}")
-    by = None if grouping == "none" else activity.GroupBy(grouping)
+    by = _group_by(values, (activity.GroupBy.NONE, activity.GroupBy.STATUS, activity.GroupBy.PRIORITY))
     return activity.backlog(context, filters, by=by)
 
 
@@ -274,40 +292,48 @@ _PERIOD = Param(
     "Period of group_by=period: hour, day, week, month, quarter, year.",
     default="week",
 )
-_HISTORY_FILTERS = (_START, _END, _AGENT, _GROUP, _CATEGORY, _PRIORITY, _CHANNEL, _AS_OF)
+_HISTORY_FILTERS = (_START, _END, *_FILTERS, _AS_OF)
 
 PIPES: dict[str, Pipe] = {
     pipe.name: pipe
     for pipe in (
         Pipe(
             "time_trends",
-            "Ticket volume, resolutions and average times per period (reporting timezone).",
+            "Ticket volume, resolutions, and average, median and p90 times per period (reporting timezone).",
             (
                 _START,
                 _END,
-                _CATEGORY,
-                _PRIORITY,
+                *_FILTERS,
                 Param(
                     "time_interval",
                     Kind.INTERVAL,
                     "hour, day, week, month, quarter, year, or a pattern such as yyyy-MM-dd.",
                     default="day",
                 ),
+                _TIMEZONE,
+                _BUSINESS_HOURS,
             ),
             trends.COLUMNS,
             _time_trends,
         ),
         Pipe(
+            "arrivals",
+            "Tickets created per weekday and hour of the reporting timezone: all 168 cells, Monday first.",
+            (_START, _END, *_FILTERS, _TIMEZONE),
+            trends.ARRIVAL_COLUMNS,
+            _arrivals,
+        ),
+        Pipe(
             "sla_performance",
             "Response and resolution SLA attainment per priority.",
-            (_START, _END, _CATEGORY, _AGENT, *sla.RESPONSE_SLA_PARAMS, *sla.RESOLUTION_SLA_PARAMS),
+            (_START, _END, *_FILTERS, *sla.RESPONSE_SLA_PARAMS, *sla.RESOLUTION_SLA_PARAMS),
             sla.SLA_COLUMNS,
             _sla_performance,
         ),
         Pipe(
             "agent_performance",
             "Per-agent volume, resolution rate, satisfaction, times and response SLA.",
-            (_START, _END, _AGENT, *sla.RESPONSE_SLA_PARAMS),
+            (_START, _END, *_FILTERS, *sla.RESPONSE_SLA_PARAMS, _BUSINESS_HOURS),
             sla.AGENT_COLUMNS,
             _agent_performance,
         ),
@@ -317,10 +343,8 @@ PIPES: dict[str, Pipe] = {
             (
                 _TICKET,
                 _CUSTOMER,
-                _AGENT,
                 _STATUS,
-                _CATEGORY,
-                _PRIORITY,
+                *_FILTERS,
                 _CREATED_AFTER,
                 _CREATED_BEFORE,
                 Param(
@@ -334,14 +358,14 @@ PIPES: dict[str, Pipe] = {
         Pipe(
             "category_analysis",
             "Ticket distribution and average times per category.",
-            (_START, _END, _PRIORITY),
+            (_START, _END, *_FILTERS, _BUSINESS_HOURS),
             tickets.CATEGORY_COLUMNS,
             _category_analysis,
         ),
         Pipe(
             "ticket_metrics",
             "Summary metrics with medians and p90s for any filter combination.",
-            (_START, _END, _CATEGORY, _PRIORITY, _CUSTOMER, _AGENT),
+            (_START, _END, *_FILTERS, _CUSTOMER, _BUSINESS_HOURS),
             tickets.METRICS_COLUMNS,
             _ticket_metrics,
         ),
@@ -351,11 +375,8 @@ PIPES: dict[str, Pipe] = {
             "reopens, replies, one-touch and first-contact resolution, in calendar or business minutes.",
             (
                 _TICKET,
-                _AGENT,
-                _GROUP,
                 _STATUS,
-                _CATEGORY,
-                _PRIORITY,
+                *_FILTERS,
                 _CREATED_AFTER,
                 _CREATED_BEFORE,
                 _AS_OF,
@@ -384,7 +405,7 @@ PIPES: dict[str, Pipe] = {
         Pipe(
             "reply_times",
             "First and later reply times: count, mean, median and p90 minutes per group.",
-            (*_HISTORY_FILTERS, _BUSINESS_HOURS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            (*_HISTORY_FILTERS, _BUSINESS_HOURS, _group_by_param("period", _GROUPINGS), _PERIOD, _TIMEZONE),
             activity.REPLY_COLUMNS,
             _grouped(activity.reply_times),
         ),
@@ -392,14 +413,14 @@ PIPES: dict[str, Pipe] = {
             "resolution_quality",
             "Reopen, one-touch, two-touch, multi-touch and first-contact-resolution rates of "
             "resolved tickets, per group.",
-            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD, _TIMEZONE),
             activity.QUALITY_COLUMNS,
             _grouped(activity.resolution_quality),
         ),
         Pipe(
             "csat",
             "CSAT % (ratings of 4 or 5), mean score and rating counts per group; unrated tickets left out.",
-            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD),
+            (*_HISTORY_FILTERS, _group_by_param("period", _GROUPINGS), _PERIOD, _TIMEZONE),
             activity.CSAT_COLUMNS,
             _grouped(activity.csat),
         ),
@@ -407,7 +428,7 @@ PIPES: dict[str, Pipe] = {
             "backlog",
             "Unresolved tickets at the end of each day (reporting timezone) with age buckets, "
             "optionally by status or priority; default window: the last 30 days.",
-            (*_HISTORY_FILTERS, _group_by_param("none", "none, status or priority")),
+            (*_HISTORY_FILTERS, _group_by_param("none", "none, status or priority"), _TIMEZONE),
             activity.BACKLOG_COLUMNS,
             _backlog,
         ),
@@ -426,9 +447,10 @@ PIPES: dict[str, Pipe] = {
             (
                 *_HISTORY_FILTERS,
                 _group_by_param(
-                    "target_type", "target_type, priority, agent, group, category, policy or period"
+                    "target_type", "target_type, priority, agent, group, category, policy, period or none"
                 ),
                 _PERIOD,
+                _TIMEZONE,
             ),
             sla_state.ATTAINMENT_COLUMNS,
             _sla_attainment,

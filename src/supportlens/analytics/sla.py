@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import compress
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.analytics.common import (
     RESOLUTION_MS,
@@ -13,11 +21,12 @@ from supportlens.analytics.common import (
     PipeContext,
     PipeResult,
     averages,
-    conditions,
     duration_sums,
     run,
+    selection,
     tickets_from,
 )
+from supportlens.analytics.durations import NO_DURATIONS, DurationSummary, ticket_durations
 from supportlens.analytics.params import Kind, Param, Window
 from supportlens.analytics.scope import Conditions
 from supportlens.domain.metrics import MS_PER_MINUTE, percentage
@@ -76,21 +85,28 @@ class Thresholds:
         levels["urgent"] = levels["high"] if urgent is None else float(str(urgent))
         return cls(levels, float(str(values[f"default_{kind}_sla"])))
 
-    def sql_ms(self, where: Conditions, kind: str) -> str:
-        """A CASE expression giving each ticket's threshold in whole milliseconds.
+    def whole_ms(self, priority: str | None) -> int:
+        """The threshold of a priority in whole milliseconds.  Durations are whole milliseconds, so
+        ``duration <= minutes`` holds exactly when ``duration <= floor(minutes * 60000)``: integer
+        comparisons, exact for any threshold."""
+        minutes = self.by_priority.get(priority, self.default) if priority is not None else self.default
+        return math.floor(Fraction(minutes) * MS_PER_MINUTE)
 
-        Durations are whole milliseconds, so ``duration <= minutes`` holds exactly when
-        ``duration <= floor(minutes * 60000)``: integer comparisons, exact for any threshold."""
+    def sql_ms(self, where: Conditions, kind: str) -> str:
+        """A CASE expression giving each ticket's threshold in whole milliseconds."""
         branches = []
         for level in PRIORITY_ORDER:
-            placeholder = where.bind(f"{kind}_{level}_ms", _whole_ms(self.by_priority[level]), ParamType.INT)
+            placeholder = where.bind(f"{kind}_{level}_ms", self.whole_ms(level), ParamType.INT)
             branches.append(f"WHEN '{level}' THEN {placeholder}")
-        default = where.bind(f"{kind}_default_ms", _whole_ms(self.default), ParamType.INT)
+        default = where.bind(f"{kind}_default_ms", self.whole_ms(None), ParamType.INT)
         return f"(CASE priority {' '.join(branches)} ELSE {default} END)"
 
-
-def _whole_ms(minutes: float) -> int:
-    return math.floor(Fraction(minutes) * MS_PER_MINUTE)
+    def ms_array(self, priorities: pa.ChunkedArray) -> npt.NDArray[np.int64]:
+        """``whole_ms`` of each ticket's priority."""
+        encoded = pc.dictionary_encode(priorities).combine_chunks()
+        limits = [self.whole_ms(p) for p in (*encoded.dictionary.to_pylist(), None)]
+        indices = encoded.indices.fill_null(len(limits) - 1).to_numpy(zero_copy_only=False)
+        return np.array(limits, dtype=np.int64)[np.asarray(indices, dtype=np.int64)]
 
 
 def _met(context: PipeContext, where: Conditions, thresholds: Thresholds, kind: str) -> str:
@@ -114,15 +130,11 @@ def sla_performance(
     context: PipeContext,
     window: Window,
     *,
-    category: str | None,
-    agent_id: str | None,
+    filters: Mapping[str, str | None],
     response: Thresholds,
     resolution: Thresholds,
 ) -> PipeResult:
-    where = conditions(context)
-    where.between("created_at", window.start, window.end)
-    where.equals("category", category)
-    where.equals("agent_id", agent_id)
+    where = selection(context, filters, window.start, window.end)
     sql = (
         f"SELECT priority, count(*) AS total, {_met(context, where, response, 'response')} AS met_response, "
         f"{_met(context, where, resolution, 'resolution')} AS met_resolution "
@@ -158,11 +170,16 @@ AGENT_COLUMNS = [
 
 
 def agent_performance(
-    context: PipeContext, window: Window, *, agent_id: str | None, response: Thresholds
+    context: PipeContext,
+    window: Window,
+    *,
+    filters: Mapping[str, str | None],
+    response: Thresholds,
+    business_hours: bool,
 ) -> PipeResult:
-    where = conditions(context)
-    where.between("created_at", window.start, window.end)
-    where.equals("agent_id", agent_id)
+    """Per agent; with ``business_hours``, the times and the response SLA in business minutes
+    (the thresholds then count business minutes too)."""
+    where = selection(context, filters, window.start, window.end)
     sql = (
         f"SELECT agent_id, count(*) AS handled, {context.engine.dialect.count_if(RESOLVED)} AS resolved, "
         f"{_met(context, where, response, 'response')} AS met_response, {duration_sums()} "
@@ -172,9 +189,21 @@ def agent_performance(
     found = sorted(
         result.dicts(), key=lambda r: (-int(r["handled"]), r["agent_id"] is None, r["agent_id"] or "")
     )
+    if business_hours:
+        durations = ticket_durations(context, filters, window, "agent_id", "priority", business_hours=True)
+        agents = durations.tickets.column("agent_id")
+        times = durations.summaries(agents)
+        limits = response.ms_array(durations.tickets.column("priority"))
+        met = Counter(
+            compress(agents.to_pylist(), durations.has_response & (durations.response_ms <= limits))
+        )
+    else:
+        times = {r["agent_id"]: DurationSummary.from_sql(r) for r in found}
+        met = Counter({r["agent_id"]: int(r["met_response"]) for r in found})
     rows = []
     for r in found:
-        avg_resolution, avg_response, avg_satisfaction = averages(r)
+        _, _, avg_satisfaction = averages(r)
+        mine = times.get(r["agent_id"], NO_DURATIONS)
         rows.append(
             {
                 "agent_id": r["agent_id"],
@@ -182,10 +211,10 @@ def agent_performance(
                 "resolved_tickets": int(r["resolved"]),
                 "resolution_rate": percentage(r["resolved"], r["handled"]),
                 "avg_satisfaction": avg_satisfaction,
-                "avg_resolution_time_minutes": avg_resolution,
-                "avg_response_time_minutes": avg_response,
-                "met_response_sla": int(r["met_response"]),
-                "response_sla_percentage": percentage(r["met_response"], r["handled"]),
+                "avg_resolution_time_minutes": mine.resolution_mean,
+                "avg_response_time_minutes": mine.response_mean,
+                "met_response_sla": met[r["agent_id"]],
+                "response_sla_percentage": percentage(met[r["agent_id"]], r["handled"]),
             }
         )
     return PipeResult(AGENT_COLUMNS, rows, sum(r["tickets_handled"] for r in rows), result.elapsed)

@@ -3,21 +3,24 @@ category_analysis (a row per category)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from supportlens.analytics.common import (
+    QUANTILES,
     RESOLUTION_MS,
     RESOLVED,
     RESPONSE_MS,
     PipeContext,
     PipeResult,
     averages,
-    conditions,
     duration_sums,
     run,
+    selection,
     tickets_from,
 )
+from supportlens.analytics.durations import NO_DURATIONS, DurationSummary, ticket_durations
 from supportlens.analytics.params import Window
 from supportlens.domain.metrics import minutes, percentage
 from supportlens.ingest.timestamps import format_timestamp
@@ -53,16 +56,13 @@ def _timestamp(value: datetime | None) -> str | None:
 def ticket_details(
     context: PipeContext,
     *,
-    filters: dict[str, str | None],
+    filters: Mapping[str, str | None],
     created_after: datetime | None,
     created_before: datetime | None,
     limit: int,
     offset: int,
 ) -> PipeResult:
-    where = conditions(context)
-    for column, value in filters.items():
-        where.equals(column, value)
-    where.between("created_at", created_after, created_before)
+    where = selection(context, filters, created_after, created_before)
     source = tickets_from(context)
     total = run(context, f"SELECT count(*) AS n FROM {source} WHERE {where.where}", where)
     names = [name for name, _ in DETAIL_COLUMNS[:-2]]
@@ -89,8 +89,6 @@ def ticket_details(
     )
 
 
-_LEVELS = (0.5, 0.9)  # median and p90
-
 METRICS_COLUMNS = [
     ("start_date", "DateTime64(3)"),
     ("end_date", "DateTime64(3)"),
@@ -107,15 +105,14 @@ METRICS_COLUMNS = [
 ]
 
 
-def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, str | None]) -> PipeResult:
-    where = conditions(context)
-    where.between("created_at", window.start, window.end)
-    for column, value in filters.items():
-        where.equals(column, value)
+def ticket_metrics(
+    context: PipeContext, window: Window, *, filters: Mapping[str, str | None], business_hours: bool
+) -> PipeResult:
+    where = selection(context, filters, window.start, window.end)
     dialect = context.engine.dialect
     quantiles = (
-        f"{dialect.quantiles(RESOLUTION_MS, _LEVELS)} AS resolution_quantiles, "
-        f"{dialect.quantiles(RESPONSE_MS, _LEVELS)} AS response_quantiles"
+        f"{dialect.quantiles(RESOLUTION_MS, QUANTILES)} AS resolution_quantiles, "
+        f"{dialect.quantiles(RESPONSE_MS, QUANTILES)} AS response_quantiles"
     )
     sql = (
         f"SELECT count(*) AS total, {dialect.count_if(RESOLVED)} AS resolved, {duration_sums()}, "
@@ -124,23 +121,25 @@ def ticket_metrics(context: PipeContext, window: Window, *, filters: dict[str, s
     )
     result = run(context, sql, where)
     found = result.dicts()[0]
-    avg_resolution, avg_response, avg_satisfaction = averages(found)
+    if business_hours:
+        times = ticket_durations(context, filters, window, business_hours=True).overall()
+    else:
+        times = DurationSummary.from_sql(found)
+    _, _, avg_satisfaction = averages(found)
     total, resolved = int(found["total"] or 0), int(found["resolved"] or 0)
-    resolution_p50, resolution_p90 = found["resolution_quantiles"] or (None, None)
-    response_p50, response_p90 = found["response_quantiles"] or (None, None)
     row = {
         "start_date": format_timestamp(window.start),
         "end_date": format_timestamp(window.end),
         "total_tickets": total,
         "resolved_tickets": resolved,
         "open_tickets": total - resolved,
-        "avg_resolution_time_minutes": avg_resolution,
-        "avg_first_response_time_minutes": avg_response,
+        "avg_resolution_time_minutes": times.resolution_mean,
+        "avg_first_response_time_minutes": times.response_mean,
         "avg_satisfaction_score": avg_satisfaction,
-        "median_resolution_time_minutes": minutes(resolution_p50),
-        "p90_resolution_time_minutes": minutes(resolution_p90),
-        "median_first_response_time_minutes": minutes(response_p50),
-        "p90_first_response_time_minutes": minutes(response_p90),
+        "median_resolution_time_minutes": times.resolution_median,
+        "p90_resolution_time_minutes": times.resolution_p90,
+        "median_first_response_time_minutes": times.response_median,
+        "p90_first_response_time_minutes": times.response_p90,
     }
     return PipeResult(METRICS_COLUMNS, [row], total, result.elapsed)
 
@@ -155,10 +154,10 @@ CATEGORY_COLUMNS = [
 ]
 
 
-def category_analysis(context: PipeContext, window: Window, *, priority: str | None) -> PipeResult:
-    where = conditions(context)
-    where.between("created_at", window.start, window.end)
-    where.equals("priority", priority)
+def category_analysis(
+    context: PipeContext, window: Window, *, filters: Mapping[str, str | None], business_hours: bool
+) -> PipeResult:
+    where = selection(context, filters, window.start, window.end)
     sql = (
         f"SELECT category, count(*) AS ticket_count, {duration_sums()} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY category"
@@ -167,17 +166,23 @@ def category_analysis(context: PipeContext, window: Window, *, priority: str | N
     found = sorted(
         result.dicts(), key=lambda r: (-int(r["ticket_count"]), r["category"] is None, r["category"] or "")
     )
+    if business_hours:
+        durations = ticket_durations(context, filters, window, "category", business_hours=True)
+        times = durations.summaries(durations.tickets.column("category"))
+    else:
+        times = {r["category"]: DurationSummary.from_sql(r) for r in found}
     whole = sum(int(r["ticket_count"]) for r in found)
     rows = []
     for r in found:
-        avg_resolution, avg_response, avg_satisfaction = averages(r)
+        _, _, avg_satisfaction = averages(r)
+        mine = times.get(r["category"], NO_DURATIONS)
         rows.append(
             {
                 "category": r["category"],
                 "ticket_count": int(r["ticket_count"]),
                 "percentage_of_total": percentage(r["ticket_count"], whole),
-                "avg_resolution_time_minutes": avg_resolution,
-                "avg_response_time_minutes": avg_response,
+                "avg_resolution_time_minutes": mine.resolution_mean,
+                "avg_response_time_minutes": mine.response_mean,
                 "avg_satisfaction_score": avg_satisfaction,
             }
         )

@@ -1,85 +1,153 @@
-"""time_trends: volumes and average times per period, cut in the reporting timezone."""
+"""time_trends (volumes and times per period) and arrivals (tickets per weekday and hour), cut in
+the reporting timezone: the ``timezone`` parameter, else the workspace's."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from supportlens.analytics.common import (
-    RESOLVED,
-    PipeContext,
-    PipeResult,
-    averages,
-    conditions,
-    duration_sums,
-    run,
-    tickets_from,
-)
-from supportlens.analytics.params import ParamError, Window
-from supportlens.domain.periods import IntervalError, parse_interval, period_starts, utc_bucket
-from supportlens.store.base import ParamType
+import numpy as np
 
-_ADDITIVE = (
-    "ticket_count",
-    "resolved_tickets",
-    "resolution_ms_sum",
-    "resolution_n",
-    "response_ms_sum",
-    "response_n",
-    "satisfaction_sum",
-    "satisfaction_n",
+from supportlens.analytics.activity import period_codes, period_labels
+from supportlens.analytics.common import RESOLVED, PipeContext, PipeResult, run, selection, tickets_from
+from supportlens.analytics.durations import NO_DURATIONS, ticket_durations
+from supportlens.analytics.history import aware_utc, epoch_ms, timestamp_ms
+from supportlens.analytics.params import ParamError, Window
+from supportlens.analytics.scope import Conditions
+from supportlens.domain.metrics import average
+from supportlens.domain.periods import (
+    IntervalError,
+    PeriodUnit,
+    UtcBucket,
+    parse_interval,
+    period_starts,
+    utc_bucket,
 )
+
+_F = "Nullable(Float64)"
+_ADDITIVE = ("ticket_count", "resolved_tickets", "satisfaction_sum", "satisfaction_n")
 
 COLUMNS = [
     ("time_period", "String"),
     ("ticket_count", "UInt64"),
     ("resolved_tickets", "UInt64"),
-    ("avg_resolution_time_minutes", "Nullable(Float64)"),
-    ("avg_response_time_minutes", "Nullable(Float64)"),
-    ("avg_satisfaction_score", "Nullable(Float64)"),
+    ("avg_resolution_time_minutes", _F),
+    ("avg_response_time_minutes", _F),
+    ("avg_satisfaction_score", _F),
+    ("median_response_time_minutes", _F),
+    ("p90_response_time_minutes", _F),
+    ("median_resolution_time_minutes", _F),
+    ("p90_resolution_time_minutes", _F),
 ]
 
 
+def _local_periods(
+    context: PipeContext,
+    where: Conditions,
+    bucket: UtcBucket,
+    unit: PeriodUnit,
+    measures: str,
+    names: tuple[str, ...],
+) -> tuple[dict[str, dict[str, int]], float]:
+    """The additive ``measures`` (SQL, naming the columns ``names``) of the tickets of ``where``
+    per local period of ``unit``, keyed by the period's local start ('YYYY-MM-DD HH:MM:SS').
+
+    Two stages, both exact because counts and sums add up: in SQL every ticket into its UTC
+    ``bucket`` (cheap integer grouping over all rows; a bucket never straddles a local period
+    boundary), then here each of those few buckets into its local period by ``period_labels``, as
+    the history pipes cut periods: exact across DST changes (a fall-back hour is one period) and
+    fractional offsets, where ClickHouse's toStartOfHour is not (after Lord Howe's half-hour DST
+    change it truncates to :30 for the rest of the day)."""
+    sql = (
+        f"SELECT {context.engine.dialect.utc_bucket('created_at', bucket)} AS bucket, {measures} "
+        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
+    )
+    result = run(context, sql, where)
+    buckets = result.dicts()
+    starts = np.array([epoch_ms(aware_utc(row["bucket"])) for row in buckets], dtype=np.int64)
+    found: dict[str, dict[str, int]] = {}
+    for label, row in zip(period_labels(starts, unit, context.timezone), buckets, strict=True):
+        assert label is not None
+        totals = found.setdefault(label, dict.fromkeys(names, 0))
+        for name in names:
+            totals[name] += int(row[name] or 0)
+    return found, result.elapsed
+
+
 def time_trends(
-    context: PipeContext, window: Window, *, category: str | None, priority: str | None, time_interval: str
+    context: PipeContext,
+    window: Window,
+    *,
+    filters: Mapping[str, str | None],
+    time_interval: str,
+    business_hours: bool,
 ) -> PipeResult:
+    """Counts and satisfaction per period from SQL; the times from each ticket's durations, so that
+    medians and p90s are exact (and business time possible)."""
     try:
         interval = parse_interval(time_interval)
         periods = period_starts(window.start, window.end, interval.unit, context.timezone)
         bucket = utc_bucket(window.start, window.end, interval.unit, context.timezone)
     except IntervalError as exc:
         raise ParamError("time_interval", str(exc)) from None
-    where = conditions(context)
-    where.between("created_at", window.start, window.end)
-    where.equals("category", category)
-    where.equals("priority", priority)
-    zone = where.bind("reporting_timezone", context.timezone, ParamType.STRING)
-    dialect = context.engine.dialect
-    # Two stages, both exact because counts and sums add up: first every ticket into its UTC
-    # bucket (cheap integer grouping over all rows), then each of those few buckets into its
-    # local period; utc_bucket picks buckets that never straddle a local period boundary.
-    buckets = (
-        f"SELECT {dialect.utc_bucket('created_at', bucket)} AS bucket, count(*) AS ticket_count, "
-        f"{dialect.count_if(RESOLVED)} AS resolved_tickets, {duration_sums()} "
-        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
+    where = selection(context, filters, window.start, window.end)
+    measures = (
+        f"count(*) AS ticket_count, {context.engine.dialect.count_if(RESOLVED)} AS resolved_tickets, "
+        "sum(satisfaction_score) AS satisfaction_sum, count(satisfaction_score) AS satisfaction_n"
     )
-    period = dialect.local_period_start("bucket", interval.unit, zone)
-    totals = ", ".join(f"sum({column}) AS {column}" for column in _ADDITIVE)
-    periods_sql = f"SELECT {period} AS period_start, {totals} FROM ({buckets}) AS b GROUP BY period_start"
-    sql = f"SELECT {dialect.format_local('period_start')} AS period, * FROM ({periods_sql}) AS p"
-    result = run(context, sql, where)
-    found: dict[str, dict[str, Any]] = {row["period"]: row for row in result.dicts()}
+    found, elapsed = _local_periods(context, where, bucket, interval.unit, measures, _ADDITIVE)
+    durations = ticket_durations(context, filters, window, business_hours=business_hours)
+    created, _ = timestamp_ms(durations.tickets, "created_at")
+    times = durations.grouped(*period_codes(created, interval.unit, context.timezone))
     rows: list[dict[str, Any]] = []
     for start in periods:
         row = found.get(start, {})
-        resolution, response, satisfaction = averages(row)
+        mine = times.get(start, NO_DURATIONS)
         rows.append(
             {
                 "time_period": interval.label(start),
                 "ticket_count": int(row.get("ticket_count") or 0),
                 "resolved_tickets": int(row.get("resolved_tickets") or 0),
-                "avg_resolution_time_minutes": resolution,
-                "avg_response_time_minutes": response,
-                "avg_satisfaction_score": satisfaction,
+                "avg_resolution_time_minutes": mine.resolution_mean,
+                "avg_response_time_minutes": mine.response_mean,
+                "avg_satisfaction_score": average(row.get("satisfaction_sum"), row.get("satisfaction_n")),
+                "median_response_time_minutes": mine.response_median,
+                "p90_response_time_minutes": mine.response_p90,
+                "median_resolution_time_minutes": mine.resolution_median,
+                "p90_resolution_time_minutes": mine.resolution_p90,
             }
         )
-    return PipeResult(COLUMNS, rows, sum(r["ticket_count"] for r in rows), result.elapsed)
+    return PipeResult(COLUMNS, rows, sum(r["ticket_count"] for r in rows), elapsed)
+
+
+ARRIVAL_COLUMNS = [
+    ("weekday", "UInt8"),
+    ("weekday_name", "String"),
+    ("hour", "UInt8"),
+    ("tickets", "UInt64"),
+]
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str | None]) -> PipeResult:
+    """Tickets created per ISO weekday (1 = Monday) and hour of local wall-clock time, all 168
+    cells.  Each ticket's created_at is converted to local time by the engine (exact across DST:
+    a fall-back hour holds both UTC hours that show it, a skipped hour holds none)."""
+    where = selection(context, filters, window.start, window.end)
+    # Quarter hours never straddle a local hour (every offset since 1972 is a multiple of 15
+    # minutes); ``utc_bucket`` would sample the zone's offsets over the whole window, which may
+    # span centuries here (no limit on the number of periods applies).
+    found, elapsed = _local_periods(
+        context, where, UtcBucket.QUARTER_HOUR, PeriodUnit.HOUR, "count(*) AS tickets", ("tickets",)
+    )
+    counts = [[0] * 24 for _ in _WEEKDAY_NAMES]
+    for period, row in found.items():
+        local = datetime.strptime(period, "%Y-%m-%d %H:%M:%S")
+        counts[local.weekday()][local.hour] += int(row["tickets"])
+    rows: list[dict[str, Any]] = [
+        {"weekday": day + 1, "weekday_name": name, "hour": hour, "tickets": counts[day][hour]}
+        for day, name in enumerate(_WEEKDAY_NAMES)
+        for hour in range(24)
+    ]
+    return PipeResult(ARRIVAL_COLUMNS, rows, sum(map(sum, counts)), elapsed)

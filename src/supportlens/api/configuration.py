@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -33,7 +33,7 @@ from supportlens.domain.calendars import CalendarError, business_seconds, is_ope
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 
-router = APIRouter(tags=["configuration"], responses=problem_responses(401, 403, 422))
+router = APIRouter(tags=["configuration"], responses=problem_responses(400, 401, 403, 422))
 
 # Business time is computed window by window: a bounded span keeps one request cheap.
 MAX_SPAN = timedelta(days=3660)
@@ -128,6 +128,24 @@ class BusinessTime(BaseModel):
 
 # Calendars
 
+CALENDAR_EXAMPLES = {
+    "office": {
+        "summary": "Office hours with a lunch break and a half-day holiday",
+        "value": {
+            "name": "Berlin office",
+            "timezone": "Europe/Berlin",
+            "groups": ["G-DE"],
+            "windows": [
+                {"weekday": "monday", "start": "09:00", "end": "12:00"},
+                {"weekday": "monday", "start": "13:00", "end": "17:30"},
+                {"weekday": "friday", "start": "09:00", "end": "15:00"},
+            ],
+            "holidays": [{"date": "2026-12-24", "start": "12:00", "end": "24:00", "name": "Christmas Eve"}],
+        },
+    }
+}
+CALENDAR_BODY = Body(openapi_examples=CALENDAR_EXAMPLES)  # type: ignore[arg-type]
+
 
 @router.get("/v1/calendars", summary="The workspace's business calendars")
 def list_calendars(request: Request, who: Caller = Depends(reader)) -> CalendarList:
@@ -139,7 +157,10 @@ def list_calendars(request: Request, who: Caller = Depends(reader)) -> CalendarL
     "/v1/calendars", status_code=201, summary="Create a business calendar", responses=problem_responses(409)
 )
 def create_calendar(
-    request: Request, response: Response, definition: CalendarDefinition, who: Caller = Depends(admin)
+    request: Request,
+    response: Response,
+    definition: CalendarDefinition = CALENDAR_BODY,
+    who: Caller = Depends(admin),
 ) -> Calendar:
     rt = runtime(request)
     with rt.calendar_change(who.workspace), repository_errors():
@@ -160,7 +181,10 @@ def get_calendar(request: Request, calendar_id: str, who: Caller = Depends(reade
     responses=problem_responses(404, 409),
 )
 def replace_calendar(
-    request: Request, calendar_id: str, definition: CalendarDefinition, who: Caller = Depends(admin)
+    request: Request,
+    calendar_id: str,
+    definition: CalendarDefinition = CALENDAR_BODY,
+    who: Caller = Depends(admin),
 ) -> Calendar:
     rt = runtime(request)
     with rt.calendar_change(who.workspace), repository_errors():

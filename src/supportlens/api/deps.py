@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from supportlens.api.errors import ApiError
 from supportlens.auth.repository import NotFound, Workspace
@@ -31,7 +32,16 @@ def _secret(request: Request) -> str | None:
     return request.query_params.get("token") or None
 
 
-def caller(request: Request) -> Caller:
+# Declared for the OpenAPI document (its security schemes); ``_secret`` reads the same two places.
+_BEARER = HTTPBearer(auto_error=False, description="A token: 'Authorization: Bearer <token>'.")
+_QUERY = APIKeyQuery(name="token", auto_error=False, description="A token as the 'token' query parameter.")
+
+
+def caller(
+    request: Request,
+    _bearer: HTTPAuthorizationCredentials | None = Security(_BEARER),
+    _query: str | None = Security(_QUERY),
+) -> Caller:
     """The authenticated caller: 401 without a live token."""
     secret = _secret(request)
     if secret is None:

@@ -32,6 +32,17 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
     return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
+class ErrorBody(BaseModel):
+    """An error under /v0, as Tinybird answers it."""
+
+    error: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for /v0 routes: these statuses answer ``{"error": "..."}``."""
+    return {status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -109,11 +120,15 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(ParamError)
-    async def _param_error(_: Request, exc: ParamError) -> JSONResponse:
+    async def _param_error(request: Request, exc: ParamError) -> JSONResponse:
+        if _v1(request):
+            return problem_response(400, str(exc))
         return error_response(400, str(exc))
 
     @app.exception_handler(QueryTimeout)
-    async def _timeout(_: Request, exc: QueryTimeout) -> JSONResponse:
+    async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+        if _v1(request):
+            return problem_response(408, str(exc))
         return error_response(408, str(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -133,6 +148,36 @@ def install(app: FastAPI) -> None:
         if _v1(request):
             return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    _document_v0_errors(app)
+
+
+def _document_v0_errors(app: FastAPI) -> None:
+    """/v0 answers an invalid request with a 400 ``{"error": "..."}`` (``_validation`` above), never
+    with FastAPI's 422: the OpenAPI document must not promise the 422 FastAPI lists by default."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = build()  # FastAPI builds it once and caches it; the edit below is idempotent
+        for path, operations in document.get("paths", {}).items():
+            if path.startswith("/v0/"):
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if _HTTP_VALIDATION_ERROR in json.dumps(responses.get("422", {})):
+                        del responses["422"]
+        schemas = document.get("components", {}).get("schemas", {})
+        if _HTTP_VALIDATION_ERROR in schemas and f'/{_HTTP_VALIDATION_ERROR}"' not in json.dumps(
+            document["paths"]
+        ):
+            del schemas[_HTTP_VALIDATION_ERROR]
+            if '/ValidationError"' not in json.dumps(schemas):
+                schemas.pop("ValidationError", None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_HTTP_VALIDATION_ERROR = "HTTPValidationError"
 
 
 @contextmanager

@@ -7,10 +7,11 @@ import zlib
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from supportlens.api.deps import Caller, caller, runtime
-from supportlens.api.errors import ApiError
+from supportlens.api.errors import ApiError, error_responses
 from supportlens.ingest.service import DATASOURCES, IngestResult
 from supportlens.ingest.writer import QueueFull
 
@@ -43,19 +44,55 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+class IngestCounts(BaseModel):
+    """Rows of the request that were accepted, and rows kept in quarantine with their reason."""
+
+    successful_rows: int
+    quarantined_rows: int
+
+
+# Any body is taken: each JSON value (an array's elements, an NDJSON line) is a row, and a row that
+# is not a valid record of the datasource (not even JSON) is quarantined, not refused.
+EXAMPLE_TICKET = {
+    "ticket_id": "T12345",
+    "customer_id": "C789",
+    "category": "billing",
+    "priority": "high",
+    "status": "resolved",
+    "created_at": "2026-06-15 09:30:00",
+    "first_response_at": "2026-06-15 09:45:00",
+    "resolved_at": "2026-06-15 11:30:00",
+    "satisfaction_score": 4,
+    "tags": ["invoice"],
+}
+_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "One JSON object, a JSON array of objects, or NDJSON (one object per line); "
+        "gzip with 'Content-Encoding: gzip'. Rows that fail validation are quarantined "
+        "(GET /v0/quarantine/<datasource>.json), not refused.",
+        "content": {
+            "application/json": {"schema": {}, "example": EXAMPLE_TICKET},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 @router.post(
     "/v0/events",
     summary="Append rows to a datasource",
+    response_model=None,
+    openapi_extra=_BODY,
     responses={
-        200: {"description": "Rows committed (wait=true)"},
-        202: {"description": "Rows queued; written shortly and on shutdown"},
-        413: {"description": "Body over the size limit"},
-        429: {"description": "Write queue full; retry"},
+        200: {"model": IngestCounts, "description": "Rows committed (wait=true)"},
+        202: {"model": IngestCounts, "description": "Rows queued; written shortly and on shutdown"},
+        **error_responses(400, 401, 403, 404, 413, 415, 429, 503),
     },
 )
 async def post_events(
     request: Request,
-    name: str = Query(..., description="Datasource name, e.g. support_tickets"),
+    name: str = Query(..., description="Datasource name", json_schema_extra={"enum": sorted(DATASOURCES)}),
     wait: bool = Query(False, description="Answer only once the rows are durably committed"),
     who: Caller = Depends(caller),
 ) -> JSONResponse:

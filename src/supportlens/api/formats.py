@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from fastapi.responses import Response
 
 from supportlens.analytics.common import PipeResult
+from supportlens.api.errors import error_responses
 
 FORMATS: dict[str, str] = {
     "json": "application/json",
@@ -83,3 +84,67 @@ def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
         pq.write_table(table, sink)
         return Response(sink.getvalue(), status_code=status_code, media_type=FORMATS[fmt])
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _value_schema(column_type: str) -> dict[str, Any]:
+    """A column's values in JSON, from its ClickHouse-style type (as ``render`` writes them)."""
+    if column_type.startswith("Nullable(") and column_type.endswith(")"):
+        inner = _value_schema(column_type.removeprefix("Nullable(").removesuffix(")"))
+        return {"anyOf": [inner, {"type": "null"}]}
+    if column_type.startswith(("UInt", "Int")):
+        return {"type": "integer"}
+    if column_type.startswith("Float"):
+        return {"type": "number"}
+    if column_type == "Bool":
+        return {"type": "boolean"}
+    if column_type.startswith("Array("):
+        return {"type": "array", "items": _value_schema(column_type.removeprefix("Array(").removesuffix(")"))}
+    return {"type": "string"}  # strings, dates and timestamps (formatted text)
+
+
+def result_responses(columns: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> dict[int | str, Any]:
+    """OpenAPI ``responses`` of an endpoint rendered by formats.py: its rows in the four formats
+    (the JSON body in Tinybird's shape, each row's columns typed), and the errors of /v0."""
+    row = {
+        "type": "object",
+        "properties": {name: _value_schema(kind) for name, kind in columns},
+        "required": [name for name, _ in columns],
+    }
+    json_body = {
+        "type": "object",
+        "properties": {
+            "meta": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "type": {"type": "string"}},
+                    "required": ["name", "type"],
+                },
+            },
+            "data": {"type": "array", "items": row},
+            "rows": {"type": "integer", "minimum": 0},
+            "rows_before_limit_at_least": {"type": "integer", "minimum": 0},
+            "statistics": {
+                "type": "object",
+                "properties": {
+                    "elapsed": {"type": "number", "minimum": 0},
+                    "rows_read": {"type": "integer", "minimum": 0},
+                    "bytes_read": {"type": "integer", "minimum": 0},
+                },
+                "required": ["elapsed", "rows_read", "bytes_read"],
+            },
+        },
+        "required": ["meta", "data", "rows", "statistics"],
+    }
+    return {
+        200: {
+            "description": "The rows, in the format the path names",
+            "content": {
+                FORMATS["json"]: {"schema": json_body},
+                FORMATS["csv"].partition(";")[0]: {"schema": {"type": "string"}},
+                FORMATS["ndjson"]: {"schema": {"type": "string", "description": "One row object per line"}},
+                FORMATS["parquet"]: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **error_responses(400, 401, 403, 404, 408),
+    }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from supportlens.analytics.params import Kind, Param
 from supportlens.analytics.pipes import PIPES, Pipe
 from supportlens.api.deps import Caller, caller, runtime
-from supportlens.api.errors import ApiError
-from supportlens.api.formats import FORMATS, render
+from supportlens.api.errors import ApiError, error_responses
+from supportlens.api.formats import FORMATS, render, result_responses
 
 router = APIRouter(tags=["pipes"])
 
@@ -25,15 +26,11 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
 }
 
 
+FORMAT = Path(description="json, csv, ndjson or parquet", json_schema_extra={"enum": sorted(FORMATS)})
+
+
 def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
-    documented = [
-        {
-            "name": "format",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "enum": sorted(FORMATS)},
-        }
-    ]
+    documented = []
     for param in params:
         schema = dict(_SCHEMAS.get(param.kind, {"type": "string"}))
         if param.default is not None:
@@ -51,7 +48,7 @@ def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
 
 
 def _route(pipe: Pipe) -> None:
-    def handler(request: Request, format: str, who: Caller = Depends(caller)) -> Response:
+    def handler(request: Request, format: str = FORMAT, who: Caller = Depends(caller)) -> Response:
         if format not in FORMATS:
             raise ApiError(404, f"unknown format {format!r}; use one of {', '.join(sorted(FORMATS))}")
         if not who.token.can_read_pipe(pipe.name):
@@ -68,6 +65,7 @@ def _route(pipe: Pipe) -> None:
         summary=pipe.description,
         openapi_extra={"parameters": _openapi_parameters(pipe.params)},
         response_class=Response,
+        responses=result_responses(pipe.columns),
     )
 
 
@@ -75,24 +73,54 @@ for _pipe in PIPES.values():
     _route(_pipe)
 
 
-@router.get("/v0/pipes", summary="List the analytics endpoints and their parameters")
-def list_pipes(who: Caller = Depends(caller)) -> dict[str, Any]:
-    return {
-        "pipes": [
-            {
-                "name": pipe.name,
-                "description": pipe.description,
-                "formats": sorted(FORMATS),
-                "columns": [{"name": n, "type": t} for n, t in pipe.columns],
-                "parameters": [
-                    {"name": p.name, "kind": p.kind.value, "default": p.default, "description": p.description}
+class ColumnInfo(BaseModel):
+    name: str
+    type: str
+
+
+class ParameterInfo(BaseModel):
+    name: str
+    kind: str
+    default: str | bool | int | float | None
+    description: str
+
+
+class PipeInfo(BaseModel):
+    name: str
+    description: str
+    formats: list[str]
+    columns: list[ColumnInfo]
+    parameters: list[ParameterInfo]
+
+
+class PipeList(BaseModel):
+    pipes: list[PipeInfo]
+
+
+@router.get(
+    "/v0/pipes",
+    summary="List the analytics endpoints and their parameters",
+    responses=error_responses(401),
+)
+def list_pipes(who: Caller = Depends(caller)) -> PipeList:
+    return PipeList(
+        pipes=[
+            PipeInfo(
+                name=pipe.name,
+                description=pipe.description,
+                formats=sorted(FORMATS),
+                columns=[ColumnInfo(name=n, type=t) for n, t in pipe.columns],
+                parameters=[
+                    ParameterInfo(
+                        name=p.name, kind=p.kind.value, default=p.default, description=p.description
+                    )
                     for p in pipe.params
                 ],
-            }
+            )
             for pipe in PIPES.values()
             if who.token.can_read_pipe(pipe.name)
         ]
-    }
+    )
 
 
 @router.get("/v0/pipes/{unknown}", include_in_schema=False)

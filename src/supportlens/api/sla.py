@@ -12,7 +12,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from supportlens.analytics.common import conditions
@@ -27,7 +27,7 @@ from supportlens.domain.metrics import MS_PER_MINUTE, minutes
 from supportlens.domain.sla import Escalation, TargetState, TargetStatus, TargetType, TicketSla
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 
-router = APIRouter(tags=["sla"], responses=problem_responses(401, 403, 422))
+router = APIRouter(tags=["sla"], responses=problem_responses(400, 401, 403, 422))
 
 
 class SlaPolicy(SlaPolicyDefinition):
@@ -73,6 +73,28 @@ def _known_calendar(
 
 # Policies
 
+POLICY_EXAMPLES = {
+    "network": {
+        "summary": "Targets per priority, business-time resolution, two escalation levels",
+        "value": {
+            "name": "Enterprise network",
+            "conditions": {"category": ["network"]},
+            "targets": {
+                "high": [
+                    {"type": "first_response", "minutes": 120},
+                    {"type": "resolution", "minutes": 480, "business_hours": True},
+                ],
+                "default": [{"type": "resolution", "minutes": 960}],
+            },
+            "escalations": [
+                {"level": 1, "offset_minutes": -30, "actions": ["notify"]},
+                {"level": 2, "offset_minutes": 0, "actions": ["reassign"]},
+            ],
+        },
+    }
+}
+POLICY_BODY = Body(openapi_examples=POLICY_EXAMPLES)  # type: ignore[arg-type]
+
 
 @router.get("/v1/sla-policies", summary="The workspace's SLA policies, in the order they are tried")
 def list_policies(request: Request, who: Caller = Depends(reader)) -> SlaPolicyList:
@@ -87,7 +109,10 @@ def list_policies(request: Request, who: Caller = Depends(reader)) -> SlaPolicyL
     responses=problem_responses(409),
 )
 def create_policy(
-    request: Request, response: Response, definition: SlaPolicyDefinition, who: Caller = Depends(admin)
+    request: Request,
+    response: Response,
+    definition: SlaPolicyDefinition = POLICY_BODY,
+    who: Caller = Depends(admin),
 ) -> SlaPolicy:
     configuration = runtime(request).configuration
     _known_calendar(configuration, who.workspace.id, definition)
@@ -119,7 +144,10 @@ def get_policy(request: Request, policy_id: str, who: Caller = Depends(reader)) 
     responses=problem_responses(404, 409),
 )
 def replace_policy(
-    request: Request, policy_id: str, definition: SlaPolicyDefinition, who: Caller = Depends(admin)
+    request: Request,
+    policy_id: str,
+    definition: SlaPolicyDefinition = POLICY_BODY,
+    who: Caller = Depends(admin),
 ) -> SlaPolicy:
     configuration = runtime(request).configuration
     with repository_errors():
@@ -256,7 +284,7 @@ def _target_json(target: TargetState) -> dict[str, Any]:
     summary="One ticket's SLA status: response and resolution targets, next responses, escalation",
     description="Evaluated from the ticket's activity log, or for a ticket without one from its "
     "stored timestamps (creation, first response, resolution or last update).",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 408),
 )
 def ticket_sla_status(
     request: Request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +35,7 @@ def average_minutes(total_ms: int | None, count: int | None) -> float | None:
     return average(total_ms, count, scale=MS_PER_MINUTE)
 
 
-def minutes(milliseconds: int | float | None) -> float | None:
+def minutes(milliseconds: Fraction | int | float | None) -> float | None:
     """A duration (or an interpolated quantile) in milliseconds as rounded minutes."""
     if milliseconds is None or milliseconds != milliseconds:  # NaN: a quantile of nothing
         return None
@@ -57,3 +58,26 @@ def minutes_array(milliseconds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64
     cents = (magnitude * 2 + 600) // 1200
     result: npt.NDArray[np.float64] = np.sign(milliseconds) * cents / 100.0
     return result
+
+
+def quantile(sorted_values: npt.NDArray[np.int64], level: float) -> Fraction | None:
+    """Linear interpolation between closest ranks (R-7, ``quantile_cont``), exact; None when empty."""
+    if len(sorted_values) == 0:
+        return None
+    position = Fraction(level) * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    below, above = int(sorted_values[low]), int(sorted_values[high])
+    return below + (position - low) * (above - below)
+
+
+def duration_summary(values_ms: npt.NDArray[np.int64]) -> dict[str, Any]:
+    """``count``, and the ``mean``, ``median`` and ``p90`` minutes (null when empty) of durations."""
+    ordered = np.sort(values_ms)
+    count = len(ordered)
+    return {
+        "count": count,
+        "mean": minutes(Fraction(int(ordered.sum()), count)) if count else None,
+        "median": minutes(quantile(ordered, 0.5)),
+        "p90": minutes(quantile(ordered, 0.9)),
+    }

@@ -13,6 +13,12 @@ Conventions:
   trimmed).  ``None`` or a blank value means "not given".  A given filter never matches a null column.
 * The window (``start``/``end``, both inclusive, on ``created_at``) is passed explicitly; defaulting
   it (last 365 days) is the caller's job.
+* Every aggregate takes the filters ``category``, ``priority``, ``agent_id``, ``channel`` and
+  ``group_id`` as keyword arguments (``**filters``; ``ticket_metrics`` also ``customer_id``), as
+  ``_select`` reads them.
+* ``business`` (where taken): durations in business time, each ticket's by its calendar in that
+  choice (its group's, else the default), measured by ``domain.calendars.business_ms`` between the
+  same two instants; None (the default) means calendar time.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from supportlens.domain.calendars import CalendarChoice, business_ms
 from supportlens.domain.models import (
     RESOLVED_STATUSES,
     TicketSnapshot,
@@ -35,6 +42,7 @@ from supportlens.domain.models import (
 __all__ = [
     "SlaThresholds",
     "agent_performance",
+    "arrivals",
     "category_analysis",
     "current_state",
     "sla_performance",
@@ -145,12 +153,24 @@ def _duration_ms(start: datetime, end: datetime | None) -> int | None:
     return _epoch_ms(end) - _epoch_ms(start)
 
 
-def _response_ms(ticket: TicketSnapshot) -> int | None:
-    return _duration_ms(ticket.created_at, ticket.first_response_at)
+def _since_created_ms(
+    ticket: TicketSnapshot, end: datetime | None, business: CalendarChoice | None
+) -> int | None:
+    """``created_at -> end`` in whole milliseconds: calendar time, or the business time of the
+    ticket's calendar in ``business``; null when ``end`` is missing."""
+    if business is None or end is None:
+        return _duration_ms(ticket.created_at, end)
+    schedule = business.schedules[business.index_of(ticket.group_id)]
+    start_ms, end_ms = _epoch_ms(ticket.created_at), _epoch_ms(end)
+    return business_ms(schedule, _from_epoch_ms(start_ms), _from_epoch_ms(end_ms))
 
 
-def _resolution_ms(ticket: TicketSnapshot) -> int | None:
-    return _duration_ms(ticket.created_at, ticket.resolved_at)
+def _response_ms(ticket: TicketSnapshot, business: CalendarChoice | None = None) -> int | None:
+    return _since_created_ms(ticket, ticket.first_response_at, business)
+
+
+def _resolution_ms(ticket: TicketSnapshot, business: CalendarChoice | None = None) -> int | None:
+    return _since_created_ms(ticket, ticket.resolved_at, business)
 
 
 def _minutes_rounded(ms: int | None) -> float | None:
@@ -206,19 +226,19 @@ def _meets(duration_ms: int | None, threshold_minutes: float) -> bool:
     return Fraction(duration_ms, _MS_PER_MINUTE) <= Fraction(threshold_minutes)
 
 
-def _responses_ms(tickets: list[TicketSnapshot]) -> list[int]:
+def _responses_ms(tickets: list[TicketSnapshot], business: CalendarChoice | None = None) -> list[int]:
     values: list[int] = []
     for ticket in tickets:
-        ms = _response_ms(ticket)
+        ms = _response_ms(ticket, business)
         if ms is not None:
             values.append(ms)
     return values
 
 
-def _resolutions_ms(tickets: list[TicketSnapshot]) -> list[int]:
+def _resolutions_ms(tickets: list[TicketSnapshot], business: CalendarChoice | None = None) -> list[int]:
     values: list[int] = []
     for ticket in tickets:
-        ms = _resolution_ms(ticket)
+        ms = _resolution_ms(ticket, business)
         if ms is not None:
             values.append(ms)
     return values
@@ -280,6 +300,8 @@ def _select(
     status: str | None = None,
     category: str | None = None,
     priority: str | None = None,
+    channel: str | None = None,
+    group_id: str | None = None,
 ) -> list[TicketSnapshot]:
     """Tickets created in [start, end] (an end left None is open) matching every given filter,
     each filter normalized the way ingestion normalizes the column."""
@@ -287,9 +309,11 @@ def _select(
         "ticket_id": _id_filter(ticket_id),
         "customer_id": _id_filter(customer_id),
         "agent_id": _id_filter(agent_id),
+        "group_id": _id_filter(group_id),
         "status": normalize_label(status),
         "category": normalize_label(category),
         "priority": normalize_priority(priority),
+        "channel": normalize_label(channel),
     }
     return [
         ticket
@@ -447,6 +471,13 @@ def _format_pattern(parts: tuple[str, ...], wall: datetime) -> str:
 # shows the later day before the transition).
 
 
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {tz!r}") from exc
+
+
 def _period_key(ms: int, zone: ZoneInfo, unit: str) -> datetime:
     wall = _from_epoch_ms(ms).astimezone(zone).replace(tzinfo=None)
     return _truncate(wall, unit)
@@ -495,23 +526,20 @@ def time_trends(
     *,
     start: datetime,
     end: datetime,
-    category: str | None,
-    priority: str | None,
     time_interval: str,
     tz: str,
+    business: CalendarChoice | None = None,
+    **filters: str | None,
 ) -> list[Row]:
     """Tickets per period of the reporting timezone ``tz``, every period of the window listed."""
     interval = _parse_interval(time_interval)
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown timezone {tz!r}") from exc
+    zone = _zone(tz)
     _check_window(start, end)
 
     by_period: dict[datetime, list[TicketSnapshot]] = {}
     for key in _periods_in_window(start, end, zone, interval.unit):
         by_period[key] = []
-    for ticket in _select(tickets, start, end, category=category, priority=priority):
+    for ticket in _select(tickets, start, end, **filters):
         key = _period_key(_epoch_ms(ticket.created_at), zone, interval.unit)
         by_period.setdefault(key, []).append(ticket)
 
@@ -519,14 +547,20 @@ def time_trends(
     for key in sorted(by_period):
         group = by_period[key]
         label = _format_wall(key) if interval.pattern is None else _format_pattern(interval.pattern, key)
+        resolutions = _resolutions_ms(group, business)
+        responses = _responses_ms(group, business)
         rows.append(
             {
                 "time_period": label,
                 "ticket_count": len(group),
                 "resolved_tickets": _count_resolved(group),
-                "avg_resolution_time_minutes": _average_minutes(_resolutions_ms(group)),
-                "avg_response_time_minutes": _average_minutes(_responses_ms(group)),
+                "avg_resolution_time_minutes": _average_minutes(resolutions),
+                "avg_response_time_minutes": _average_minutes(responses),
                 "avg_satisfaction_score": _average(_scores(group)),
+                "median_response_time_minutes": _quantile_minutes(responses, _MEDIAN),
+                "p90_response_time_minutes": _quantile_minutes(responses, _P90),
+                "median_resolution_time_minutes": _quantile_minutes(resolutions, _MEDIAN),
+                "p90_resolution_time_minutes": _quantile_minutes(resolutions, _P90),
             }
         )
     return rows
@@ -542,15 +576,14 @@ def sla_performance(
     *,
     start: datetime,
     end: datetime,
-    category: str | None,
-    agent_id: str | None,
     thresholds: SlaThresholds,
+    **filters: str | None,
 ) -> list[Row]:
     """One row per priority (null its own row), ordered urgent, high, medium, low, others, null."""
     _check_window(start, end)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
-    for ticket in _select(tickets, start, end, category=category, agent_id=agent_id):
+    for ticket in _select(tickets, start, end, **filters):
         groups.setdefault(ticket.priority, []).append(ticket)
 
     rows: list[Row] = []
@@ -591,14 +624,16 @@ def agent_performance(
     *,
     start: datetime,
     end: datetime,
-    agent_id: str | None,
     thresholds: SlaThresholds,
+    business: CalendarChoice | None = None,
+    **filters: str | None,
 ) -> list[Row]:
-    """One row per agent (null its own row), by tickets handled descending then agent id (null last)."""
+    """One row per agent (null its own row), by tickets handled descending then agent id (null
+    last).  With ``business``, the thresholds are business minutes too."""
     _check_window(start, end)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
-    for ticket in _select(tickets, start, end, agent_id=agent_id):
+    for ticket in _select(tickets, start, end, **filters):
         groups.setdefault(ticket.agent_id, []).append(ticket)
 
     def order(agent: str | None) -> tuple[int, tuple[int, str]]:
@@ -611,7 +646,7 @@ def agent_performance(
         met_response = 0
         for ticket in group:
             response_threshold, _ = thresholds.for_priority(ticket.priority)
-            if _meets(_response_ms(ticket), response_threshold):
+            if _meets(_response_ms(ticket, business), response_threshold):
                 met_response += 1
         rows.append(
             {
@@ -620,8 +655,8 @@ def agent_performance(
                 "resolved_tickets": resolved,
                 "resolution_rate": _percentage(resolved, len(group)),
                 "avg_satisfaction": _average(_scores(group)),
-                "avg_resolution_time_minutes": _average_minutes(_resolutions_ms(group)),
-                "avg_response_time_minutes": _average_minutes(_responses_ms(group)),
+                "avg_resolution_time_minutes": _average_minutes(_resolutions_ms(group, business)),
+                "avg_response_time_minutes": _average_minutes(_responses_ms(group, business)),
                 "met_response_sla": met_response,
                 "response_sla_percentage": _percentage(met_response, len(group)),
             }
@@ -647,6 +682,8 @@ def ticket_details(
     created_before: datetime | None,
     limit: int,
     offset: int,
+    channel: str | None = None,
+    group_id: str | None = None,
 ) -> tuple[list[Row], int]:
     """Matching tickets by created_at descending then ticket_id, and the count before limit/offset."""
     if not 1 <= limit <= _MAX_LIMIT:
@@ -665,6 +702,8 @@ def ticket_details(
         status=status,
         category=category,
         priority=priority,
+        channel=channel,
+        group_id=group_id,
     )
 
     def order(ticket: TicketSnapshot) -> tuple[int, str]:
@@ -707,14 +746,15 @@ def category_analysis(
     *,
     start: datetime,
     end: datetime,
-    priority: str | None,
+    business: CalendarChoice | None = None,
+    **filters: str | None,
 ) -> list[Row]:
     """One row per category (null its own row), by ticket count descending then category (null last)."""
     _check_window(start, end)
 
     groups: dict[str | None, list[TicketSnapshot]] = {}
     total = 0
-    for ticket in _select(tickets, start, end, priority=priority):
+    for ticket in _select(tickets, start, end, **filters):
         groups.setdefault(ticket.category, []).append(ticket)
         total += 1
 
@@ -729,8 +769,8 @@ def category_analysis(
                 "category": category,
                 "ticket_count": len(group),
                 "percentage_of_total": _percentage(len(group), total),
-                "avg_resolution_time_minutes": _average_minutes(_resolutions_ms(group)),
-                "avg_response_time_minutes": _average_minutes(_responses_ms(group)),
+                "avg_resolution_time_minutes": _average_minutes(_resolutions_ms(group, business)),
+                "avg_response_time_minutes": _average_minutes(_responses_ms(group, business)),
                 "avg_satisfaction_score": _average(_scores(group)),
             }
         )
@@ -747,20 +787,16 @@ def ticket_metrics(
     *,
     start: datetime,
     end: datetime,
-    category: str | None,
-    priority: str | None,
-    customer_id: str | None,
-    agent_id: str | None,
+    business: CalendarChoice | None = None,
+    **filters: str | None,
 ) -> Row:
     """The single summary row of the window."""
     _check_window(start, end)
-    selected = _select(
-        tickets, start, end, category=category, priority=priority, customer_id=customer_id, agent_id=agent_id
-    )
+    selected = _select(tickets, start, end, **filters)
 
     resolved = _count_resolved(selected)
-    resolutions = _resolutions_ms(selected)
-    responses = _responses_ms(selected)
+    resolutions = _resolutions_ms(selected, business)
+    responses = _responses_ms(selected, business)
     return {
         "start_date": _format_utc(start),
         "end_date": _format_utc(end),
@@ -775,3 +811,27 @@ def ticket_metrics(
         "median_first_response_time_minutes": _quantile_minutes(responses, _MEDIAN),
         "p90_first_response_time_minutes": _quantile_minutes(responses, _P90),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# arrivals
+# --------------------------------------------------------------------------------------------------
+
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def arrivals(
+    tickets: Iterable[TicketSnapshot], *, start: datetime, end: datetime, tz: str, **filters: str | None
+) -> list[Row]:
+    """Tickets created per ISO weekday and hour of their local wall-clock time in ``tz``: all 168
+    cells, by weekday (1 = Monday) then hour."""
+    zone = _zone(tz)
+    _check_window(start, end)
+    counts = {(weekday, hour): 0 for weekday in range(1, 8) for hour in range(24)}
+    for ticket in _select(tickets, start, end, **filters):
+        wall = _from_epoch_ms(_epoch_ms(ticket.created_at)).astimezone(zone)
+        counts[(wall.isoweekday(), wall.hour)] += 1
+    return [
+        {"weekday": weekday, "weekday_name": _WEEKDAY_NAMES[weekday - 1], "hour": hour, "tickets": count}
+        for (weekday, hour), count in sorted(counts.items())
+    ]

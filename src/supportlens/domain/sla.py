@@ -54,20 +54,23 @@ Rules (METRICS.md where it speaks; where it is silent, what Zendesk or Freshdesk
 from __future__ import annotations
 
 import bisect
-import dataclasses
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from supportlens.domain.calendars import CalendarError, Schedule, add_business_time, business_ms
-from supportlens.domain.events import CHANGED_ATTRIBUTE, EventType, TicketEvent
+from supportlens.domain.events import CHANGED_ATTRIBUTE, ActorType, EventType, TicketEvent
 from supportlens.domain.metrics import MS_PER_MINUTE
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.domain.statuses import PAUSING_CATEGORIES, StatusCategory, StatusMap
 from supportlens.domain.timeline import (
+    INITIAL_STATUS,
     Conversation,
     StatusInterval,
     calendar_ms,
@@ -111,9 +114,12 @@ _RUNS_IN: Mapping[TargetType, frozenset[StatusCategory]] = MappingProxyType(
 )
 _REPLY_RUNS_IN = frozenset({_C.NEW, _C.OPEN, _C.PENDING, _C.ON_HOLD})
 
+# The conditions with an event column (a change event naming one sets it too).
+_COLUMN_CONDITIONS = ("priority", "group_id", "category", "channel")
+_condition_columns = operator.attrgetter(*_COLUMN_CONDITIONS)  # an event's values of them, as a tuple
 # Custom fields (``field_changed`` events) read for the conditions that have no event column.
-_FIELD_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"customer_plan": ("customer_plan", "customer_tier"), "source": ("source",)}
+_FIELD_CONDITIONS: Mapping[str, str] = MappingProxyType(
+    {"customer_plan": "customer_plan", "customer_tier": "customer_plan", "source": "source"}
 )
 
 
@@ -322,6 +328,11 @@ class PolicySet:
 
     policies: tuple[SlaPolicy, ...]
     default: SlaPolicy
+    # Attributes -> the policy and its targets by type for their priority: tickets share a few
+    # attribute sets, so each is matched once per policy set rather than per target.
+    _chosen: dict[TicketAttributes, tuple[SlaPolicy, Mapping[TargetType, Target]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         policies = tuple(self.policies)
@@ -334,7 +345,20 @@ class PolicySet:
         object.__setattr__(self, "policies", policies)
 
     def policy_for(self, ticket: TicketAttributes) -> SlaPolicy:
-        return next((p for p in self.policies if p.conditions.matches(ticket)), self.default)
+        return self.choice(ticket)[0]
+
+    def choice(self, ticket: TicketAttributes) -> tuple[SlaPolicy, Mapping[TargetType, Target]]:
+        """The policy for ``ticket`` and its targets (by type) for the ticket's priority."""
+        found = self._chosen.get(ticket)
+        if found is None:
+            policy = next((p for p in self.policies if p.conditions.matches(ticket)), self.default)
+            targets = {
+                kind: target
+                for kind in TargetType
+                if (target := policy.target(kind, ticket.priority)) is not None
+            }
+            found = self._chosen[ticket] = (policy, MappingProxyType(targets))
+        return found
 
 
 # --- results -----------------------------------------------------------------------------------------
@@ -446,16 +470,33 @@ class _History:
 def _history(events: Sequence[TicketEvent], statuses: StatusMap, as_of: datetime) -> _History:
     ordered = order_events(events)
     created_at = creation_time(ordered)
-    intervals = status_intervals(ordered, statuses, as_of, created_at)
+    return _bounded(
+        ordered[0].ticket_id,
+        created_at,
+        [e for e in ordered if e.at <= as_of],
+        status_intervals(ordered, statuses, as_of, created_at),
+        conversation(ordered, created_at, as_of),  # the timeline's rules
+    )
+
+
+def _bounded(
+    ticket_id: str,
+    created_at: datetime,
+    seen: list[TicketEvent],
+    intervals: list[StatusInterval],
+    talk: Conversation,
+) -> _History:
+    """The history the SLA sees from the timeline's reading: up to the first close, if any."""
     for index, interval in enumerate(intervals):
         if interval.category is StatusCategory.CLOSED:  # closed is final
-            intervals = [*intervals[:index], dataclasses.replace(interval, end=interval.start)]
+            closed = StatusInterval(
+                interval.status, interval.category, interval.start, interval.start, interval.ongoing
+            )
+            intervals = [*intervals[:index], closed]
             break
     horizon = intervals[-1].end
-    seen = [e for e in ordered if e.at <= as_of]
-    talk = conversation(ordered, created_at, as_of)  # the timeline's rules
     return _History(
-        ticket_id=ordered[0].ticket_id,
+        ticket_id=ticket_id,
         created_at=created_at,
         seen=seen,
         intervals=intervals,
@@ -469,23 +510,31 @@ def _history(events: Sequence[TicketEvent], statuses: StatusMap, as_of: datetime
     )
 
 
-def _field_value(event: TicketEvent, name: str) -> str | None:
-    """The value ``event`` sets for condition field ``name``: its column, or a change event's
-    ``to_value`` when it names that field."""
-    if name in _FIELD_NAMES:
-        if event.type is EventType.FIELD_CHANGED and normalize_label(event.field) in _FIELD_NAMES[name]:
-            return event.to_value
-        return None
-    value = event.attribute(name)
-    if value is None and event.to_value is not None:
+def _values_set(event: TicketEvent) -> tuple[tuple[str, str], ...]:
+    """The condition fields ``event`` sets, normalized: its columns (a null one takes a change
+    event's ``to_value`` when the change names that field), and the custom fields it changes."""
+    return _condition_values(event.type, event.field, event.to_value, _condition_columns(event))
+
+
+@functools.lru_cache(maxsize=4096)  # events repeat a few combinations: normalize each once
+def _condition_values(
+    kind: EventType, changed_field: str | None, to_value: str | None, columns: tuple[str | None, ...]
+) -> tuple[tuple[str, str], ...]:
+    changed = None
+    if to_value is not None:
         changed = (
-            normalize_label(event.field)
-            if event.type is EventType.FIELD_CHANGED
-            else CHANGED_ATTRIBUTE.get(event.type)
+            normalize_label(changed_field) if kind is EventType.FIELD_CHANGED else CHANGED_ATTRIBUTE.get(kind)
         )
-        if changed == name:
-            return event.to_value
-    return value
+    found = []
+    for name, column in zip(_COLUMN_CONDITIONS, columns, strict=True):
+        value = to_value if column is None and changed == name else column
+        if value is not None and (folded := _normalized(name, value)) is not None:
+            found.append((name, folded))
+    if changed is not None and kind is EventType.FIELD_CHANGED and changed in _FIELD_CONDITIONS:
+        name = _FIELD_CONDITIONS[changed]
+        if (folded := _normalized(name, to_value)) is not None:
+            found.append((name, folded))
+    return tuple(found)
 
 
 class _AttributeTimeline:
@@ -500,27 +549,25 @@ class _AttributeTimeline:
         tags: tuple[str, ...] | None = None
         for event in seen:
             changed = False
-            for name in _ATTRIBUTE_NAMES:
-                value = _normalized(name, _field_value(event, name))
-                if value is not None and values.get(name) != value:
+            for name, value in _values_set(event):
+                if values.get(name) != value:
                     values[name] = value
                     changed = True
             if event.tags is not None and event.tags != tags:
                 tags = event.tags
                 changed = True
             self._times.append(max(event.at, created_at))
-            if changed:
-                folded = frozenset(t for t in (normalize_label(tag) for tag in tags or ()) if t is not None)
-                self._states.append(TicketAttributes(tags=folded, **values))
-            else:
-                self._states.append(self._states[-1])
+            self._states.append(_attributes(tuple(values.items()), tags) if changed else self._states[-1])
 
     def at(self, moment: datetime) -> TicketAttributes:
         """The attributes set by the events acting at or before ``moment``."""
         return self._states[bisect.bisect_right(self._times, moment)]
 
 
-_ATTRIBUTE_NAMES = ("priority", "group_id", *_LABEL_CONDITIONS)
+@functools.lru_cache(maxsize=4096)  # tickets share a few attribute sets: fold each once
+def _attributes(values: tuple[tuple[str, str], ...], tags: tuple[str, ...] | None) -> TicketAttributes:
+    folded = frozenset(t for t in (normalize_label(tag) for tag in tags or ()) if t is not None)
+    return TicketAttributes(tags=folded, **dict(values))
 
 
 def ticket_attributes(events: Sequence[TicketEvent], at: datetime) -> TicketAttributes:
@@ -569,8 +616,7 @@ def _progress(
     return elapsed, reached
 
 
-@dataclass(frozen=True, slots=True)
-class _Started:
+class _Started(NamedTuple):  # a tuple, cheaper to build than a dataclass
     """A target instance that has started, with its policy and priority from that moment."""
 
     type: TargetType
@@ -674,17 +720,70 @@ def evaluate(
     only for business-hours targets."""
     if not events:
         raise SlaError("events: a ticket needs at least one event")
+    _check_as_of(as_of)
+    return _assess(_history(events, statuses, as_of), policies, calendars, as_of)
+
+
+def evaluate_snapshot(
+    created: TicketEvent,
+    replied_at: datetime | None,
+    status: tuple[datetime, str] | None,
+    *,
+    policies: PolicySet,
+    calendars: Mapping[str | None, Schedule],
+    statuses: StatusMap,
+    as_of: datetime,
+) -> TicketSla:
+    """``evaluate`` of the three events a stored snapshot tells (analytics/sla_state.py): ``created``,
+    a customer's ``created`` event; an agent's reply at ``replied_at``; a change into ``status[1]`` at
+    ``status[0]`` (the last two optional).  They are read as the timeline reads them, directly rather
+    than by its generic pass: the same answer (tests/analytics/test_sla_snapshot.py) for less, which
+    matters as snapshot-only tickets are often most of a workspace."""
+    if created.type is not EventType.CREATED or created.actor_type is not ActorType.CUSTOMER:
+        raise SlaError(f"created must be a customer's created event, got {created!r}")
+    _check_as_of(as_of)
+    created_at = created.at
+    # status_intervals: ``new`` from creation, then the status from the change (at creation when
+    # earlier) unless it is not seen yet or repeats ``new``.
+    current, start, intervals = INITIAL_STATUS, created_at, []
+    if status is not None and status[0] <= as_of and status[1] != INITIAL_STATUS:
+        changed_at = max(status[0], created_at)
+        if changed_at > start:
+            intervals.append(StatusInterval(current, _category(statuses, current), start, changed_at, False))
+        current, start = status[1], changed_at
+    category = _category(statuses, current)
+    end = max(as_of, start)
+    intervals.append(StatusInterval(current, category, start, end, category is not StatusCategory.CLOSED))
+    # conversation: the customer's request, answered by the reply once it is seen.
+    replies = [max(replied_at, created_at)] if replied_at is not None and replied_at <= as_of else []
+    seen = [created] if created_at <= as_of else []
+    talk = Conversation(created_at, False, replies, [])
+    history = _bounded(created.ticket_id, created_at, seen, intervals, talk)
+    return _assess(history, policies, calendars, as_of)
+
+
+def _check_as_of(as_of: datetime) -> None:
     if not isinstance(as_of, datetime) or as_of.utcoffset() is None:
         raise SlaError(f"as_of must be a timezone-aware datetime, got {as_of!r}")
-    history = _history(events, statuses, as_of)
-    created_at = history.created_at
 
+
+def _category(statuses: StatusMap, status: str) -> StatusCategory:
+    category = statuses.category(status)
+    assert category is not None  # as in the timeline: status names are never blank here
+    return category
+
+
+def _assess(
+    history: _History, policies: PolicySet, calendars: Mapping[str | None, Schedule], as_of: datetime
+) -> TicketSla:
+    """Every target of the ticket whose SLA history is ``history`` (``evaluate``)."""
+    created_at = history.created_at
     attributes_over_time = _AttributeTimeline(history.seen, created_at)
 
     def started(kind: TargetType, instance: int, at: datetime, completed: datetime | None) -> _Started | None:
         attributes = attributes_over_time.at(at)
-        policy = policies.policy_for(attributes)
-        target = policy.target(kind, attributes.priority)
+        policy, targets = policies.choice(attributes)
+        target = targets.get(kind)
         if target is None:
             return None
         return _Started(kind, instance, at, completed, policy, attributes.priority, target)
@@ -723,14 +822,12 @@ def escalations_due(
     return [e for e in sla.escalations if e.fired and e.key not in previous_fired]
 
 
-def attainment(tickets: Iterable[TicketSla]) -> dict[TargetType, Attainment]:
+def attainment(targets: Iterable[TargetState]) -> dict[TargetType, Attainment]:
     """Achieved and breached (completed) targets per target type; running targets do not count yet."""
-    counts: dict[TargetType, Attainment] = {}
-    for ticket in tickets:
-        for target in ticket.targets:
-            current = counts.get(target.type, Attainment())
-            if target.state is TargetStatus.ACHIEVED:
-                counts[target.type] = Attainment(current.achieved + 1, current.breached)
-            elif target.state is TargetStatus.BREACHED:
-                counts[target.type] = Attainment(current.achieved, current.breached + 1)
-    return counts
+    counts: dict[TargetType, list[int]] = {}
+    for target in targets:
+        if target.state is TargetStatus.ACHIEVED:
+            counts.setdefault(target.type, [0, 0])[0] += 1
+        elif target.state is TargetStatus.BREACHED:
+            counts.setdefault(target.type, [0, 0])[1] += 1
+    return {kind: Attainment(achieved, breached) for kind, (achieved, breached) in counts.items()}

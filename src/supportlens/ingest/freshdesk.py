@@ -72,7 +72,7 @@ import orjson
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.models import normalize_label, normalize_priority
 from supportlens.ingest.tickets import MAX_ID_LENGTH, MAX_TEXT_LENGTH, Rejection
-from supportlens.ingest.timestamps import TimestampError
+from supportlens.ingest.timestamps import TimestampError, to_utc
 
 __all__ = [
     "FreshdeskExport",
@@ -184,7 +184,7 @@ def parse_freshdesk_timestamp(value: object) -> datetime:
             parsed = datetime.strptime(value.strip(), _TIMESTAMP_FORMAT)
         except ValueError:
             raise TimestampError(f"{value!r} is not a 'DD-MM-YYYY HH:MM:SS +ZZZZ' timestamp") from None
-    parsed = parsed.astimezone(UTC)
+    parsed = to_utc(parsed)
     if not _MIN <= parsed < _MAX:
         raise TimestampError(f"{value!r} is outside 1970-01-01 .. 2200-01-01")
     return parsed

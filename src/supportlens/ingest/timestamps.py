@@ -34,6 +34,18 @@ def _checked(value: datetime) -> datetime:
     return truncate_ms(value)
 
 
+def to_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC (a naive one is taken as UTC).  Near the ends of the calendar an
+    offset can carry the instant past year 1 or 9999, which Python cannot represent: that is a
+    TimestampError (out of range), not an OverflowError."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise TimestampError(f"{value.isoformat()} is outside 1970-01-01 .. 2200-01-01") from None
+
+
 def from_epoch(number: float) -> datetime:
     seconds = number / 1000 if abs(number) >= _EPOCH_MS_THRESHOLD else number
     try:
@@ -53,7 +65,7 @@ def parse_timestamp(value: object) -> datetime:
         except ValueError:
             pass
         else:
-            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            parsed = to_utc(parsed)
             if _MIN <= parsed < _MAX:
                 return truncate_ms(parsed) if parsed.microsecond % 1000 else parsed
     if isinstance(value, bool):
@@ -76,9 +88,7 @@ def parse_timestamp(value: object) -> datetime:
         raise TimestampError(
             f"{text!r} is not a timestamp (use 'YYYY-MM-DD HH:MM:SS', ISO 8601 or epoch seconds)"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return _checked(parsed.astimezone(UTC))
+    return _checked(to_utc(parsed))
 
 
 def parse_query_date(value: str, *, end_of_day: bool) -> datetime:

@@ -6,7 +6,11 @@ is written once (``analytics/``).  ``Engine`` owns connections, DDL, writes and 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from supportlens.domain.events import HISTORY_FILTER
-from supportlens.domain.periods import PeriodUnit, UtcBucket
+from supportlens.domain.periods import UtcBucket
 from supportlens.store.schema import (
     MIGRATIONS,
     QUARANTINE,
@@ -71,15 +75,6 @@ class Dialect(ABC):
         """The start of the UTC bucket holding ``column``, as a timestamp."""
 
     @abstractmethod
-    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
-        """Start of the period containing ``column``, as local wall-clock time of the zone (an
-        engine-native value, cheap to group by)."""
-
-    @abstractmethod
-    def format_local(self, expression: str) -> str:
-        """A ``local_period_start`` value as 'YYYY-MM-DD HH:MM:SS' text (applied after grouping)."""
-
-    @abstractmethod
     def in_list(self, column: str, name: str) -> str:
         """``column`` is one of the strings of the list parameter ``name`` (a set lookup)."""
 
@@ -115,6 +110,33 @@ class QueryResult:
 
 class QueryTimeout(RuntimeError):
     """A query ran past the configured time limit and was stopped."""
+
+
+# The deadline (time.monotonic) shared by every query of the work in progress on this thread, set
+# by ``time_limit``: a request running several queries gets one time limit, not one per query.
+_DEADLINE: ContextVar[float | None] = ContextVar("supportlens_query_deadline", default=None)
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Queries run inside the block share one time limit of ``seconds`` (``query_timeout``)."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def query_timeout(timeout: float) -> float:
+    """How long a query may run: its own ``timeout``, or less when the enclosing ``time_limit``
+    ends sooner.  Raises ``QueryTimeout`` when that limit has already passed."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise QueryTimeout("query stopped at the time limit")
+    return min(timeout, remaining)
 
 
 class Engine(ABC):

@@ -15,8 +15,16 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from supportlens.domain.models import RESOLVED_STATUSES
-from supportlens.domain.periods import PeriodUnit, UtcBucket
-from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout, WriteBatch
+from supportlens.domain.periods import UtcBucket
+from supportlens.store.base import (
+    Dialect,
+    Engine,
+    ParamType,
+    QueryResult,
+    QueryTimeout,
+    WriteBatch,
+    query_timeout,
+)
 from supportlens.store.schema import (
     TICKET_EVENTS,
     TICKET_SNAPSHOTS,
@@ -44,15 +52,6 @@ _PARAM_TYPES: dict[ParamType, str] = {
     ParamType.TIMESTAMP: "DateTime64(3, 'UTC')",
     ParamType.FLOAT: "Float64",
     ParamType.INT: "Int64",
-}
-
-_TRUNC: dict[PeriodUnit, str] = {
-    PeriodUnit.HOUR: "toStartOfHour({})",
-    PeriodUnit.DAY: "toStartOfDay({})",
-    PeriodUnit.WEEK: "toMonday({})",
-    PeriodUnit.MONTH: "toStartOfMonth({})",
-    PeriodUnit.QUARTER: "toStartOfQuarter({})",
-    PeriodUnit.YEAR: "toStartOfYear({})",
 }
 
 _BUCKETS: dict[UtcBucket, str] = {
@@ -95,13 +94,6 @@ class ClickHouseDialect(Dialect):
 
     def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
         return _BUCKETS[bucket].format(column)
-
-    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
-        local = f"toTimeZone({column}, {timezone_param})"
-        return _TRUNC[unit].format(local)
-
-    def format_local(self, expression: str) -> str:
-        return f"formatDateTime({expression}, '%Y-%m-%d %H:%i:%S')"
 
     def in_list(self, column: str, name: str) -> str:
         return f"{column} IN {{{name}:Array(String)}}"
@@ -210,6 +202,7 @@ class ClickHouseEngine(Engine):
         """Nothing to do: ClickHouse merges parts in the background."""
 
     def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        timeout = query_timeout(timeout)
         try:
             with self._lock:
                 return self.client.query_arrow(
@@ -221,6 +214,7 @@ class ClickHouseEngine(Engine):
             raise
 
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
+        timeout = query_timeout(timeout)
         started = time.perf_counter()
         try:
             with self._lock:

@@ -11,8 +11,16 @@ import duckdb
 import pyarrow as pa
 
 from supportlens.domain.models import RESOLVED_STATUSES
-from supportlens.domain.periods import PeriodUnit, UtcBucket
-from supportlens.store.base import Dialect, Engine, ParamType, QueryResult, QueryTimeout, WriteBatch
+from supportlens.domain.periods import UtcBucket
+from supportlens.store.base import (
+    Dialect,
+    Engine,
+    ParamType,
+    QueryResult,
+    QueryTimeout,
+    WriteBatch,
+    query_timeout,
+)
 from supportlens.store.schema import (
     TICKET_EVENTS,
     TICKET_SNAPSHOTS,
@@ -41,7 +49,6 @@ _BUCKETS: dict[UtcBucket, str] = {
     UtcBucket.HOUR: "date_trunc('hour', {})",
     UtcBucket.QUARTER_HOUR: "time_bucket(INTERVAL '15 minutes', {})",
 }
-_TRUNC_UNITS: dict[PeriodUnit, str] = {unit: unit.value for unit in PeriodUnit}
 
 # DuckDB checkpoints once the WAL passes 16 MB by default; under steady ingest that meant a
 # checkpoint every few commits, which cost 3-4x the commits themselves (measured: 82 ms vs 24 ms
@@ -72,14 +79,6 @@ class DuckDBDialect(Dialect):
 
     def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
         return _BUCKETS[bucket].format(column)
-
-    def local_period_start(self, column: str, unit: PeriodUnit, timezone_param: str) -> str:
-        # TIMESTAMP columns hold UTC; timezone(zone, timestamptz) gives the local wall-clock time.
-        local = f"timezone({timezone_param}, {column}::TIMESTAMPTZ)"
-        return f"date_trunc('{_TRUNC_UNITS[unit]}', {local})"
-
-    def format_local(self, expression: str) -> str:
-        return f"strftime({expression}, '%Y-%m-%d %H:%M:%S')"
 
     def in_list(self, column: str, name: str) -> str:
         return f"{column} IN (SELECT unnest(${name}))"
@@ -224,6 +223,7 @@ class DuckDBEngine(Engine):
             raise
 
     def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        timeout = query_timeout(timeout)
         cursor = self.conn.cursor()
         timer = threading.Timer(timeout, cursor.interrupt)
         timer.start()
@@ -237,6 +237,7 @@ class DuckDBEngine(Engine):
         return _to_aware_utc(table)
 
     def fetch(self, sql: str, params: dict[str, Any], *, timeout: float) -> QueryResult:
+        timeout = query_timeout(timeout)
         cursor = self.conn.cursor()
         timer = threading.Timer(timeout, cursor.interrupt)
         started = time.perf_counter()

@@ -1,0 +1,282 @@
+"""Load (issue 7, point 6): N concurrent clients for T seconds against a live ``supportlens serve``,
+each mixing reads of every pipe (as listed by ``GET /v0/pipes``, default parameters, JSON) with event
+ingestion (``POST /v0/events?name=support_tickets&wait=true``); reports throughput, p50 and p99
+latency per kind of request, and errors.
+
+    python -m tests.reliability.load                       # 50 clients, 60 s, 1,000,000 tickets
+    python -m tests.reliability.load --clients 10 --seconds 5 --tickets 20000 --activity-tickets 2000
+
+Data: up to ``--demo-limit`` tickets through ``supportlens demo`` (snapshots plus Freshdesk activity
+exports); more through ``supportlens import`` of an NDJSON file from the benchmarks' vectorized
+encoder (bench/encode.py) over the demo generator, plus ``--activity-tickets`` through ``supportlens
+demo --tickets 0``.  Figures go to build/reliability/load.json (``--out``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.live import run_cli
+from tests.reliability.live_process import (
+    ServerProcess,
+    create_workspace,
+    percentile,
+    server_env,
+    write_figures,
+)
+from tests.reliability.workload import base_time, ticket_batch
+
+TARGET_P99_MS = 500.0
+INGEST_SHARE = 0.2  # of the requests: event ingestion; the rest are pipe reads
+INGEST_ROWS = 200  # new tickets per ingest request (plus updates of the client's previous batch)
+
+
+@dataclass
+class Sample:
+    kind: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    seconds: float
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        by_kind: dict[str, list[Sample]] = defaultdict(list)
+        for sample in self.samples:
+            by_kind[sample.kind].append(sample)
+        kinds = {kind: _summary(samples, self.seconds) for kind, samples in sorted(by_kind.items())}
+        reads = [s for s in self.samples if s.kind != "ingest"]
+        overall = _summary(self.samples, self.seconds)
+        return {
+            "clients": self.clients,
+            "seconds": round(self.seconds, 2),
+            "requests": len(self.samples),
+            "throughput_rps": overall["throughput_rps"],
+            "p50_ms": overall["p50_ms"],
+            "p99_ms": overall["p99_ms"],
+            "errors": overall["errors"],
+            "reads": _summary(reads, self.seconds),
+            "kinds": kinds,
+            "error_examples": self.errors[:10],
+            "target_p99_ms": TARGET_P99_MS,
+            "met": overall["errors"] == 0 and overall["p99_ms"] <= TARGET_P99_MS,
+        }
+
+
+def _summary(samples: list[Sample], seconds: float) -> dict[str, Any]:
+    latencies = [s.seconds for s in samples]
+    return {
+        "requests": len(samples),
+        "throughput_rps": round(len(samples) / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+        "errors": sum(1 for s in samples if not s.ok),
+    }
+
+
+async def _client(
+    number: int,
+    url: str,
+    token: str,
+    pipes: list[str],
+    deadline: float,
+    seed: int,
+    result: LoadResult,
+) -> None:
+    rng = random.Random(seed * 1000 + number)
+    base = base_time()
+    batch_index = 100_000 + number * 10_000  # ids apart from every other client's
+    next_pipe = rng.randrange(len(pipes))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        while time.monotonic() < deadline:
+            if rng.random() < INGEST_SHARE:
+                kind = "ingest"
+                body = ticket_batch(batch_index, INGEST_ROWS, base).body
+                batch_index += 1
+                request = http.build_request(
+                    "POST", "/v0/events", params={"name": "support_tickets", "wait": "true"}, content=body
+                )
+            else:
+                kind = pipes[next_pipe % len(pipes)]
+                next_pipe += 1
+                request = http.build_request("GET", f"/v0/pipes/{kind}.json")
+            started = time.perf_counter()
+            try:
+                answer = await http.send(request)
+                ok = answer.status_code == 200
+                problem = "" if ok else f"{kind}: HTTP {answer.status_code} {answer.text[:200]}"
+            except httpx.HTTPError as exc:
+                ok, problem = False, f"{kind}: {type(exc).__name__} {exc}"
+            result.samples.append(Sample(kind, time.perf_counter() - started, ok))
+            if not ok:
+                result.errors.append(problem)
+
+
+async def drive(url: str, token: str, *, clients: int, seconds: float, seed: int = 7) -> LoadResult:
+    """``clients`` concurrent clients for ``seconds`` against a running server."""
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+        pipes = [pipe["name"] for pipe in (await http.get("/v0/pipes")).json()["pipes"]]
+    result = LoadResult(clients, seconds)
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(*(_client(n, url, token, pipes, deadline, seed, result) for n in range(clients)))
+    # Requests started before the deadline are counted: the run lasted until the last one ended.
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def prepare(data_dir: Path, *, tickets: int, activity_tickets: int, demo_limit: int, log: Path) -> str:
+    """A data directory with workspace ``load`` holding the tickets; its admin token."""
+    env = server_env(data_dir)
+    token = create_workspace(env, "load")
+    if tickets <= demo_limit:
+        run_cli(
+            env, "demo", "--tickets", str(tickets), "--activity-tickets", str(activity_tickets), "-w", "load"
+        )
+        return token
+    from bench.encode import NdjsonEncoder
+
+    from supportlens.demo.generator import DemoConfig, generate_columns
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    config = DemoConfig(end=end, tickets=tickets, days=365, seed=20260101)
+    with tempfile.TemporaryDirectory(prefix="supportlens-load-") as directory:
+        path = Path(directory) / "tickets.ndjson"
+        encoder = NdjsonEncoder(generate_columns(config))
+        with path.open("wb") as out:
+            for batch in encoder.batches(100_000):
+                out.write(batch)
+        del encoder
+        _log(log, f"importing {tickets:,} tickets")
+        run_cli_long(env, "import", str(path), "-w", "load")
+    if activity_tickets:
+        _log(log, f"adding {activity_tickets:,} tickets known by their activity log")
+        run_cli_long(env, "demo", "--tickets", "0", "--activity-tickets", str(activity_tickets), "-w", "load")
+    return token
+
+
+def run_cli_long(env: dict[str, str], *args: str) -> str:
+    """``run_cli`` without its two-minute limit (large imports)."""
+    import subprocess
+
+    from tests.live import CLI
+
+    done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _log(log: Path | None, message: str) -> None:
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, file=sys.stderr, flush=True)
+    if log is not None:
+        with log.open("a") as out:
+            out.write(line + "\n")
+
+
+def run(
+    work: Path,
+    *,
+    clients: int,
+    seconds: float,
+    tickets: int,
+    activity_tickets: int,
+    demo_limit: int = 100_000,
+    name: str = "load",
+) -> dict[str, Any]:
+    """Prepare the data, serve it, drive the load; the figures (also written to
+    build/reliability/<name>.json)."""
+    data_dir = work / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = work / "load.log"
+    started = time.perf_counter()
+    token = prepare(
+        data_dir, tickets=tickets, activity_tickets=activity_tickets, demo_limit=demo_limit, log=log
+    )
+    prepare_seconds = time.perf_counter() - started
+    _log(log, f"data ready in {prepare_seconds:.0f} s; serving")
+    with ServerProcess(server_env(data_dir), work / "server.log") as server:
+        url = server.start()
+        result = asyncio.run(drive(url, token, clients=clients, seconds=seconds))
+    figures = {
+        "tickets": tickets,
+        "activity_tickets": activity_tickets,
+        "prepare_seconds": round(prepare_seconds, 1),
+        "ingest_share": INGEST_SHARE,
+        "ingest_rows_per_request": INGEST_ROWS,
+        **result.figures(),
+    }
+    write_figures(name, figures)
+    _log(log, _table(figures))
+    return figures
+
+
+def _table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"{figures['clients']} clients, {figures['seconds']} s: {figures['requests']} requests, "
+        f"{figures['throughput_rps']} req/s, p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, "
+        f"{figures['errors']} errors",
+        f"{'kind':<22}{'requests':>9}{'req/s':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'errors':>8}",
+    ]
+    for kind, row in figures["kinds"].items():
+        lines.append(
+            f"{kind:<22}{row['requests']:>9}{row['throughput_rps']:>8}{row['p50_ms']!s:>10}"
+            f"{row['p99_ms']!s:>10}{row['max_ms']!s:>10}{row['errors']:>8}"
+        )
+    lines.extend(figures["error_examples"])
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--activity-tickets", type=int, default=20_000)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Kept afterwards (default: a temporary one)."
+    )
+    args = parser.parse_args(argv)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        figures = run(
+            args.workdir,
+            clients=args.clients,
+            seconds=args.seconds,
+            tickets=args.tickets,
+            activity_tickets=args.activity_tickets,
+        )
+    else:
+        with tempfile.TemporaryDirectory(prefix="supportlens-load-") as directory:
+            figures = run(
+                Path(directory),
+                clients=args.clients,
+                seconds=args.seconds,
+                tickets=args.tickets,
+                activity_tickets=args.activity_tickets,
+            )
+    return 0 if figures["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
