@@ -216,28 +216,41 @@ def within_time_limit(seconds: float, work: Callable[[], T]) -> T:
     engine interrupts it at the end).  Work between queries (Python computing over fetched rows)
     is stopped by raising ``QueryTimeout`` in this thread at the limit; that is only done while
     ``work`` runs (a lock orders it with the end of the work), so the exception never reaches code
-    outside this call."""
+    outside this call.  Once it has been raised, the call ends in ``QueryTimeout`` whatever ``work``
+    did with it: a library may wrap it in its own error (DuckDB does, in a Python callback) or
+    swallow it and go on, and neither may turn into a 500 or into an answer."""
     thread_id = threading.get_ident()
     lock = threading.Lock()
     running = True
+    fired = False
 
     def stop() -> None:
+        nonlocal fired
         with lock:
             if running:
+                fired = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(thread_id), ctypes.py_object(_PastTimeLimit)
                 )
 
     timer = threading.Timer(seconds, stop)
     timer.daemon = True
+    past_limit = QueryTimeout(f"query stopped after the {seconds:g} s time limit")
     try:
         try:
             timer.start()
             with time_limit(seconds):
-                return work()
+                answer = work()
         finally:
             with lock:
                 running = False
             timer.cancel()
     except QueryTimeout:
-        raise QueryTimeout(f"query stopped after the {seconds:g} s time limit") from None
+        raise past_limit from None
+    except Exception:
+        if fired:
+            raise past_limit from None
+        raise
+    if fired:
+        raise past_limit
+    return answer
