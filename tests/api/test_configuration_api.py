@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from supportlens.auth.tokens import Scope
+from supportlens.configuration.repository import MAX_STATUS_NAME_LENGTH, MAX_STATUS_NAMES
 from tests.api.conftest import Api, open_api
 
 PROBLEM = "application/problem+json"
@@ -327,6 +328,14 @@ def test_status_categories_round_trip(api: Api) -> None:
     )
     assert "twice" in field_errors(clash)["names"]
     assert "names" in field_errors(api.client.put("/v1/status-categories", json={}, headers=api.headers()))
+    for names, problem in (
+        ({f"status {n}": "open" for n in range(MAX_STATUS_NAMES + 1)}, "at most 1000 status names"),
+        ({"x" * (MAX_STATUS_NAME_LENGTH + 1): "open"}, "at most 100 characters"),
+        ({"on\u0000hold": "on_hold"}, "control character"),
+        ({"on\nhold": "on_hold"}, "control character"),
+    ):
+        refused = api.client.put("/v1/status-categories", json={"names": names}, headers=api.headers())
+        assert problem in field_errors(refused)["names"]
     # Refused updates changed nothing.
     assert api.client.get("/v1/status-categories", headers=api.headers()).json() == answered
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -75,6 +76,10 @@ CREATE TABLE IF NOT EXISTS sla_policies (
 CREATE UNIQUE INDEX IF NOT EXISTS sla_policies_one_default ON sla_policies (workspace_id) WHERE is_default;
 """
 
+# Status names a workspace may declare: far more than any helpdesk has, few enough to keep every
+# status-name lookup and the per-status JSON of ticket_time_metrics small.
+MAX_STATUS_NAMES = 1000
+MAX_STATUS_NAME_LENGTH = 100
 _CALENDAR_COLUMNS = "id, workspace_id, definition, is_default, created_at, updated_at"
 _POLICY_COLUMNS = "id, workspace_id, position, definition, is_default, created_at, updated_at"
 
@@ -484,13 +489,21 @@ class ConfigurationRepository:
 
     def set_status_names(self, workspace_id: str, mapping: Mapping[str, StatusCategory]) -> None:
         """Replace all the workspace's own names.  Names are normalized like stored statuses (trimmed,
-        lower-case); a blank name, or two spellings of one name with different categories, is a
-        ValueError."""
+        lower-case); a blank, overlong or control-character name, more than MAX_STATUS_NAMES names,
+        or two spellings of one name with different categories, is a ValueError."""
+        if len(mapping) > MAX_STATUS_NAMES:
+            raise ValueError(f"at most {MAX_STATUS_NAMES} status names, got {len(mapping)}")
         names: dict[str, StatusCategory] = {}
         for raw, category in mapping.items():
             name = normalize_label(raw)
             if name is None:
                 raise ValueError("a status name must not be blank")
+            if len(name) > MAX_STATUS_NAME_LENGTH:
+                raise ValueError(
+                    f"a status name has at most {MAX_STATUS_NAME_LENGTH} characters: {name[:20]!r}..."
+                )
+            if any(unicodedata.category(character) == "Cc" for character in name):
+                raise ValueError(f"status {name!r} contains a control character")
             category = StatusCategory(category)
             if names.get(name, category) != category:
                 raise ValueError(f"status {name!r} is given twice with different categories")
