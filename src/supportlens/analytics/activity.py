@@ -99,7 +99,9 @@ def _group_labels(context: PipeContext, tickets: pa.Table, by: GroupBy, unit: Pe
         return [None] * tickets.num_rows
     if by is GroupBy.PERIOD:
         created, _ = timestamp_ms(tickets, "created_at")
-        return period_labels(created, unit, context.timezone)
+        names, codes = period_codes(created, unit, context.timezone)
+        labels: list[str | None] = np.array(names, dtype=object)[codes].tolist()
+        return labels
     column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
     return list(tickets.column(column).to_pylist())
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -35,10 +34,9 @@ from supportlens.analytics.common import (
 )
 from supportlens.analytics.history import row_calendars, timestamp_ms
 from supportlens.analytics.params import Window
+from supportlens.analytics.timeline import BOOL, I64
 from supportlens.domain.metrics import duration_summary
 
-I64 = npt.NDArray[np.int64]
-BOOL = npt.NDArray[np.bool_]
 Labels: TypeAlias = pa.Array | pa.ChunkedArray | list[str | None]
 
 

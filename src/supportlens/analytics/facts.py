@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +30,9 @@ import pyarrow.compute as pc
 from supportlens.analytics.common import PipeContext
 from supportlens.analytics.history import from_epoch_ms, timestamp_ms
 from supportlens.analytics.timeline import (
+    BOOL,
     CATEGORIES,
+    I64,
     DurationClock,
     EventColumns,
     TicketCalendars,
@@ -43,9 +44,6 @@ from supportlens.domain.calendars import BusinessClock, CalendarChoice
 from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import StatusCategory, StatusMap
 from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS
-
-I64 = npt.NDArray[np.int64]
-BOOL = npt.NDArray[np.bool_]
 
 # Bumped whenever what the facts mean changes: every stored fact then reads as stale.
 FACTS_VERSION = 1
