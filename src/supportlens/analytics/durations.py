@@ -95,9 +95,10 @@ class TicketDurations:
 
     def grouped(self, names: Sequence[str | None], codes: I64) -> dict[str | None, DurationSummary]:
         """A summary per name that some ticket row has, given each row's index into ``names``."""
-        responses = _per_group(codes, len(names), self.response_ms, self.has_response)
-        resolutions = _per_group(codes, len(names), self.resolution_ms, self.has_resolution)
-        present = np.bincount(codes, minlength=len(names)) > 0
+        split = _GroupSplit(codes, len(names))
+        responses = split.values(self.response_ms, self.has_response)
+        resolutions = split.values(self.resolution_ms, self.has_resolution)
+        present = np.diff(split.bounds) > 0
         found: dict[str | None, DurationSummary] = {}
         for code, name in enumerate(names):
             if not present[code]:
@@ -114,13 +115,22 @@ class TicketDurations:
         return found
 
 
-def _per_group(codes: I64, groups: int, values: I64, keep: BOOL) -> list[I64]:
-    """The kept ``values`` of each group (``codes`` in 0..groups-1), split after one sort."""
-    kept_codes = codes[keep]
-    order = np.argsort(kept_codes, kind="stable")
-    bounds = np.searchsorted(kept_codes[order], np.arange(groups + 1))
-    ordered = values[keep][order]
-    return [ordered[bounds[g] : bounds[g + 1]] for g in range(groups)]
+class _GroupSplit:
+    """Rows ordered by group once (``codes`` in 0..groups-1), for the values of each group."""
+
+    def __init__(self, codes: I64, groups: int) -> None:
+        # numpy sorts 16-bit integers by radix (stable, linear): ten times faster on a million rows.
+        narrow = codes.astype(np.int16) if groups < 2**15 else codes
+        self.order = np.argsort(narrow, kind="stable")
+        self.bounds = np.searchsorted(codes[self.order], np.arange(groups + 1))
+
+    def values(self, values: I64, keep: BOOL) -> list[I64]:
+        """The kept ``values`` of each group."""
+        ordered, kept = values[self.order], keep[self.order]
+        return [
+            ordered[low:high][kept[low:high]]
+            for low, high in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
 
 
 _TIMES = ("created_at", "first_response_at", "resolved_at")
