@@ -329,14 +329,16 @@ def _normal(value: Any) -> Any:
 
 
 def compare(ours: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> str | None:
-    """The first difference between two answers (None when they agree)."""
+    """The first difference between two answers (None when they agree) in the baseline's columns:
+    the seed's.  Columns we append after them (time_trends' medians) are new to seed clients, who
+    read the seed's columns by name, so they are not compared."""
     if len(ours) != len(baseline):
         return f"{len(ours)} rows against {len(baseline)}"
     for index, (mine, theirs) in enumerate(zip(ours, baseline, strict=True)):
-        for column, value in mine.items():
-            if column not in theirs:
-                return f"row {index}: baseline has no column {column!r}"
-            a, b = _normal(value), _normal(theirs[column])
+        for column, expected in theirs.items():
+            if column not in mine:
+                return f"row {index}: ours has no column {column!r}"
+            a, b = _normal(mine[column]), _normal(expected)
             numbers = (int, float)
             if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
                 if abs(float(a) - float(b)) > 0.0101:
