@@ -9,7 +9,9 @@
 5. Load the same file into embedded chDB and time the same six queries in ClickHouse SQL.
 6. ``ticket_time_metrics`` over BENCH_ACTIVITY_TICKETS tickets' Freshdesk activity exports against
    seed 003's SQL on SQLite (``bench/activity.py``; BENCH_ACTIVITY_TICKETS=0 skips it).
-7. Write docs/benchmarks.md (the activity section after the ticket benchmark).
+7. Ticket search of the ticket management API over BENCH_SEARCH_TICKETS ticket records
+   (``bench/ticket_search.py``; BENCH_SEARCH_TICKETS=0 skips it).
+8. Write docs/benchmarks.md (the activity and search sections after the ticket benchmark).
 
 Everything lives in a fresh temporary directory, removed at the end (``--keep`` keeps it).
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from bench import activity
+from bench import activity, ticket_search
 from bench.baseline import ChdbBaseline
 from bench.cases import CASES, DAYS, END, SEED, WINDOW, Case, Timing, measure
 from bench.encode import NdjsonEncoder, self_check
@@ -47,7 +49,12 @@ from supportlens.demo.generator import DemoConfig, generate_columns, generate_ev
 
 BATCH_ROWS = 10_000
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS = {"BENCH_TICKETS": 1_000_000, "BENCH_REPEATS": 20, "BENCH_CONNECTIONS": 2}
+DEFAULTS = {
+    "BENCH_TICKETS": 1_000_000,
+    "BENCH_REPEATS": 20,
+    "BENCH_CONNECTIONS": 2,
+    "BENCH_SEARCH_TICKETS": 1_000_000,
+}
 
 _T0 = time.perf_counter()
 
@@ -87,6 +94,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=activity.env_int("BENCH_ACTIVITY_REPEATS"),
         help="runs per activity-log case; env BENCH_ACTIVITY_REPEATS",
+    )
+    parser.add_argument(
+        "--search-tickets",
+        type=int,
+        default=_env_int("BENCH_SEARCH_TICKETS"),
+        help="ticket records of the ticket-search benchmark (0 skips it); env BENCH_SEARCH_TICKETS",
     )
     parser.add_argument(
         "--output",
@@ -290,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     config = DemoConfig(end=END, tickets=args.tickets, days=DAYS, seed=SEED)
     activity_report: activity.ActivityReport | None = None
+    search_section: str | None = None
     with scratch_directory("supportlens-bench-", args.workdir, keep=args.keep, log=log) as workdir:
         log(f"benchmark of {args.tickets:,} tickets, {args.repeats} timed calls per case, in {workdir}")
         batches, ndjson = generate(config, workdir, report)
@@ -305,12 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             activity_report = activity.run(
                 args.activity_tickets, args.activity_repeats, workdir / "activity", command=report.command
             )
+        if args.search_tickets:
+            log(f"ticket-search benchmark of {args.search_tickets:,} tickets (bench/ticket_search.py)")
+            (workdir / "search").mkdir()
+            search_section = ticket_search.run(args.search_tickets, args.repeats, workdir / "search")
     report.revision_after = source_revision(ROOT)
     report.total_seconds = time.perf_counter() - _T0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     document = render(report)
     if activity_report is not None:
         document += "\n" + activity.render(activity_report)
+    if search_section is not None:
+        document += "\n" + search_section
     args.output.write_text(document)
     log(f"wrote {args.output} (whole run {report.total_seconds / 60:.1f} min)")
     return 0

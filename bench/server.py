@@ -77,9 +77,10 @@ def peak_rss_mb(pid: int) -> float | None:
 class Server:
     """``supportlens serve`` on 127.0.0.1 in a subprocess; stopped (then killed) on exit."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, settings: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.log = log
+        self._settings = settings or {}  # SUPPORTLENS_* variables of the server
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -95,7 +96,7 @@ class Server:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "supportlens.cli", "serve", "--port", str(self.port)],
                 cwd=self.data_dir,
-                env=cli_env(self.data_dir),
+                env={**cli_env(self.data_dir), **self._settings},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

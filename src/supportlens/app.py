@@ -8,10 +8,27 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from supportlens import __version__
-from supportlens.api import configuration, errors, events, imports, pipes, quarantine, sla
+from supportlens.api import (
+    attachments,
+    configuration,
+    customers,
+    errors,
+    events,
+    imports,
+    notifications,
+    pipes,
+    quarantine,
+    routing,
+    schemas,
+    sla,
+    tickets,
+)
 from supportlens.config import Settings
 from supportlens.runtime import Runtime
 from supportlens.web import routes as dashboard
+from supportlens.workers.periodic import Periodic
+
+OUTBOX_INTERVAL_SECONDS = 5.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,12 +39,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime.open(resolved)
         app.state.runtime = runtime
         evaluator = runtime.sla_evaluator()
-        if resolved.sla_evaluator_interval_seconds > 0:
-            evaluator.start()
+        # Background work; an interval of 0 turns one off.
+        periodic = [
+            Periodic(
+                "sla-evaluator",
+                lambda now: evaluator.run_once(now).events,
+                interval=resolved.sla_evaluator_interval_seconds,
+            ),
+            Periodic(
+                "notification-retries",
+                runtime.notifications.retry_due,
+                interval=resolved.notify_retry_interval_seconds,
+            ),
+            Periodic(
+                "routing-timers",
+                runtime.routing.escalate_due,
+                interval=resolved.routing_timer_interval_seconds,
+            ),
+            # Ticket events a full write queue left in the outbox (tickets/service.py).
+            Periodic(
+                "ticket-outbox",
+                lambda _now: runtime.tickets.deliver_pending(),
+                interval=OUTBOX_INTERVAL_SECONDS,
+            ),
+        ]
+        for worker in periodic:
+            worker.start()
         try:
             yield
         finally:
-            evaluator.stop()
+            for worker in periodic:
+                worker.stop()
             runtime.close()
 
     app = FastAPI(
@@ -43,6 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(configuration.router)
     app.include_router(sla.router)
+    app.include_router(tickets.router)
+    app.include_router(notifications.router)
+    app.include_router(attachments.router)
+    app.include_router(customers.router)
+    app.include_router(schemas.router)
+    app.include_router(routing.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and store engine")
     def health() -> dict[str, str]:

@@ -205,7 +205,9 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_t
     """Generate and ingest the demo data (snapshots, then activity exports); the admin token's
     secret when the workspace is new."""
     from supportlens.demo.activities import generate_activity_columns, write_export_files
+    from supportlens.demo.desk import AGENTS, fill_desk
     from supportlens.demo.generator import DemoConfig, generate_events
+    from supportlens.tickets.repository import TicketQuery
 
     secret = None
     runtime = Runtime.open(Settings())
@@ -228,12 +230,16 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_t
                 paths = write_export_files(Path(directory), columns, end=now, days=history_days)
                 _import_activities(runtime, target, paths, quiet=True)
             console.print(f"Demo activity log: {activity_tickets} tickets over the last {history_days} days.")
+        if not runtime.tickets.search(target.id, TicketQuery(limit=1))[1]:
+            desk = fill_desk(runtime.tickets, target.id, count=_DEMO_DESK_TICKETS, seed=seed)
+            console.print(f"Demo desk: {desk} tickets in /v1/support/tickets, {len(AGENTS)} agents.")
     finally:
         runtime.close()
     return secret
 
 
 _DEMO_HISTORY_DAYS = 14
+_DEMO_DESK_TICKETS = 60
 
 
 FRESHDESK_ACTIVITIES = "freshdesk-activities"

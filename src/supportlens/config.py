@@ -6,8 +6,9 @@ No I/O happens at import time: ``Settings()`` reads the environment when it is c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(
         default=512 * 1024 * 1024, description="Largest accepted import file (POST /v1/imports/...)."
     )
+    attachment_max_bytes: int = Field(
+        default=25 * 1024 * 1024, gt=0, description="Largest accepted ticket or comment attachment."
+    )
     query_timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of every query.")
     writer_batch_rows: int = Field(default=200_000, gt=0, description="Rows the writer commits at once.")
     writer_queue_rows: int = Field(
@@ -42,6 +46,35 @@ class Settings(BaseSettings):
         default=90, gt=0, description="The SLA evaluator looks at tickets created within this many days."
     )
     default_window_days: int = Field(default=365, gt=0, description="Window when no dates are given.")
+    routing_timer_interval_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the server escalates tickets past a routing rule's escalate_after (0: never).",
+    )
+    # Notifications (docs/notifications.md)
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for email notifications (unset: no email)."
+    )
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls",
+        description="starttls: upgrade after connecting; tls: TLS from the start (port 465).",
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="supportlens@localhost", description="The From address of notifications.")
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle to trust instead of the system's.")
+    sms_provider_url: str | None = Field(default=None, description="Where SMS are POSTed (unset: no SMS).")
+    sms_provider_token: SecretStr | None = Field(default=None, description="Sent as 'Authorization: Bearer'.")
+    sms_from: str | None = Field(default=None, description="The sender number or name given to the provider.")
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+    notify_max_attempts: int = Field(default=5, gt=0, description="Attempts before a notification fails.")
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0, description="Wait before the first retry.")
+    notify_retry_max_delay_seconds: float = Field(default=3600.0, gt=0, description="Longest wait.")
+    notify_retry_interval_seconds: float = Field(
+        default=15.0, ge=0, description="How often the server retries due notifications (0: never)."
+    )
 
     @field_validator("store")
     @classmethod
@@ -55,3 +88,8 @@ class Settings(BaseSettings):
     @property
     def metadata_path(self) -> Path:
         return self.data_dir / "metadata.sqlite"
+
+    @property
+    def tickets_path(self) -> Path:
+        """The ticket management records (tickets/repository.py)."""
+        return self.data_dir / "tickets.sqlite"

@@ -26,8 +26,17 @@ from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.imports import ImportSummary
 from supportlens.ingest.service import IngestService
 from supportlens.ingest.writer import Writer
+from supportlens.notify.service import NotificationService
+from supportlens.records.customers import CustomerRepository
+from supportlens.records.schemas import SchemaRegistry
 from supportlens.store import create_engine
 from supportlens.store.base import Engine, QueryTimeout, time_limit
+from supportlens.tickets.attachments import AttachmentStore
+from supportlens.tickets.categories import CategoryService
+from supportlens.tickets.repository import TicketRepository, default_ticket_prefix
+from supportlens.tickets.routing_service import RoutingService
+from supportlens.tickets.routing_store import RoutingStore
+from supportlens.tickets.service import TicketService
 from supportlens.workers.passes import PassStore
 from supportlens.workers.sla_evaluator import SlaEvaluator
 
@@ -54,6 +63,13 @@ class Runtime:
     ingest: IngestService
     configuration: ConfigurationRepository
     sla_passes: PassStore  # what the SLA evaluator's passes leave for the next, across restarts
+    tickets: TicketService  # the ticket management API's records and commands
+    attachments: AttachmentStore  # tickets' and comments' files
+    customers: CustomerRepository
+    schemas: SchemaRegistry  # the workspaces' custom-field schemas, which record writes are checked against
+    notifications: NotificationService  # emails and SMS about tickets, each attempt recorded
+    routing: RoutingService  # routing rules, applied to tickets as they are created and changed
+    categories: CategoryService  # support categories and their SLA policies
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -76,8 +92,45 @@ class Runtime:
             _restate_everything(metadata, writer)
         ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
         log.info("store open: %s engine", engine.name)
+        schemas = SchemaRegistry(settings.metadata_path)
+        tickets = TicketService(
+            TicketRepository(settings.tickets_path),
+            ingest,
+            statuses=configuration.status_map,
+            default_prefix=lambda workspace_id: default_ticket_prefix(metadata.workspace(workspace_id).name),
+            delivery_timeout=settings.query_timeout_seconds,
+        )
+        tickets.deliver_pending()
+        attachments = AttachmentStore.open(settings)
+        tickets.attachments = attachments
+        notifications = NotificationService.open(settings)
+        tickets.notify = notifications.notify_list
+        customers = CustomerRepository(settings.metadata_path, schemas)
+        routing_store = RoutingStore(settings.metadata_path)
+        routing = RoutingService(
+            routing_store, tickets, statuses=configuration.status_map, plan_of=customers.plan_of
+        )
+        tickets.route = routing
+        tickets.plan_of = customers.plan_of
+        tickets.validate_document = lambda workspace_id, collection, document: [
+            (problem.field, problem.message)
+            for problem in schemas.validate(workspace_id, collection, document)
+        ]
         return cls(
-            settings, engine, metadata, writer, ingest, configuration, PassStore(settings.metadata_path)
+            settings,
+            engine,
+            metadata,
+            writer,
+            ingest,
+            configuration,
+            PassStore(settings.metadata_path),
+            tickets,
+            attachments,
+            customers=customers,
+            schemas=schemas,
+            notifications=notifications,
+            routing=routing,
+            categories=CategoryService(routing_store, configuration),
         )
 
     def close(self) -> None:
@@ -88,6 +141,12 @@ class Runtime:
         self.metadata.close()
         self.configuration.close()
         self.sla_passes.close()
+        self.tickets.repository.close()
+        self.attachments.close()
+        self.customers.close()
+        self.schemas.close()
+        self.notifications.close()
+        self.routing.store.close()
 
     def sla_evaluator(self) -> SlaEvaluator:
         """The background evaluator that records SLA breaches and escalations (the server runs it)."""
@@ -95,9 +154,9 @@ class Runtime:
             self.ingest,
             self.metadata.workspaces,
             self.pipe_context,
-            interval=self.settings.sla_evaluator_interval_seconds,
             lookback_days=self.settings.sla_lookback_days,
             passes=self.sla_passes,
+            on_escalations=self.tickets.apply_sla_escalations,
         )
 
     def set_status_names(

@@ -1,9 +1,12 @@
-"""The small SQLite file beside the analytics store (workspaces, tokens, configuration): small
-rows updated in place, which suits a transactional row store; see docs/decisions.md."""
+"""The small SQLite files beside the analytics store (workspaces, tokens, configuration, ticket
+records): small rows updated in place, which suits a transactional row store; see docs/decisions.md."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -16,3 +19,29 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(schema)
     return conn
+
+
+class SqliteStore:
+    """A repository on one SQLite connection shared by threads: every use holds ``_lock``; several
+    statements that must hold together run in ``_transaction``."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        self._conn = connect(path, schema)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE: the write lock up front, so that a read and the write depending on it (an
+        # If-Match check, a claimed row) cannot interleave with another writer, thread or process.
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")

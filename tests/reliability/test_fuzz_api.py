@@ -10,6 +10,7 @@ per token, statuses, failures) in build/reliability/fuzz.json."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -222,12 +223,23 @@ def _send(served: Served, case: Any, token: str | None) -> Any:
     if "data" in prepared:
         data = prepared["data"]
         request["data" if isinstance(data, dict) else "content"] = data
-    if "files" in prepared:
-        request["files"] = prepared["files"]
+    if prepared.get("files"):
+        request["files"] = [(name, _part(part)) for name, part in prepared["files"]]
     served.client.cookies.clear()
     for name, value in (prepared.get("cookies") or {}).items():
         served.client.cookies.set(name, value)
-    return served.client.request(prepared["method"], prepared["url"], **request)
+    response = served.client.request(prepared["method"], prepared["url"], **request)
+    response.request.read()  # a multipart body is a stream: read it for the checks that look at it
+    return response
+
+
+def _part(part: Any) -> Any:
+    """A generated multipart part as httpx sends it: text (lone surrogates kept as bytes) or bytes."""
+    filename, content, *rest = part if isinstance(part, tuple) else (None, part)
+    if not isinstance(content, bytes):
+        text = content if isinstance(content, str) else json.dumps(content)
+        content = text.encode("utf-8", "surrogatepass")
+    return (filename, content, *rest)
 
 
 def _check(case: Any, token_kind: str, served: tuple[Served, Tenant]) -> None:

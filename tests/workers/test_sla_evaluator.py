@@ -196,7 +196,6 @@ def _evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
         runtime.ingest,
         runtime.metadata.workspaces,
         runtime.pipe_context,
-        interval=60,
         lookback_days=30,
         arrival_margin=timedelta(0),
         passes=runtime.sla_passes if kept else None,

@@ -84,6 +84,11 @@ class Conditions:
         self.params["listed_ids"] = list(ids)
         self._clauses.append(f"({self.dialect.in_list('ticket_id', 'listed_ids')} OR {received})")
 
+    def among(self, ids: Sequence[str]) -> None:
+        """Tickets whose id is one of ``ids`` (at least one)."""
+        self.params["among_ids"] = list(ids)
+        self._clauses.append(self.dialect.in_list("ticket_id", "among_ids"))
+
     @property
     def where(self) -> str:
         return " AND ".join(self._clauses)

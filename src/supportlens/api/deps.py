@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from supportlens.api.errors import ApiError
 from supportlens.auth.repository import NotFound, Workspace
-from supportlens.auth.tokens import Token
+from supportlens.auth.tokens import Scope, Token
 from supportlens.runtime import Runtime
 
 
@@ -55,3 +55,17 @@ def caller(
     except NotFound:
         raise ApiError(401, "the token's workspace no longer exists") from None
     return Caller(token, workspace)
+
+
+def ticket_reader(who: Caller = Depends(caller)) -> Caller:
+    """Reading tickets, comments, attachments and history: the read, tickets or admin scope."""
+    if not who.token.scopes & {Scope.READ, Scope.TICKETS, Scope.ADMIN}:
+        raise ApiError(403, "reading tickets needs the read, tickets or admin scope")
+    return who
+
+
+def ticket_writer(who: Caller = Depends(caller)) -> Caller:
+    """Changing tickets, comments and attachments: the tickets or admin scope."""
+    if not who.token.scopes & {Scope.TICKETS, Scope.ADMIN}:
+        raise ApiError(403, "changing tickets needs the tickets or admin scope")
+    return who

@@ -4,6 +4,7 @@ problem details (``application/problem+json``) under /v1."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -191,6 +192,28 @@ def repository_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from None
 
 
-def invalid_field(loc: tuple[str, ...], message: str) -> RequestValidationError:
+def invalid_field(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
     """A 422 naming the field (``("query", "at")``, ``("body", "names")``), shaped like FastAPI's own."""
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def invalid_fields(source: str, problems: Sequence[tuple[str, str]]) -> RequestValidationError:
+    """A 422 naming every field at fault under ``source``; fields are paths as ``field_path`` writes
+    them (``custom_fields.plan``, ``tags[1]``)."""
+    return RequestValidationError(
+        [
+            {
+                "type": "value_error",
+                "loc": (
+                    source,
+                    *(int(index) if index else name for index, name in _PATH_PART.findall(field)),
+                ),
+                "msg": message,
+                "input": None,
+            }
+            for field, message in problems
+        ]
+    )

@@ -23,7 +23,7 @@ from supportlens.api.errors import ApiError, invalid_field, problem_responses, r
 from supportlens.auth.repository import NotFound
 from supportlens.configuration.repository import ConfigurationRepository, StoredPolicy
 from supportlens.configuration.sla import SlaPolicyDefinition
-from supportlens.domain.metrics import MS_PER_MINUTE, minutes
+from supportlens.domain.metrics import MS_PER_MINUTE, human_duration, minutes
 from supportlens.domain.sla import Escalation, TargetState, TargetStatus, TargetType, TicketSla
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 
@@ -170,17 +170,6 @@ def delete_policy(request: Request, policy_id: str, who: Caller = Depends(admin)
 
 
 # One ticket's SLA
-
-
-def human_duration(milliseconds: int) -> str:
-    """Whole minutes as people write them: "45 minutes", "2 hours", "6 hours 15 minutes", "-1 hour"."""
-    total = abs(milliseconds) // MS_PER_MINUTE
-    hours, rest = divmod(total, 60)
-    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
-    if rest or not hours:
-        parts.append(f"{rest} minute{'s' * (rest != 1)}")
-    sign = "-" if milliseconds < 0 and total else ""
-    return sign + " ".join(parts)
 
 
 def _iso(moment: datetime | None) -> str | None:

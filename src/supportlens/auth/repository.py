@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from supportlens import sqlite
 from supportlens.auth.tokens import Scope, Token, hash_secret, new_secret, normalize_filter
 from supportlens.domain.periods import zone
+from supportlens.sqlite import SqliteStore
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -66,13 +65,9 @@ def _names(values: frozenset[str] | None) -> str | None:
     return None if values is None else json.dumps(sorted(values))
 
 
-class MetadataRepository:
+class MetadataRepository(SqliteStore):
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite.connect(path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
+        super().__init__(path, _SCHEMA)
 
     # Workspaces
 
@@ -138,7 +133,7 @@ class MetadataRepository:
     ) -> tuple[Token, str]:
         """A new token and its secret; the secret is not stored and cannot be shown again."""
         if not scopes:
-            raise ValueError("a token needs at least one scope (admin, append, read)")
+            raise ValueError("a token needs at least one scope (admin, append, read, tickets)")
         filters = dict(normalize_filter(c, v) for c, v in (fixed_filters or {}).items())
         self.workspace(workspace_id)
         secret = new_secret()

@@ -18,6 +18,7 @@ class Scope(StrEnum):
     ADMIN = "admin"  # everything in its workspace, including tokens
     APPEND = "append"  # POST events (optionally only to named datasources)
     READ = "read"  # GET pipes (optionally only named pipes)
+    TICKETS = "tickets"  # create and change tickets, comments and attachments (/v1/support)
 
 
 def new_secret() -> str:

@@ -5,16 +5,13 @@ file (its own connection and tables); every method is scoped by workspace id."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from supportlens import sqlite
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
 from supportlens.configuration.sla import SlaPolicyDefinition, builtin_policy
@@ -22,6 +19,7 @@ from supportlens.domain.calendars import CalendarChoice, Schedule, default_busin
 from supportlens.domain.models import normalize_label
 from supportlens.domain.sla import PolicySet
 from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
+from supportlens.sqlite import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calendars (
@@ -150,25 +148,9 @@ def _stored_json(definition: CalendarDefinition) -> str:
     return definition.model_dump_json(exclude={"default", "groups"})
 
 
-class ConfigurationRepository:
+class ConfigurationRepository(SqliteStore):
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite.connect(path, _SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Several statements as one: a calendar, its default flag and its groups change together."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     # Calendars
 

@@ -81,3 +81,14 @@ def duration_summary(values_ms: npt.NDArray[np.int64]) -> dict[str, Any]:
         "median": minutes(quantile(ordered, 0.5)),
         "p90": minutes(quantile(ordered, 0.9)),
     }
+
+
+def human_duration(milliseconds: int) -> str:
+    """Whole minutes as people write them: "45 minutes", "2 hours", "6 hours 15 minutes", "-1 hour"."""
+    total = abs(milliseconds) // MS_PER_MINUTE
+    hours, rest = divmod(total, 60)
+    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
+    if rest or not hours:
+        parts.append(f"{rest} minute{'s' * (rest != 1)}")
+    sign = "-" if milliseconds < 0 and total else ""
+    return sign + " ".join(parts)

@@ -4,14 +4,13 @@ SQLite file beside the store so that a restart does not cost a full pass (worker
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 
-from supportlens import sqlite
+from supportlens.sqlite import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sla_evaluator_passes (
@@ -33,10 +32,9 @@ class Pass:
     pending: frozenset[str]
 
 
-class PassStore:
+class PassStore(SqliteStore):
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite.connect(path, _SCHEMA)
-        self._lock = threading.Lock()
+        super().__init__(path, _SCHEMA)
 
     def load(self, workspace_id: str) -> Pass | None:
         with self._lock:
@@ -56,7 +54,3 @@ class PassStore:
                 " SET setup = excluded.setup, began = excluded.began, pending = excluded.pending",
                 (workspace_id, finished.setup, finished.began.isoformat(), pending),
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

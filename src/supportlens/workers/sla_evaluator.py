@@ -1,7 +1,8 @@
 """The background SLA evaluator: marks breaches and fires escalation levels, as events.
 
-Every ``interval`` seconds it evaluates the SLA of each workspace's recent tickets (created within
-``lookback_days``) and records, through the one ingest path:
+Each pass (the server runs one every ``sla_evaluator_interval_seconds``, workers/periodic.py)
+evaluates the SLA of each workspace's recent tickets (created within ``lookback_days``) and records,
+through the one ingest path:
 - an ``sla_breached`` event for each target that breached (``at`` = the instant it breached);
 - an ``escalated`` event for each escalation level that came due (``at`` = its firing time).
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,6 +72,16 @@ class RunReport:
     workspaces: int
     tickets: int
     events: int  # breaches and escalations handed to the writer (already recorded ones included)
+
+
+@dataclass(frozen=True, slots=True)
+class FiredLevel:
+    """An escalation level of a ticket's SLA policy that has come due."""
+
+    ticket_id: str
+    level: int
+    target_type: str
+    actions: tuple[str, ...]
 
 
 def findings(sla: TicketSla) -> list[TicketEvent]:
@@ -132,21 +142,20 @@ class SlaEvaluator:
         workspaces: Callable[[], Iterable[Workspace]],
         context: Callable[[Workspace], PipeContext],
         *,
-        interval: float,
         lookback_days: int,
         arrival_margin: timedelta = ARRIVAL_MARGIN,
         passes: PassStore | None = None,
+        on_escalations: Callable[[str, list[FiredLevel]], object] | None = None,
     ) -> None:
         self._ingest = ingest
         self._workspaces = workspaces
         self._context = context
-        self._interval = interval
         self._lookback = timedelta(days=lookback_days)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._previous: dict[str, Pass] = {}  # by workspace id
         self._arrival_margin = arrival_margin
         self._passes = passes  # where passes are kept across restarts (none: in memory only)
+        # Told of every fired level after each pass (the ticket records raise their level).
+        self._on_escalations = on_escalations
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Evaluate every workspace once and wait until the findings are committed."""
@@ -174,6 +183,15 @@ class SlaEvaluator:
                     workspace.id, events, [], source=SOURCE, quarantine_as=TICKET_EVENTS_SOURCE
                 )
                 result.committed.result()
+            if self._on_escalations is not None:
+                fired = [
+                    FiredLevel(t.sla.ticket_id, e.level, e.target_type.value, e.actions)
+                    for t in evaluated
+                    for e in t.sla.escalations
+                    if e.fired
+                ]
+                if fired:
+                    self._on_escalations(workspace.id, fired)
             finished = Pass(digest, began, pending)
             self._previous[workspace.id] = finished
             if self._passes is not None:
@@ -182,22 +200,3 @@ class SlaEvaluator:
             tickets += len(evaluated)
             recorded += len(events)
         return RunReport(workspaces, tickets, recorded)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="supportlens-sla", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                report = self.run_once()
-            except Exception:  # one bad run must not stop the next ones
-                log.exception("SLA evaluation failed; retrying in %s s", self._interval)
-            else:
-                log.debug("SLA evaluation: %s", report)
