@@ -108,8 +108,9 @@ def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
     )
     assert "3000 tickets written" in output
     assert "400 tickets over the last 14 days" in output
+    assert "Demo desk: 60 tickets" in output
     metrics = json.loads(_cli(env, "query", "ticket_metrics", "-w", "sandbox", "--format", "json"))
-    assert metrics[0]["total_tickets"] == 3400
+    assert metrics[0]["total_tickets"] == 3460  # snapshots, activity log and the desk's tickets
     assert metrics[0]["avg_first_response_time_minutes"] is not None
     agents = json.loads(_cli(env, "query", "agent_performance", "-w", "sandbox", "--format", "json"))
     assert len(agents) > 5

@@ -123,11 +123,37 @@ class Workspace:
     marker: str
     calendar_id: str
     policy_id: str
+    # Resources of the ticket management API
+    ticket_id: str
+    ticket_number: str
+    attachment_id: str
+    rule_id: str
 
     @property
     def secrets(self) -> list[str]:
         """Strings found only in this workspace's data and configuration (compared case-insensitively)."""
-        return [self.marker, self.tenant.id, self.calendar_id, self.policy_id]
+        return [
+            self.marker,
+            self.tenant.id,
+            self.calendar_id,
+            self.policy_id,
+            self.ticket_id,
+            self.ticket_number,
+            self.attachment_id,
+            self.rule_id,
+        ]
+
+    @property
+    def customer_id(self) -> str:
+        return f"{self.marker}-CUSTOMER"
+
+    @property
+    def agent_id(self) -> str:
+        return f"{self.marker}-DESK-AGENT"
+
+    @property
+    def category_id(self) -> str:
+        return f"{self.marker.lower()}-network"
 
 
 def _load(served: Served, name: str, marker: str, categories: tuple[str, ...]) -> Workspace:
@@ -158,7 +184,63 @@ def _load(served: Served, name: str, marker: str, categories: tuple[str, ...]) -
         "/v1/status-categories", json={"names": {f"{marker} waiting": "on_hold"}}, headers=headers
     )
     assert names.status_code == 200, names.text
-    return Workspace(tenant, marker, created.json()["id"], made.json()["id"])
+    ticket, attachment, rule = _desk(served, tenant, marker)
+    return Workspace(
+        tenant,
+        marker,
+        created.json()["id"],
+        made.json()["id"],
+        ticket["id"],
+        ticket["number"],
+        attachment,
+        rule,
+    )
+
+
+def _desk(served: Served, tenant: Tenant, marker: str) -> tuple[dict[str, Any], str, str]:
+    """The ticket management API's side of the workspace: an agent, a customer, a category, a rule,
+    a schema, a ticket with a file, a comment and a related ticket; the ticket, file id and rule id."""
+    headers = tenant.headers()
+
+    def made(response: Any, status: int = 201) -> Any:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    client = served.client
+    agent = {"name": f"{marker} agent", "email": f"{marker.lower()}@example.com", "teams": [f"{marker}-team"]}
+    made(client.put(f"/v1/support/agents/{marker}-DESK-AGENT", json=agent, headers=headers), 200)
+    customer = {
+        "id": f"{marker}-CUSTOMER",
+        "name": f"{marker} Corp",
+        "email": "it@example.com",
+        "plan": "pro",
+    }
+    made(client.post("/v1/customers", json=customer, headers=headers))
+    category = {
+        "id": f"{marker.lower()}-network",
+        "name": f"{marker} network",
+        "sla": {"response_time": "2 hours"},
+    }
+    made(client.post("/v1/support/categories", json=category, headers=headers))
+    rule = {"rule_name": f"{marker} rule", "conditions": {}, "actions": {"assign_to": f"{marker}-DESK-AGENT"}}
+    rule_id = made(client.post("/v1/support/routing-rules", json=rule, headers=headers))["id"]
+    made(client.put("/v1/schemas/customers", json={"type": "object"}, headers=headers), 200)
+    body = {
+        "title": f"{marker} outage",
+        "customer_id": f"{marker}-CUSTOMER",
+        "category": f"{marker.lower()}-network",
+        "attachments": [{"filename": "log.txt", "content_type": "text/plain", "data": "aGVsbG8="}],
+    }
+    ticket = made(client.post("/v1/support/tickets", json=body, headers=headers))["ticket"]
+    comment = {"content": f"{marker} reply", "author": {"type": "agent", "id": f"{marker}-DESK-AGENT"}}
+    made(client.post(f"/v1/support/tickets/{ticket['id']}/comments", json=comment, headers=headers))
+    other = made(client.post("/v1/support/tickets", json={"title": f"{marker} other"}, headers=headers))[
+        "ticket"
+    ]
+    related = {"ticket_id": other["id"]}
+    made(client.post(f"/v1/support/tickets/{ticket['id']}/relationships", json=related, headers=headers))
+    files = made(client.get(f"/v1/support/tickets/{ticket['id']}/attachments", headers=headers), 200)["data"]
+    return ticket, files[0]["id"], rule_id
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -208,10 +290,26 @@ def _figures(served: Served, workspace: Workspace) -> dict[str, Any]:
         f"/v1/support/tickets/{workspace.marker}-EV/sla?as_of={AS_OF}",
         "/v1/business-hours/check?at=2026-02-02T10:00:00Z",
         "/v1/business-hours/between?start=2026-02-02T00:00:00Z&end=2026-02-09T00:00:00Z",
+        "/v1/support/settings",
+        "/v1/support/agents",
+        "/v1/support/categories",
+        "/v1/support/routing-rules",
+        "/v1/customers",
+        "/v1/schemas",
+        f"/v1/support/tickets/{workspace.ticket_id}/comments",
+        f"/v1/support/tickets/{workspace.ticket_id}/history",
+        f"/v1/support/tickets/{workspace.ticket_id}/relationships",
+        f"/v1/support/tickets/{workspace.ticket_id}/attachments",
+        f"/v1/support/tickets/{workspace.ticket_id}/notifications",
     ):
         response = served.client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.text)
         seen[path] = response.json()
+    # Tickets by id and version (their SLA block moves with the clock).
+    listed = served.client.get("/v1/support/tickets", params={"limit": 200}, headers=headers).json()
+    seen["tickets"] = sorted((t["id"], t["version"], t["status"]) for t in listed["tickets"])
+    download = served.client.get(f"/v1/attachments/{workspace.attachment_id}", headers=headers)
+    seen["attachment"] = download.content
     engine = served.runtime.engine
     seen["rows"] = {table.name: engine.count(table, workspace.tenant.id) for table in TABLES}
     return seen
@@ -222,10 +320,18 @@ def _path_values(victim: Workspace) -> dict[str, list[str]]:
     return {
         "calendar_id": [victim.calendar_id],
         "policy_id": [victim.policy_id],
-        "ticket_id": ["T1", f"{victim.marker}-ONLY", f"{victim.marker}-EV"],
+        "ticket_id": ["T1", f"{victim.marker}-ONLY", f"{victim.marker}-EV", victim.ticket_id],
         "group_id": [f"{victim.marker}-GROUP"],
         "datasource": ["support_tickets", "ticket_events", "freshdesk_activities"],
         "format": ["json", "csv"],
+        "ticket_ref": [victim.ticket_id, victim.ticket_number, "T1"],
+        "other_ref": [victim.ticket_id],
+        "agent_id": [victim.agent_id],
+        "attachment_id": [victim.attachment_id],
+        "customer_id": [victim.customer_id],
+        "collection": ["customers"],
+        "rule_id": [victim.rule_id],
+        "category_id": [victim.category_id],
     }
 
 
@@ -285,6 +391,56 @@ def _bodies(attacker: Workspace, victim: Workspace) -> dict[tuple[str, str], dic
             "json": {**POLICY_EXAMPLES["network"]["value"], "name": f"{mine} takeover"}
         },
         ("post", "/v1/imports/freshdesk-activities"): {"content": _export(mine)},
+        # The ticket management API: the attacker's own values, aimed at the victim's resources.
+        ("post", "/v1/support/tickets"): {
+            "json": {"title": f"{mine} new", "customer_id": attacker.customer_id}
+        },
+        ("post", "/v1/support/tickets/search"): {"json": {"filters": {"customer_id": victim.customer_id}}},
+        ("put", "/v1/support/tickets/{ticket_ref}"): {
+            "json": {"status": "closed", "title": f"{mine} takeover"}
+        },
+        ("patch", "/v1/support/tickets/{ticket_ref}"): {"json": {"priority": "low", "tags": [mine]}},
+        ("post", "/v1/support/tickets/{ticket_ref}/comments"): {
+            "json": {"content": f"{mine} comment", "author": {"type": "customer"}}
+        },
+        ("post", "/v1/support/tickets/{ticket_ref}/escalate"): {
+            "json": {"escalation_level": 9, "reason": f"{mine} escalation"}
+        },
+        ("post", "/v1/support/tickets/bulk"): {
+            "json": {"ticket_ids": [victim.ticket_id, victim.ticket_number], "changes": {"status": "closed"}}
+        },
+        ("post", "/v1/support/tickets/{ticket_ref}/relationships"): {
+            "json": {"ticket_id": attacker.ticket_id}
+        },
+        ("post", "/v1/support/tickets/{ticket_ref}/merge"): {"json": {"into": attacker.ticket_id}},
+        ("post", "/v1/support/tickets/{ticket_ref}/notify"): {
+            "json": {"type": "email", "recipients": [{"email": "x@example.com"}], "message": f"{mine} hi"}
+        },
+        ("post", "/v1/support/tickets/{ticket_id}/attachments"): {
+            "files": {"file": ("note.txt", f"{mine} file".encode(), "text/plain")}
+        },
+        ("put", "/v1/support/settings"): {"json": {"prefix": mine[:4]}},
+        ("put", "/v1/support/agents/{agent_id}"): {"json": {"name": f"{mine} agent"}},
+        ("post", "/v1/customers"): {
+            "json": {"id": f"{mine}-CUSTOMER-2", "name": mine, "email": "a@example.com"}
+        },
+        ("put", "/v1/customers/{customer_id}"): {"json": {"name": mine, "email": "a@example.com"}},
+        ("patch", "/v1/customers/{customer_id}"): {"json": {"name": mine}},
+        ("put", "/v1/schemas/{collection}"): {
+            "json": {"type": "object", "properties": {"plan": {"type": "string"}}}
+        },
+        ("post", "/v1/imports/schema-template"): {
+            "json": {"collections": [{"id": "customers", "json_schema": {"type": "object"}}]}
+        },
+        ("post", "/v1/support/routing-rules"): {
+            "json": {"rule_name": f"{mine} second", "conditions": {}, "actions": {"set_priority": "high"}}
+        },
+        ("put", "/v1/support/routing-rules/order"): {"json": {"ids": [victim.rule_id, attacker.rule_id]}},
+        ("put", "/v1/support/routing-rules/{rule_id}"): {
+            "json": {"rule_name": f"{mine} takeover", "conditions": {}, "actions": {"set_priority": "low"}}
+        },
+        ("post", "/v1/support/categories"): {"json": {"id": f"{mine.lower()}-second", "name": mine}},
+        ("put", "/v1/support/categories/{category_id}"): {"json": {"id": victim.category_id, "name": mine}},
     }
 
 
