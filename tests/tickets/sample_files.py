@@ -48,11 +48,14 @@ def gif() -> bytes:
 
 
 def docx() -> bytes:
-    """A zip with the parts of a Word document."""
+    """A zip with the parts of a Word document (fixed entry times: the same bytes every time)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
-        archive.writestr("word/document.xml", '<?xml version="1.0"?><document/>')
+        for name, text in (
+            ("[Content_Types].xml", '<?xml version="1.0"?><Types/>'),
+            ("word/document.xml", '<?xml version="1.0"?><document/>'),
+        ):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
     return buffer.getvalue()
 
 
@@ -68,4 +71,4 @@ def ole() -> bytes:
 
 
 def gzipped() -> bytes:
-    return gzip.compress(b"ticket log")
+    return gzip.compress(b"ticket log", mtime=0)  # the same bytes every time
