@@ -11,6 +11,7 @@ from supportlens import __version__
 from supportlens.api import (
     attachments,
     configuration,
+    connections,
     customers,
     errors,
     events,
@@ -24,6 +25,7 @@ from supportlens.api import (
     tickets,
 )
 from supportlens.config import Settings
+from supportlens.connectors.scheduler import SyncScheduler
 from supportlens.runtime import Runtime
 from supportlens.web import routes as dashboard
 from supportlens.workers.periodic import Periodic
@@ -55,6 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "routing-timers",
                 runtime.routing.escalate_due,
                 interval=resolved.routing_timer_interval_seconds,
+            ),
+            Periodic(
+                "sync-scheduler",
+                SyncScheduler(runtime.connections, runtime.sync).run_due,
+                interval=resolved.sync_check_interval_seconds,
             ),
             # Ticket events a full write queue left in the outbox (tickets/service.py).
             Periodic(
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(schemas.router)
     app.include_router(routing.router)
+    app.include_router(connections.router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and store engine")
     def health() -> dict[str, str]:

@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -792,3 +793,142 @@ def report_time_in_status(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+# Helpdesk connections (issue 5)
+
+connect_app = typer.Typer(
+    help="Connect helpdesk accounts (HubSpot, LiveChat, Freshdesk, Zendesk).", no_args_is_help=True
+)
+app.add_typer(connect_app, name="connect")
+
+
+def _credentials(pairs: list[str], file: Path | None) -> dict[str, str]:
+    """``key=value`` pairs, or a JSON object file (keeps secrets out of the shell history)."""
+    found: dict[str, str] = {}
+    if file is not None:
+        loaded = orjson.loads(file.read_bytes())
+        if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+            raise _fail(f"{file}: expected a JSON object of strings")
+        found.update(loaded)
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise _fail(f"--credential {key.strip() or pair!r}: expected key=value")
+        found[key.strip()] = value
+    if not found:
+        raise _fail("give the credentials with --credential key=value or --credentials-file")
+    return found
+
+
+@connect_app.command("add")
+def connect_add(
+    kind: Annotated[str, typer.Argument(help="hubspot, livechat, freshdesk or zendesk.")],
+    name: Annotated[str, typer.Option(help="A name for the connection, unique in the workspace.")],
+    base_url: Annotated[str, typer.Option(help="The API's base URL.")],
+    credential: Annotated[list[str], typer.Option(help="A credential, key=value (repeatable).")] = [],  # noqa: B006
+    credentials_file: Annotated[Path | None, typer.Option(help="Credentials as a JSON object.")] = None,
+    schedule_hours: Annotated[float, typer.Option(help="Sync every this many hours.")] = 4.0,
+    timezone: Annotated[str, typer.Option(help="Timezone of source times without an offset.")] = "UTC",
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Add a helpdesk connection; its credentials are stored encrypted and never shown again."""
+    runtime = Runtime.open(Settings())
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        if kind.lower() not in runtime.sync.kinds():
+            known = ", ".join(runtime.sync.kinds()) or "(none)"
+            raise _fail(f"unknown kind {kind!r}; use one of {known}")
+        try:
+            stored = runtime.connections.create(
+                target.id,
+                kind=kind.lower(),
+                name=name,
+                base_url=base_url,
+                credentials=_credentials(credential, credentials_file),
+                schedule_hours=schedule_hours,
+                timezone=timezone,
+                options={},
+            )
+        except Conflict as exc:
+            raise _fail(str(exc)) from None
+    finally:
+        runtime.close()
+    console.print(
+        f"Connection '{stored.name}' ({stored.kind}) added: id {stored.id},"
+        f" synced every {stored.schedule_hours:g} h."
+    )
+
+
+@connect_app.command("list")
+def connect_list(workspace: WorkspaceOption = "default") -> None:
+    """List a workspace's connections and how their syncs went."""
+    runtime = Runtime.open(Settings())
+    try:
+        found = runtime.connections.connections(_workspace(runtime.metadata, workspace).id)
+    finally:
+        runtime.close()
+    table = Table("id", "name", "kind", "every", "last run", "last success", "failures", "running")
+    for c in found:
+        table.add_row(
+            c.id,
+            c.name,
+            c.kind,
+            f"{c.schedule_hours:g} h",
+            str(c.last_run_at or ""),
+            str(c.last_success_at or ""),
+            str(c.consecutive_failures),
+            "yes" if c.running else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def sync(
+    connection: Annotated[
+        str | None, typer.Argument(help="A connection id or name (default: every one).")
+    ] = None,
+    full: Annotated[bool, typer.Option("--full", help="Read the whole rolling window again.")] = False,
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Sync now, with a progress bar and a summary of each run."""
+    from supportlens.connectors.engine import Progress as SyncProgress
+    from supportlens.connectors.store import AlreadyRunning
+
+    runtime = Runtime.open(Settings())
+    failed = False
+    try:
+        target = _workspace(runtime.metadata, workspace)
+        names = [connection] if connection else [c.id for c in runtime.connections.connections(target.id)]
+        if not names:
+            raise _fail(f"workspace {workspace!r} has no connections; add one with 'supportlens connect add'")
+        for ref in names:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=errors) as bar:
+                task = bar.add_task(f"sync {ref}", total=None)
+
+                def show(step: SyncProgress, task: Any = task, bar: Progress = bar) -> None:
+                    bar.update(task, completed=step.fetched, total=step.total)
+
+                try:
+                    run = runtime.sync.run(target.id, ref, full=full, trigger="cli", progress=show)
+                except (NotFound, AlreadyRunning) as exc:
+                    raise _fail(str(exc)) from None
+            failed = failed or run.status != "succeeded"
+            console.print(
+                f"{ref}: {run.status}; {run.pages} pages, {run.fetched} records read,"
+                f" {run.written} rows written,"
+                f" {run.quarantined} quarantined; {run.requests} requests ({run.retries} retried,"
+                f" {run.throttled} throttled)"
+            )
+            for error in run.errors[-5:]:
+                console.print(f"  [red]{error}[/red]")
+    finally:
+        runtime.close()
+    if failed:
+        raise typer.Exit(code=1)

@@ -76,6 +76,25 @@ class Settings(BaseSettings):
         default=15.0, ge=0, description="How often the server retries due notifications (0: never)."
     )
 
+    # Helpdesk connectors (docs/connectors.md)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key of connection credentials (else secret_key_file, <data_dir>/secret.key).",
+    )
+    secret_key_file: Path | None = Field(default=None, description="A file holding the secret key.")
+    sync_check_interval_seconds: float = Field(
+        default=60.0, ge=0, description="How often the server looks for due syncs (0: never)."
+    )
+    sync_alert_after_failures: int = Field(
+        default=3, gt=0, description="Consecutive failed runs of a connection before an alert."
+    )
+    sync_alert_webhook_url: str | None = Field(
+        default=None, description="Where sync alerts are POSTed as JSON (besides the event and email)."
+    )
+    retention_days: int = Field(
+        default=365, gt=0, description="A first or full sync reads this many days back (rolling window)."
+    )
+
     @field_validator("store")
     @classmethod
     def _strip(cls, value: str) -> str:

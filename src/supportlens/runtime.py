@@ -10,9 +10,9 @@ import ctypes
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
@@ -22,6 +22,12 @@ from supportlens.analytics.scope import Scope
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
+from supportlens.connectors.alerts import SyncAlerts
+from supportlens.connectors.aliases import AliasStore
+from supportlens.connectors.engine import SyncEngine
+from supportlens.connectors.registry import KINDS
+from supportlens.connectors.secrets import SecretBox
+from supportlens.connectors.store import ConnectionStore
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.imports import ImportSummary
 from supportlens.ingest.service import IngestService
@@ -70,6 +76,13 @@ class Runtime:
     notifications: NotificationService  # emails and SMS about tickets, each attempt recorded
     routing: RoutingService  # routing rules, applied to tickets as they are created and changed
     categories: CategoryService  # support categories and their SLA policies
+    connections: ConnectionStore  # helpdesk connections (credentials sealed), cursors, run log, alerts
+    aliases: AliasStore  # agent-name standardization across sources
+    sync: SyncEngine  # runs a connection's sync through the ingest path
+    # Work the API starts and does not wait for (a sync): finished before the stores close.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
+    )
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -116,6 +129,8 @@ class Runtime:
             (problem.field, problem.message)
             for problem in schemas.validate(workspace_id, collection, document)
         ]
+        connections = ConnectionStore(settings.metadata_path, SecretBox.open(settings))
+        aliases = AliasStore(settings.metadata_path)
         return cls(
             settings,
             engine,
@@ -131,10 +146,22 @@ class Runtime:
             notifications=notifications,
             routing=routing,
             categories=CategoryService(routing_store, configuration),
+            connections=connections,
+            aliases=aliases,
+            sync=SyncEngine(
+                connections,
+                ingest,
+                KINDS,
+                aliases,
+                retention_days=settings.retention_days,
+                alert_after=settings.sync_alert_after_failures,
+                alert=SyncAlerts(connections, settings),
+            ),
         )
 
     def close(self) -> None:
         """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
+        self.background.shutdown(wait=True)
         self.writer.stop()
         self.ingest.close()
         self.engine.close()
@@ -142,6 +169,8 @@ class Runtime:
         self.configuration.close()
         self.sla_passes.close()
         self.tickets.repository.close()
+        self.connections.close()
+        self.aliases.close()
         self.attachments.close()
         self.customers.close()
         self.schemas.close()

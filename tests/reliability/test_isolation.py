@@ -128,6 +128,7 @@ class Workspace:
     ticket_number: str
     attachment_id: str
     rule_id: str
+    connection_id: str
 
     @property
     def secrets(self) -> list[str]:
@@ -141,6 +142,7 @@ class Workspace:
             self.ticket_number,
             self.attachment_id,
             self.rule_id,
+            self.connection_id,
         ]
 
     @property
@@ -185,6 +187,17 @@ def _load(served: Served, name: str, marker: str, categories: tuple[str, ...]) -
     )
     assert names.status_code == 200, names.text
     ticket, attachment, rule = _desk(served, tenant, marker)
+    connection = served.runtime.connections.create(
+        tenant.id,
+        kind="zendesk",
+        name=f"{marker} zendesk",
+        base_url=f"https://{marker.lower()}.zendesk.example",
+        credentials={"token": f"{marker}-secret-token"},
+        schedule_hours=4,
+        timezone="UTC",
+        options={},
+    )
+    served.runtime.aliases.set_alias(tenant.id, f"{marker}-alias", f"{marker}-DESK-AGENT")
     return Workspace(
         tenant,
         marker,
@@ -194,6 +207,7 @@ def _load(served: Served, name: str, marker: str, categories: tuple[str, ...]) -
         ticket["number"],
         attachment,
         rule,
+        connection.id,
     )
 
 
@@ -301,6 +315,10 @@ def _figures(served: Served, workspace: Workspace) -> dict[str, Any]:
         f"/v1/support/tickets/{workspace.ticket_id}/relationships",
         f"/v1/support/tickets/{workspace.ticket_id}/attachments",
         f"/v1/support/tickets/{workspace.ticket_id}/notifications",
+        "/v1/connections",
+        f"/v1/connections/{workspace.connection_id}/runs",
+        f"/v1/connections/{workspace.connection_id}/alerts",
+        "/v1/agent-aliases",
     ):
         response = served.client.get(path, headers=headers)
         assert response.status_code == 200, (path, response.text)
@@ -332,6 +350,8 @@ def _path_values(victim: Workspace) -> dict[str, list[str]]:
         "collection": ["customers"],
         "rule_id": [victim.rule_id],
         "category_id": [victim.category_id],
+        "connection_id": [victim.connection_id, f"{victim.marker} zendesk"],
+        "alias": [f"{victim.marker}-alias"],
     }
 
 
@@ -441,6 +461,16 @@ def _bodies(attacker: Workspace, victim: Workspace) -> dict[tuple[str, str], dic
         },
         ("post", "/v1/support/categories"): {"json": {"id": f"{mine.lower()}-second", "name": mine}},
         ("put", "/v1/support/categories/{category_id}"): {"json": {"id": victim.category_id, "name": mine}},
+        ("post", "/v1/connections"): {
+            "json": {
+                "kind": "zendesk",
+                "name": f"{mine} second",
+                "base_url": "https://attacker.example",
+                "credentials": {"token": "attacker-token"},
+            }
+        },
+        ("patch", "/v1/connections/{connection_id}"): {"json": {"schedule_hours": 1}},
+        ("put", "/v1/agent-aliases/{alias}"): {"json": {"agent_id": f"{mine}-DESK-AGENT"}},
     }
 
 

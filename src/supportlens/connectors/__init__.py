@@ -1,0 +1,1 @@
+"""Helpdesk connectors and the sync engine that runs them (issue 5)."""
