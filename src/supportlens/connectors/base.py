@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from supportlens.connectors.http import SourceClient, SourceError
+from supportlens.ingest.service import CONNECTOR_QUARANTINE
+from supportlens.ingest.tickets import Rejection
 
 __all__ = ["Connection", "Connector", "ConnectorFactory", "SourceAgent", "SourceError", "SourcePage"]
 
@@ -56,6 +58,9 @@ class SourcePage:
 
     tickets: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Source records the connector could not read (raw text, why): kept in quarantine, not dropped.
+    rejected: list[tuple[str, Rejection]] = field(default_factory=list)
+    quarantine_as: str = CONNECTOR_QUARANTINE
     agents: list[SourceAgent] = field(default_factory=list)
     fetched: int = 0
     cursor: str | None = None

@@ -3,5 +3,8 @@
 from __future__ import annotations
 
 from supportlens.connectors.engine import ConnectorKind
+from supportlens.connectors.freshdesk import FRESHDESK
+from supportlens.connectors.hubspot import HUBSPOT
+from supportlens.connectors.livechat import LIVECHAT
 
-KINDS: dict[str, ConnectorKind] = {}
+KINDS: dict[str, ConnectorKind] = {kind.kind: kind for kind in (FRESHDESK, HUBSPOT, LIVECHAT)}

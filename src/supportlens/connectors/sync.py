@@ -43,6 +43,12 @@ def write_pages(
             ingest.ingest(workspace_id, SUPPORT_TICKETS, _rows(page.tickets), source=source),
             ingest.ingest(workspace_id, TICKET_EVENTS_SOURCE, _rows(page.events), source=source),
         ]
+        if page.rejected:
+            results.append(
+                ingest.ingest_events(
+                    workspace_id, [], page.rejected, source=source, quarantine_as=page.quarantine_as
+                )
+            )
         for result in results:
             result.committed.result(timeout=timeout)
             counts.written += result.successful_rows

@@ -27,7 +27,9 @@ TICKET_EVENTS_SOURCE = "ticket_events"
 DATASOURCES: frozenset[str] = frozenset({SUPPORT_TICKETS, TICKET_EVENTS_SOURCE})
 # Activities of Freshdesk exports that could not be read are kept under this name.
 FRESHDESK_QUARANTINE = "freshdesk_activities"
-QUARANTINE_SOURCES: frozenset[str] = DATASOURCES | {FRESHDESK_QUARANTINE}
+# Records a helpdesk connector read but could not turn into tickets or events.
+CONNECTOR_QUARANTINE = "connector_records"
+QUARANTINE_SOURCES: frozenset[str] = DATASOURCES | {FRESHDESK_QUARANTINE, CONNECTOR_QUARANTINE}
 
 
 class UnknownDatasource(LookupError):
