@@ -791,10 +791,6 @@ def report_time_in_status(
         runtime.close()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 # Helpdesk connections (issue 5)
 
 connect_app = typer.Typer(
@@ -932,3 +928,7 @@ def sync(
         runtime.close()
     if failed:
         raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
