@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supportlens.analytics import activity, time_metrics
+from supportlens.analytics.common import selection
 from supportlens.analytics.params import Window
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType
@@ -179,15 +180,20 @@ def test_time_per_category_from_facts_equals_the_log(
     calendar counts no business time but is still a visit)."""
     workspace, _, _ = load_grouped(runtime, batch)
     context = runtime.pipe_context(workspace)
-    filters = activity.Filters(
-        Window(at(-60), at(3000)), None, None, None, None, None, at(as_of_minute), business
+    where = selection(context, {}, at(-60), at(3000))
+    as_of = at(as_of_minute)
+    facts = activity.category_time_from_facts(context, where, as_of=as_of, business_hours=business)
+    log = activity.time_in_status_from_log(
+        context, where, as_of=as_of, business_hours=business, by_category=True
     )
-    facts = activity.category_time_from_facts(context, filters)
-    log = activity.time_in_status_from_log(context, filters, by_category=True)
     assert facts is not None
     assert facts.labels == log.labels
+
     # Both list the tickets with a log, in the order the store returned them: compare as sets of rows.
-    as_rows = lambda found: sorted(zip(found.spent_ms.tolist(), found.visited.tolist(), strict=True))  # noqa: E731
+    def as_rows(found: activity.TimeIn) -> list[tuple[str, list[int], list[bool]]]:
+        ids = found.rows.column("ticket_id").to_pylist()
+        return sorted(zip(ids, found.spent_ms.tolist(), found.visited.tolist(), strict=True))
+
     assert as_rows(facts) == as_rows(log)
-    early = activity.Filters(Window(at(-60), at(3000)), None, None, None, None, None, at(-30), business)
-    assert activity.category_time_from_facts(context, early) is None
+    early = activity.category_time_from_facts(context, where, as_of=at(-30), business_hours=business)
+    assert early is None

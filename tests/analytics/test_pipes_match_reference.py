@@ -5,6 +5,7 @@ postings and randomized parameters: the dashboard filters, reporting timezones a
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -222,7 +223,41 @@ def _details_case(rng: random.Random, zone: str) -> tuple[dict[str, str], dict[s
         window_query, start, end = _window(rng)
         query["created_after"], query["created_before"] = window_query["start_date"], window_query["end_date"]
         details["created_after"], details["created_before"] = start, end
+    _drill_down_case(rng, query, details, zone)
     return query, details, zone
+
+
+DRILL_DOWNS = {"open_at", "created_weekday", "created_hour"}
+# The backlog's age buckets, and other limits.
+AGES = [(0, 1), (1, 3), (3, 7), (7, 30), (30, None), (0, None), (2, 5), (45, None)]
+
+
+def _drill_down_case(rng: random.Random, query: dict[str, str], details: dict[str, Any], zone: str) -> None:
+    """Random drill-down parameters of ticket_details: open at an instant (of an age), created in
+    a local weekday and hour, time in a status category (none here: these tickets have no log)."""
+    if rng.random() < 0.45:
+        moment = BASE + timedelta(days=rng.uniform(-5, 380), seconds=rng.randrange(86_400))
+        query["open_at"], details["open_at"] = _date_text(rng, moment, end=True)
+        if rng.random() < 0.7:
+            youngest, oldest = rng.choice(AGES)
+            if youngest or rng.random() < 0.5:
+                query["age_min_days"] = str(youngest)
+            if oldest is not None:
+                query["age_max_days"] = str(oldest)
+            details["age_min_days"], details["age_max_days"] = youngest, oldest
+    if rng.random() < 0.45:
+        details["tz"] = zone
+        if rng.random() < 0.5:
+            details["tz"] = rng.choice(ZONES)
+            query["timezone"] = details["tz"]
+        weekday, hour = rng.choice(
+            [(rng.randint(1, 7), rng.randrange(24)), (rng.randint(1, 7), None), (None, rng.randrange(24))]
+        )
+        _set(query, "created_weekday", None if weekday is None else str(weekday))
+        _set(query, "created_hour", None if hour is None else str(hour))
+        details["created_weekday"], details["created_hour"] = weekday, hour
+    if rng.random() < 0.1:
+        query["in_status_category"] = details["in_status_category"] = rng.choice(["open", "solved"])
 
 
 @pytest.mark.parametrize(
@@ -241,7 +276,8 @@ def test_pipe_matches_reference(loaded: Loaded, pipe: str) -> None:
     rng = random.Random(f"{SEED}-{pipe}")
     function = getattr(reference, pipe)
     non_empty = business = 0
-    for attempt in range(60):
+    drilled: Counter[str] = Counter()
+    for attempt in range(100 if pipe == "ticket_details" else 60):
         query, arguments, zone = _case(pipe, rng, loaded.calendars)
         workspace = replace(loaded.workspace, timezone=zone)
         result = loaded.runtime.run_pipe(pipe, workspace, query)
@@ -258,9 +294,12 @@ def test_pipe_matches_reference(loaded: Loaded, pipe: str) -> None:
             assert list(row) == [name for name, _ in result.columns]
         non_empty += bool(result.rows_read)
         business += "business" in arguments and bool(result.rows_read)
+        if result.rows_read:
+            drilled.update(DRILL_DOWNS & set(query))
     # The random cases must actually exercise data, not compare empty answers.
     assert non_empty >= 25
     assert business >= 5 or pipe not in BUSINESS_PIPES
+    assert pipe != "ticket_details" or min(drilled[name] for name in DRILL_DOWNS) >= 5, drilled
 
 
 def test_business_hours_change_the_answer(loaded: Loaded) -> None:

@@ -8,7 +8,7 @@ kept on a fake clock shared by the client and the fake server, so nothing really
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,6 @@ import orjson
 import pytest
 
 from supportlens.auth.repository import Workspace
-from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.base import Connection
 from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.freshdesk import (
@@ -33,6 +32,8 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.freshdesk import SOURCE_CHANNELS
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
+from tests.connectors.harness import engine_on
+from tests.fakes.clock import FakeClock
 from tests.fakes.freshdesk import (
     API_KEY,
     CUSTOM_STATUSES,
@@ -46,19 +47,6 @@ from tests.fakes.server import serve_app
 # Whole hours, an hour back: updates made "during the sync" (after END) are still in the past.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 OPTIONS = {"status_map": CUSTOM_STATUSES, "category_field": "cf_category"}
-
-
-@dataclass
-class FakeClock:
-    now: float = 1_000.0
-    slept: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass
@@ -121,16 +109,7 @@ def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     account = build_account(size, seed=11, end=END, days=60)
     clock = FakeClock()
     account.clock = clock.time
-    engine = SyncEngine(
-        runtime.connections,
-        runtime.ingest,
-        {"freshdesk": FRESHDESK},
-        runtime.aliases,
-        retention_days=365,
-        alert_after=3,
-        alert=SyncAlerts(runtime.connections, runtime.settings),
-        client_overrides={"sleep": clock.sleep, "clock": clock.time, "timeout_seconds": 2.0},
-    )
+    engine = engine_on(runtime, FRESHDESK, clock, timeout_seconds=2.0)
     with serve_app(account.app()) as url:
         yield Desk(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
 

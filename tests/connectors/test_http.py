@@ -16,22 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from supportlens.connectors.http import RateBudget, SourceClient, SourceError, SourceUnavailable, next_link
+from tests.fakes.clock import FakeClock
 from tests.fakes.server import serve_app
 
 SECRET = "tok-secret-0123456789"
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-    slept: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass

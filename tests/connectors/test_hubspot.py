@@ -9,7 +9,7 @@ really waits."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -19,7 +19,6 @@ import orjson
 import pytest
 
 from supportlens.auth.repository import Workspace
-from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.base import Connection
 from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.http import SourceClient, SourceError
@@ -38,6 +37,8 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Invalid
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKETS
+from tests.connectors.harness import engine_on
+from tests.fakes.clock import FakeClock
 from tests.fakes.hubspot import (
     SEARCH_PATH,
     TOKEN,
@@ -55,19 +56,6 @@ COUNTED = ["0", "Escalations"]  # an id and a label; "Internal IT" does not coun
 COUNTED_IDS = ("0", "7781234")
 RESOLVED = ("closed", "resolved")  # the resolved names among the fake's expected statuses
 CAP = 1_000  # the fake's search cap, 10,000 at HubSpot: small enough to bite with a few thousand tickets
-
-
-@dataclass
-class FakeClock:
-    now: float = 1_000.0
-    slept: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass
@@ -134,16 +122,7 @@ def portal(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Portal]
     account.search_cap = CAP
     clock = FakeClock()
     account.clock = clock.time
-    engine = SyncEngine(
-        runtime.connections,
-        runtime.ingest,
-        {"hubspot": HUBSPOT},
-        runtime.aliases,
-        retention_days=365,
-        alert_after=3,
-        alert=SyncAlerts(runtime.connections, runtime.settings),
-        client_overrides={"sleep": clock.sleep, "clock": clock.time, "timeout_seconds": 0.5},
-    )
+    engine = engine_on(runtime, HUBSPOT, clock, timeout_seconds=0.5)
     with serve_app(account.app()) as url:
         yield Portal(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
 

@@ -9,7 +9,7 @@ server, so nothing really waits."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 import pytest
 
 from supportlens.auth.repository import Workspace
-from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.base import Connection
 from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.http import SourceClient, SourceError
@@ -36,6 +35,8 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Rejection
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
+from tests.connectors.harness import engine_on
+from tests.fakes.clock import FakeClock
 from tests.fakes.livechat import (
     ACCOUNT_ID,
     AGENTS,
@@ -54,19 +55,6 @@ from tests.fakes.server import serve_app
 # Whole hours, an hour back: changes made "after the sync" (after END) are still in the past.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 END_MS = int(END.timestamp() * 1000)
-
-
-@dataclass
-class FakeClock:
-    now: float = 1_000.0
-    slept: list[float] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass
@@ -144,16 +132,7 @@ def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     account = build_account(size, seed=7, end=END, days=60)
     clock = FakeClock()
     account.clock = clock.time
-    engine = SyncEngine(
-        runtime.connections,
-        runtime.ingest,
-        {"livechat": LIVECHAT},
-        runtime.aliases,
-        retention_days=365,
-        alert_after=3,
-        alert=SyncAlerts(runtime.connections, runtime.settings),
-        client_overrides={"sleep": clock.sleep, "clock": clock.time, "timeout_seconds": 0.5},
-    )
+    engine = engine_on(runtime, LIVECHAT, clock, timeout_seconds=0.5)
     with serve_app(account.app()) as url:
         yield Desk(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
 

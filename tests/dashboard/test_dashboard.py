@@ -5,7 +5,10 @@ tickets and export them, the at-risk view refreshes itself, and failures read as
 from __future__ import annotations
 
 import csv
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -23,6 +26,8 @@ SETTLED = """() =>
     .every((p) => ['ready', 'empty', 'error'].includes(p.dataset.state))
   && [...document.querySelectorAll('.tile')].every((t) => t.dataset.state)"""
 FIRST_PAINT_LIMIT_MS = 1500
+# The backlog's age buckets, in the order of its chart's series: days at least, and less than.
+AGE_LIMITS = [(0, "1"), (1, "3"), (3, "7"), (7, "30"), (30, None)]
 
 
 def open_overview(page: Page, demo: Demo, query: str = "") -> None:
@@ -52,21 +57,38 @@ def drawn_values(page: Page, panel: str) -> int:
     )
 
 
-def click_bar(page: Page, panel: str, index: int = 0) -> str:
-    """Clicks the ``index``-th bar of the panel's chart like a person would; returns its label."""
+def click_bar(page: Page, panel: str, index: int = 0, dataset: int = 0) -> str:
+    """Clicks the ``index``-th bar (of the ``dataset``-th series) of the panel's chart like a
+    person would; returns its label."""
     page.locator(f'[data-panel="{panel}"] canvas').scroll_into_view_if_needed()
     point = page.evaluate(
-        """([panel, index]) => {
+        """([panel, index, dataset]) => {
           const canvas = document.querySelector(`[data-panel='${panel}'] canvas`);
           const chart = Chart.getChart(canvas);
-          const bar = chart.getDatasetMeta(0).data[index].getCenterPoint();
+          const bar = chart.getDatasetMeta(dataset).data[index].getCenterPoint();
           const box = canvas.getBoundingClientRect();
           return { x: box.left + bar.x, y: box.top + bar.y, label: String(chart.data.labels[index]) };
         }""",
-        [panel, index],
+        [panel, index, dataset],
     )
     page.mouse.click(point["x"], point["y"])
     return str(point["label"])
+
+
+def tallest_bar(page: Page, panel: str) -> tuple[int, int, float]:
+    """The (index, dataset, value) of the highest value the panel's chart shows."""
+    found = page.evaluate(
+        """(panel) => {
+          const chart = Chart.getChart(document.querySelector(`[data-panel='${panel}'] canvas`));
+          let best = [0, 0, -1];
+          chart.data.datasets.forEach((d, dataset) => d.data.forEach((value, index) => {
+            if ((value ?? -1) > best[2]) best = [index, dataset, value];
+          }));
+          return best;
+        }""",
+        panel,
+    )
+    return int(found[0]), int(found[1]), float(found[2])
 
 
 def drill_column(page: Page, field: str) -> list[str]:
@@ -111,6 +133,15 @@ def _current_window_call(requests: list[Request], pipe: str) -> str:
     """The page's call of ``pipe`` for the current window (the previous window ends earlier)."""
     calls = [r.url for r in requests if f"/v0/pipes/{pipe}.json" in r.url]
     return max(calls, key=lambda url: parse_qs(urlsplit(url).query)["end_date"][0])
+
+
+def answer_of(demo: Demo, requests: list[Request], pipe: str) -> list[dict[str, Any]]:
+    """The rows the API answers to the page's call of ``pipe`` for the current window."""
+    call = _current_window_call(requests, pipe)
+    rows: list[dict[str, Any]] = httpx.get(
+        call, headers={"Authorization": f"Bearer {demo.read_token}"}
+    ).json()["data"]
+    return rows
 
 
 def test_a_filter_changes_the_numbers_to_the_apis_own(page: Page, demo: Demo, console: Console) -> None:
@@ -214,3 +245,75 @@ def test_sign_in_and_failures_read_as_clear_messages(page: Page, demo: Demo) -> 
     assert page.get_attribute('.tile[data-kpi="created"]', "data-state") == "ready"
     assert page.get_attribute('[data-panel="volume"]', "data-state") == "error"
     assert "Could not load this panel" in (page.text_content('[data-panel="volume"]') or "")
+
+
+def _drilled(page: Page, demo: Demo, requests: list[Request]) -> tuple[dict[str, list[str]], int]:
+    """The dialog's listing checked against the API: the tickets it shows are the ones
+    ticket_details answers for the page's last call; returns that call's parameters and the total."""
+    shown = drill_column(page, "ticket_id")
+    call = [r.url for r in requests if "/v0/pipes/ticket_details.json" in r.url][-1]
+    answer = httpx.get(call, headers={"Authorization": f"Bearer {demo.read_token}"}).json()
+    assert shown == [row["ticket_id"] for row in answer["data"]]
+    total = int(answer["rows_before_limit_at_least"])
+    summary = page.text_content("#drill-summary") or ""
+    assert summary.startswith(f"{total:,} tickets"), summary
+    page.click("#drill-close")
+    return parse_qs(urlsplit(call).query), total
+
+
+def _day_end(day: str, zone: str) -> str:
+    """The backlog's count instant for a local day: the last millisecond before the next one."""
+    midnight = datetime.combine(date.fromisoformat(day) + timedelta(days=1), time(), ZoneInfo(zone))
+    return (midnight - timedelta(milliseconds=1)).astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def test_backlog_time_in_status_and_heatmap_drill_down_to_what_they_count(
+    page: Page, demo: Demo, console: Console
+) -> None:
+    zone = "Europe/Berlin"
+    requests: list[Request] = []
+    page.on("request", lambda request: requests.append(request))
+    open_overview(page, demo, f"?tz={zone}")
+
+    # A backlog bar: the tickets open at the end of that day, of that age.
+    index, bucket, value = tallest_bar(page, "backlog")
+    day = click_bar(page, "backlog", index, bucket)
+    params, total = _drilled(page, demo, requests)
+    assert total == value > 0
+    assert params["open_at"] == [_day_end(day, zone).replace("+00:00", "Z")]
+    assert params["age_min_days"] == [str(AGE_LIMITS[bucket][0])]
+    assert params.get("age_max_days", [None]) == [AGE_LIMITS[bucket][1]]
+    assert "created_after" not in params
+    assert params["timezone"] == [zone]
+    # From the keyboard: the whole day, from the chart's data table.
+    page.click('[data-panel="backlog"] details summary')
+    page.locator('[data-panel="backlog"] tbody tr').nth(index).locator(
+        "button:has-text('List tickets')"
+    ).press("Enter")
+    params, total = _drilled(page, demo, requests)
+    rows = answer_of(demo, requests, "backlog")
+    assert total == next(row["open_tickets"] for row in rows if row["day"] == day)
+    assert "age_min_days" not in params
+
+    # A time-in-status bar: the tickets its median is over.
+    index, _, _ = tallest_bar(page, "status")
+    category = click_bar(page, "status", index)
+    params, total = _drilled(page, demo, requests)
+    counted = {row["status_category"]: row["tickets"] for row in answer_of(demo, requests, "time_in_status")}
+    assert total == counted[category] > 0
+    assert params["in_status_category"] == [category]
+
+    # A heatmap cell: the tickets created in that local weekday and hour.
+    cells = page.locator('[data-panel="heatmap"] td button')
+    counts = [int(text.replace(",", "")) for text in cells.all_text_contents()]
+    busiest = cells.nth(counts.index(max(counts)))
+    weekday, hour = busiest.get_attribute("data-weekday"), busiest.get_attribute("data-hour")
+    busiest.click()
+    params, total = _drilled(page, demo, requests)
+    assert total == max(counts)
+    assert (params["created_weekday"], params["created_hour"]) == ([weekday], [hour])
+    arrivals = answer_of(demo, requests, "arrivals")
+    assert total == next(
+        c["tickets"] for c in arrivals if (str(c["weekday"]), str(c["hour"])) == (weekday, hour)
+    )
+    assert console.errors == []

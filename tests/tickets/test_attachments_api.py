@@ -299,6 +299,10 @@ def test_inline_files_that_are_wrong_name_their_field(client: TestClient) -> Non
             },
             "data",
         ),
+        (
+            {"filename": "x.pdf", "content_type": "application/pdf", "data": "JVBERi0\u00e9"},
+            "data",
+        ),  # not ASCII
         (attachment("a.pdf", "application/pdf", sample_files.pdf(), size=1), "size"),
         (attachment("a.pdf", "application/pdf", sample_files.png()), "content_type"),
         (attachment("a.pdf", "pdf", sample_files.pdf()), "content_type"),

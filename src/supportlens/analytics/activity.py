@@ -85,9 +85,9 @@ def _history(context: PipeContext, filters: Filters, *, created_until: datetime 
     return load_history(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
 
 
-def _tickets(context: PipeContext, filters: Filters, *columns: str) -> pa.Table:
-    """The matching tickets' current state (TICKET_COLUMNS and ``columns``), without their log."""
-    where = _where(context, filters)
+def _tickets(context: PipeContext, where: Conditions, *columns: str) -> pa.Table:
+    """The tickets of ``where``: their current state (TICKET_COLUMNS and ``columns``), without
+    their log."""
     sql = f"SELECT {', '.join((*TICKET_COLUMNS, *columns))} FROM {tickets_from(context)} WHERE {where.where}"
     return context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
 
@@ -207,9 +207,13 @@ TIME_IN_STATUS_COLUMNS: list[tuple[str, str]] = [
 def time_in_status(context: PipeContext, filters: Filters, *, by_category: bool) -> PipeResult:
     """Per status (or category): tickets that spent time in it, and the time each spent there.
     By category, from the stored time facts where they serve; by status, from the log."""
-    found = category_time_from_facts(context, filters) if by_category else None
-    if found is None:
-        found = time_in_status_from_log(context, filters, by_category=by_category)
+    where = _where(context, filters)
+    if by_category:
+        found = time_in_categories(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
+    else:
+        found = time_in_status_from_log(
+            context, where, as_of=filters.as_of, business_hours=filters.business_hours, by_category=False
+        )
     rows: list[dict[str, Any]] = []
     for column, label in enumerate(found.labels):
         spent = found.spent_ms[found.visited[:, column], column]
@@ -234,22 +238,51 @@ def time_in_status(context: PipeContext, filters: Filters, *, by_category: bool)
 
 @dataclass(frozen=True, slots=True)
 class TimeIn:
-    """Per ticket with a log (rows) and status or category (columns, ``labels``): the time spent
-    there and whether it was visited at all (a visit may count no business time); ``tickets``
-    matched the filters."""
+    """Per ticket with a log (rows, whose TICKET_COLUMNS are ``rows``) and status or category
+    (columns, ``labels``): the time spent there and whether it was visited at all (a visit may
+    count no business time); ``tickets`` matched the filters."""
 
     labels: list[str]
     spent_ms: I64
     visited: npt.NDArray[np.bool_]
     tickets: int
+    rows: pa.Table
 
 
-def time_in_status_from_log(context: PipeContext, filters: Filters, *, by_category: bool) -> TimeIn:
-    history = _history(context, filters)
+def time_in_categories(
+    context: PipeContext, where: Conditions, *, as_of: datetime, business_hours: bool
+) -> TimeIn:
+    """Time per status category of the tickets of ``where``: from the stored time facts where
+    they serve, else from the log."""
+    found = category_time_from_facts(context, where, as_of=as_of, business_hours=business_hours)
+    if found is None:
+        found = time_in_status_from_log(
+            context, where, as_of=as_of, business_hours=business_hours, by_category=True
+        )
+    return found
+
+
+def visited_category(
+    context: PipeContext, where: Conditions, category: StatusCategory, *, as_of: datetime
+) -> pa.Table:
+    """The tickets of ``where`` (TICKET_COLUMNS) that ``time_in_status`` by category counts in
+    ``category``: those that spent time in it by ``as_of``."""
+    found = time_in_categories(context, where, as_of=as_of, business_hours=False)
+    return found.rows.filter(pa.array(found.visited[:, CATEGORIES.index(category)]))
+
+
+def time_in_status_from_log(
+    context: PipeContext, where: Conditions, *, as_of: datetime, business_hours: bool, by_category: bool
+) -> TimeIn:
+    history = load_history(context, where, as_of=as_of, business_hours=business_hours)
     timelines = history.timelines
     if timelines is None:
         return TimeIn(
-            [], np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=bool), history.tickets.num_rows
+            [],
+            np.zeros((0, 0), dtype=np.int64),
+            np.zeros((0, 0), dtype=bool),
+            history.tickets.num_rows,
+            history.tickets.slice(0, 0),
         )
     matrix = timelines.in_category_ms if by_category else timelines.in_status_ms
     labels = [c.value for c in CATEGORIES] if by_category else list(timelines.status_names)
@@ -259,7 +292,8 @@ def time_in_status_from_log(context: PipeContext, filters: Filters, *, by_catego
         codes = category_of[codes]
     visited = np.zeros(matrix.shape, dtype=bool)
     visited[timelines.intervals.ticket, codes] = True
-    return TimeIn(labels, matrix, visited, history.tickets.num_rows)
+    rows = history.tickets.take(pa.array(history.timeline_rows()))
+    return TimeIn(labels, matrix, visited, history.tickets.num_rows, rows)
 
 
 _CATEGORY_FACTS = (
@@ -271,20 +305,22 @@ _CATEGORY_FACTS = (
 )
 
 
-def category_time_from_facts(context: PipeContext, filters: Filters) -> TimeIn | None:
+def category_time_from_facts(
+    context: PipeContext, where: Conditions, *, as_of: datetime, business_hours: bool
+) -> TimeIn | None:
     """Time per status category from the stored facts plus each current interval, or None when
     some ticket's facts cannot serve.  A category was visited when it holds closed calendar time
     (a finished visit always lasts) or is the current one."""
-    tickets = _tickets(context, filters, *_CATEGORY_FACTS)
-    as_of_ms = epoch_ms(filters.as_of)
+    tickets = _tickets(context, where, *_CATEGORY_FACTS)
+    as_of_ms = epoch_ms(as_of)
     if not facts_serve(context, tickets, as_of_ms):
         return None
     _, logged = timestamp_ms(tickets, "last_event_at")
     clock: DurationClock = CalendarClock()
-    if filters.business_hours:
-        clock = row_calendars(context, tickets, filters.as_of, tickets.column("status_since"))
+    if business_hours:
+        clock = row_calendars(context, tickets, as_of, tickets.column("status_since"))
     current = current_intervals(context, tickets, logged, as_of_ms, clock)
-    spent = category_totals(tickets, "business" if filters.business_hours else "calendar", current)
+    spent = category_totals(tickets, "business" if business_hours else "calendar", current)
     visited = np.stack(
         [
             np.asarray(tickets.column(f"calendar_in_{c.value}_ms").fill_null(0).to_numpy(), dtype=np.int64)
@@ -294,7 +330,13 @@ def category_time_from_facts(context: PipeContext, filters: Filters) -> TimeIn |
         axis=1,
     )
     visited[np.arange(tickets.num_rows), current.category] = True
-    return TimeIn([c.value for c in CATEGORIES], spent[logged], visited[logged], tickets.num_rows)
+    return TimeIn(
+        [c.value for c in CATEGORIES],
+        spent[logged],
+        visited[logged],
+        tickets.num_rows,
+        tickets.filter(pa.array(logged)),
+    )
 
 
 def _category(context: PipeContext, status: str) -> StatusCategory:
@@ -395,7 +437,7 @@ _QUALITY_FACTS = (
 
 def quality_from_facts(context: PipeContext, filters: Filters) -> TicketQuality | None:
     """From the stored time facts, or None when some ticket's facts cannot serve (analytics/facts.py)."""
-    tickets = _tickets(context, filters, *_QUALITY_FACTS)
+    tickets = _tickets(context, _where(context, filters), *_QUALITY_FACTS)
     if not facts_serve(context, tickets, epoch_ms(filters.as_of)):
         return None
     _, logged = timestamp_ms(tickets, "last_event_at")
@@ -485,7 +527,7 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
     """CSAT on the 1-5 scale: ratings of 4 or 5 over all ratings; unrated tickets left out.
     Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null.
     The score is part of the current state: no activity log to read."""
-    tickets = _tickets(context, filters)
+    tickets = _tickets(context, _where(context, filters))
     groups, codes = _group_codes(_group_labels(context, tickets, by, unit), by)
     column = tickets.column("satisfaction_score")
     has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -526,10 +568,77 @@ BACKLOG_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+_DAY_MS = 86_400_000
+_NO_AGE_LIMIT_MS = int(np.iinfo(np.int64).max // 2)  # added to a creation time, never overflows
+_STILL_OPEN_MS = int(np.iinfo(np.int64).max)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSpans:
+    """When the tickets of a history were unresolved: spans [start_ms, until_ms) of epoch ms
+    (``until_ms`` the far future while still open), each with its ticket row, its group label and
+    the ticket's creation (``born_ms``, where its age is 0)."""
+
+    row: I64
+    label: list[str | None]
+    start_ms: I64
+    until_ms: I64
+    born_ms: I64
+
+    def aged(self, youngest_ms: int, oldest_ms: int) -> tuple[I64, I64]:
+        """Per span, the instants [from, to) when it is open and the ticket is at least
+        ``youngest_ms`` and less than ``oldest_ms`` old (none where from >= to)."""
+        return (
+            np.maximum(self.start_ms, self.born_ms + youngest_ms),
+            np.minimum(self.until_ms, self.born_ms + oldest_ms),
+        )
+
+
+def open_spans(context: PipeContext, history: History, by: GroupBy) -> OpenSpans:
+    """The backlog's definition of open: a ticket with events is unresolved during its unresolved
+    status visits, its current one running on past ``history.as_of``; a snapshot-only one from
+    creation to its resolved_at (its status is its current one; resolved with no resolved_at,
+    never).  Labels: the status (by=status), the priority (by=priority) or none."""
+    created, _ = history.column_ms("created_at")
+    resolved_at, has_resolved = history.column_ms("resolved_at")
+    statuses = history.tickets.column("status").to_pylist()
+    priorities = history.tickets.column("priority").to_pylist()
+    as_of_ms = epoch_ms(history.as_of)
+    spans: list[tuple[int, str | None, int, int]] = []
+    timelines = history.timelines
+    if timelines is not None:
+        iv = timelines.intervals
+        names = timelines.status_names
+        row_of_timeline = history.timeline_rows()
+        for ticket, status, start, stop in zip(iv.ticket, iv.status, iv.start_ms, iv.end_ms, strict=True):
+            name = names[int(status)]
+            if context.statuses.is_resolved(name):
+                continue
+            row = int(row_of_timeline[int(ticket)])
+            label = name if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
+            # The current visit runs to as_of: still open at every later instant.
+            spans.append((row, label, int(start), int(stop) if int(stop) < as_of_ms else _STILL_OPEN_MS))
+    for row in range(history.tickets.num_rows):
+        if history.timeline_of[row] >= 0:
+            continue
+        if not has_resolved[row] and context.statuses.is_resolved(statuses[row]):
+            continue  # resolved with no time known: never counted open
+        until = int(resolved_at[row]) if has_resolved[row] else _STILL_OPEN_MS
+        label = statuses[row] if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
+        spans.append((row, label, int(created[row]), until))
+    if not spans:
+        nothing = np.zeros(0, dtype=np.int64)
+        return OpenSpans(nothing, [], nothing, nothing, nothing)
+    rows, labels, starts, untils = zip(*spans, strict=True)
+    of = np.array(rows, dtype=np.int64)
+    return OpenSpans(
+        of, list(labels), np.array(starts, dtype=np.int64), np.array(untils, dtype=np.int64), created[of]
+    )
+
+
 def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResult:
-    """Unresolved tickets at the end of each day of the window (reporting timezone), by status or
-    priority (or none), with age buckets.  A ticket with events is unresolved during its unresolved status
-    visits; a snapshot-only one from creation to its resolved_at (its status is its current one)."""
+    """Unresolved tickets (``open_spans``) at the end of each day of the window (reporting
+    timezone), by status or priority (or none), with age buckets."""
     tz = zone(context.timezone)
     first_day = filters.window.start.astimezone(tz).date()
     last_day = filters.window.end.astimezone(tz).date()
@@ -540,58 +649,23 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     end_ms = np.array([epoch_ms(e) - 1 for e in ends], dtype=np.int64)  # the last instant of each day
     as_of = max(ends[-1], filters.as_of)
     history = _history(context, Filters(**{**_asdict(filters), "as_of": as_of}), created_until=ends[-1])
-    created, _ = history.column_ms("created_at")
-    resolved_at, has_resolved = history.column_ms("resolved_at")
-    statuses = history.tickets.column("status").to_pylist()
-    priorities = history.tickets.column("priority").to_pylist()
-
-    # (ticket row, group label, open from, open until) spans; each counts at day ends inside it.
-    spans: list[tuple[int, str | None, int, int]] = []
-    timelines = history.timelines
-    row_of_timeline = {int(index): row for row, index in enumerate(history.timeline_of) if index >= 0}
-    if timelines is not None:
-        iv = timelines.intervals
-        names = timelines.status_names
-        for ticket, status, start, stop in zip(iv.ticket, iv.status, iv.start_ms, iv.end_ms, strict=True):
-            name = names[int(status)]
-            if context.statuses.is_resolved(name):
-                continue
-            row = row_of_timeline.get(int(ticket))
-            if row is None:
-                continue
-            label = name if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
-            # The current visit runs to as_of: still open at every later day end.
-            until = int(stop) if int(stop) < epoch_ms(as_of) else np.iinfo(np.int64).max
-            spans.append((row, label, int(start), until))
-    for row in range(history.tickets.num_rows):
-        if history.timeline_of[row] >= 0:
-            continue
-        until = int(resolved_at[row]) if has_resolved[row] else np.iinfo(np.int64).max
-        if not has_resolved[row] and context.statuses.is_resolved(statuses[row]):
-            continue  # resolved with no time known: never counted open
-        label = statuses[row] if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
-        spans.append((row, label, int(created[row]), until))
+    spans = open_spans(context, history, by)
 
     # Per (group, age bucket): +1 at the first day end a span covers, -1 after its last.  A span
     # is cut where the ticket's age crosses a bucket limit.
-    label_list = _ordered_groups(label for _, label, _, _ in spans) or [None]
+    label_list = _ordered_groups(spans.label) or [None]
     label_index = {label: i for i, label in enumerate(label_list)}
-    limits = [0, *(days_ * 86_400_000 for _, days_ in _AGE_BUCKETS), np.iinfo(np.int64).max // 2]
+    limits = [0, *(days_ * _DAY_MS for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
     delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
-    if spans:
-        rows_, labels_, starts, untils = zip(*spans, strict=True)
-        birth = created[np.array(rows_, dtype=np.int64)]
-        start_arr, until_arr = np.array(starts, dtype=np.int64), np.array(untils, dtype=np.int64)
-        group = np.array([label_index[label] for label in labels_], dtype=np.int64)
-        for bucket in range(len(limits) - 1):
-            # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
-            low = np.maximum(start_arr, birth + limits[bucket])
-            high = np.minimum(until_arr, birth + limits[bucket + 1])
-            first = np.searchsorted(end_ms, low, side="left")
-            last = np.searchsorted(end_ms, high, side="left")
-            keep = last > first
-            np.add.at(delta[:, bucket, :], (group[keep], first[keep]), 1)
-            np.add.at(delta[:, bucket, :], (group[keep], last[keep]), -1)
+    group = np.array([label_index[label] for label in spans.label], dtype=np.int64)
+    for bucket in range(len(limits) - 1):
+        # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
+        low, high = spans.aged(limits[bucket], limits[bucket + 1])
+        first = np.searchsorted(end_ms, low, side="left")
+        last = np.searchsorted(end_ms, high, side="left")
+        keep = last > first
+        np.add.at(delta[:, bucket, :], (group[keep], first[keep]), 1)
+        np.add.at(delta[:, bucket, :], (group[keep], last[keep]), -1)
     per_day = np.cumsum(delta, axis=2)[:, :, :days]
     rows: list[dict[str, Any]] = []
     for day in range(days):
@@ -605,6 +679,27 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
             entry.update(zip([name for name, _ in _AGE_BUCKETS] + ["age_over_30d"], buckets, strict=True))
             rows.append(entry)
     return PipeResult(BACKLOG_COLUMNS, rows, history.tickets.num_rows, 0.0)
+
+
+def open_at(
+    context: PipeContext,
+    where: Conditions,
+    moment: datetime,
+    *,
+    youngest_days: int = 0,
+    oldest_days: int | None = None,
+) -> pa.Table:
+    """The tickets of ``where`` (TICKET_COLUMNS) the backlog counts open at the instant ``moment``
+    (a day end), at least ``youngest_days`` and less than ``oldest_days`` old then: its age
+    bucket.  Whether a visit holds ``moment`` follows from the events up to it, so the log is read
+    up to the instant after it (the backlog reads it further)."""
+    history = load_history(context, where, as_of=moment + timedelta(milliseconds=1), business_hours=False)
+    spans = open_spans(context, history, GroupBy.NONE)
+    oldest_ms = _NO_AGE_LIMIT_MS if oldest_days is None else oldest_days * _DAY_MS
+    low, high = spans.aged(youngest_days * _DAY_MS, oldest_ms)
+    at = epoch_ms(moment)
+    rows = np.unique(spans.row[(low <= at) & (at < high)])
+    return history.tickets.take(pa.array(rows, pa.int64()))
 
 
 def _asdict(filters: Filters) -> dict[str, Any]:

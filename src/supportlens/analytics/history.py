@@ -71,6 +71,13 @@ class History:
         """A timestamp column of the tickets as epoch ms, and where it is set."""
         return timestamp_ms(self.tickets, name)
 
+    def timeline_rows(self) -> I64:
+        """The ticket row of each timeline (every timeline is one of the chosen rows')."""
+        logged = np.flatnonzero(self.timeline_of >= 0)
+        rows = np.zeros(len(logged), dtype=np.int64)
+        rows[self.timeline_of[logged]] = logged
+        return rows
+
 
 def timestamp_ms(table: pa.Table, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
     """A timestamp column as epoch ms (0 where null), and where it is set."""

@@ -21,6 +21,7 @@ from supportlens.analytics.params import (
     resolve_window,
 )
 from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.statuses import StatusCategory
 
 MAX_OFFSET = 1_000_000_000
 _START = Param(
@@ -122,7 +123,38 @@ def _ticket_details(context: PipeContext, values: dict[str, Any]) -> PipeResult:
         created_before=values["created_before"],
         limit=values["limit"],
         offset=values["offset"],
+        drill=_drill_down(context, values),
     )
+
+
+def _drill_down(context: PipeContext, values: dict[str, Any]) -> tickets.DrillDown:
+    open_at: datetime | None = values["open_at"]
+    if open_at is None:
+        for name in ("age_min_days", "age_max_days"):
+            if values[name] is not None:
+                raise ParamError(name, "needs open_at (it is the age at open_at)")
+    youngest: int = values["age_min_days"] or 0
+    if values["age_max_days"] is not None and values["age_max_days"] <= youngest:
+        raise ParamError("age_max_days", f"must be greater than age_min_days ({youngest})")
+    return tickets.DrillDown(
+        as_of=_as_of(context, values["as_of"]),
+        open_at=None if open_at is None else open_at.astimezone(UTC),
+        age_min_days=youngest,
+        age_max_days=values["age_max_days"],
+        created_weekday=values["created_weekday"],
+        created_hour=values["created_hour"],
+        in_status_category=_status_category(values["in_status_category"]),
+    )
+
+
+def _status_category(value: str | None) -> StatusCategory | None:
+    if value is None:
+        return None
+    try:
+        return StatusCategory(value)
+    except ValueError:
+        names = ", ".join(c.value for c in StatusCategory)
+        raise ParamError("in_status_category", f"must be one of {names}; got {value!r}") from None
 
 
 def _category_analysis(context: PipeContext, values: dict[str, Any]) -> PipeResult:
@@ -179,6 +211,51 @@ _AS_OF = Param(
     default=NOW,
 )
 _GROUPINGS = "period, agent, group, category, priority, channel or none"
+_MAX_AGE_DAYS = 100_000
+# What a chart's bar or cell selects: the tickets the pipe behind it counts there.
+_DRILL_DOWN = (
+    Param(
+        "open_at",
+        Kind.END,
+        "Only tickets open (unresolved) at this instant, as backlog counts them at a day end; a plain "
+        "date means its last millisecond (UTC).",
+    ),
+    Param(
+        "age_min_days",
+        Kind.INT,
+        "With open_at: only tickets at least this many days old at open_at (default 0).",
+        minimum=0,
+        maximum=_MAX_AGE_DAYS,
+    ),
+    Param(
+        "age_max_days",
+        Kind.INT,
+        "With open_at: only tickets less than this many days old at open_at.",
+        minimum=1,
+        maximum=_MAX_AGE_DAYS,
+    ),
+    Param(
+        "created_weekday",
+        Kind.INT,
+        "Only tickets created on this ISO weekday (1 = Monday .. 7 = Sunday) of the reporting timezone, "
+        "as arrivals counts them.",
+        minimum=1,
+        maximum=7,
+    ),
+    Param(
+        "created_hour",
+        Kind.INT,
+        "Only tickets created in this hour (0..23) of the reporting timezone, as arrivals counts them.",
+        minimum=0,
+        maximum=23,
+    ),
+    Param(
+        "in_status_category",
+        Kind.LABEL,
+        "Only tickets that spent time in this status category (new, open, pending, on_hold, solved, "
+        "closed) by as_of, as time_in_status counts them.",
+    ),
+)
 
 
 def _group_by_param(default: str, choices: str) -> Param:
@@ -347,6 +424,9 @@ PIPES: dict[str, Pipe] = {
                 *_FILTERS,
                 _CREATED_AFTER,
                 _CREATED_BEFORE,
+                *_DRILL_DOWN,
+                _TIMEZONE,
+                _AS_OF,
                 Param(
                     "limit", Kind.INT, "Rows to return (1..10000).", default=100, minimum=1, maximum=10_000
                 ),

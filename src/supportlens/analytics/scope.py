@@ -65,6 +65,18 @@ class Conditions:
             placeholder = self._bind(f"{column}_to", naive_utc(end), ParamType.TIMESTAMP)
             self._clauses.append(f"{column} <= {placeholder}")
 
+    def within(self, column: str, spans: Sequence[tuple[datetime, datetime]]) -> None:
+        """``column`` in one of the [start, end) ``spans`` (none: no row)."""
+        if not spans:
+            self._clauses.append("1 = 0")
+            return
+        parts = []
+        for index, (start, end) in enumerate(spans):
+            low = self._bind(f"{column}_span{index}_from", naive_utc(start), ParamType.TIMESTAMP)
+            high = self._bind(f"{column}_span{index}_to", naive_utc(end), ParamType.TIMESTAMP)
+            parts.append(f"({column} >= {low} AND {column} < {high})")
+        self._clauses.append(f"({' OR '.join(parts)})")
+
     def unresolved_at(self, moment: datetime) -> None:
         """Leave out tickets resolved continuously since before ``moment``: resolved now, and their
         last entry into a resolved status (``resolved_at``) at or before it."""

@@ -1,12 +1,17 @@
-"""Ticket-level pipes: ticket_details (a filtered list), ticket_metrics (one summary row) and
-category_analysis (a row per category)."""
+"""Ticket-level pipes: ticket_details (a filtered list, also the tickets behind a chart's bar or
+cell), ticket_metrics (one summary row) and category_analysis (a row per category)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from supportlens.analytics import activity, trends
 from supportlens.analytics.common import (
     QUANTILES,
     RESOLUTION_MS,
@@ -15,6 +20,7 @@ from supportlens.analytics.common import (
     PipeContext,
     PipeResult,
     averages,
+    conditions,
     duration_sums,
     run,
     selection,
@@ -22,7 +28,9 @@ from supportlens.analytics.common import (
 )
 from supportlens.analytics.durations import NO_DURATIONS, DurationSummary, ticket_durations
 from supportlens.analytics.params import Window
+from supportlens.analytics.scope import Conditions
 from supportlens.domain.metrics import minutes, percentage
+from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import format_timestamp
 
 DETAIL_COLUMNS = [
@@ -53,6 +61,51 @@ def _timestamp(value: datetime | None) -> str | None:
     return format_timestamp(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
+@dataclass(frozen=True, slots=True)
+class DrillDown:
+    """What a chart's bar or cell selects beyond the filters, each as the pipe behind it counts:
+    tickets open at the instant ``open_at`` (``backlog``), at least ``age_min_days`` and less than
+    ``age_max_days`` old then; created in the local ``created_weekday`` and ``created_hour``
+    (``arrivals``); that spent time in ``in_status_category`` by ``as_of`` (``time_in_status``)."""
+
+    as_of: datetime
+    open_at: datetime | None = None
+    age_min_days: int = 0
+    age_max_days: int | None = None
+    created_weekday: int | None = None
+    created_hour: int | None = None
+    in_status_category: StatusCategory | None = None
+
+
+def _drilled(context: PipeContext, where: Conditions, drill: DrillDown) -> pa.Table | None:
+    """The tickets of ``where`` (TICKET_COLUMNS) the history-based drill-downs select, or None
+    when none is asked for."""
+    found: pa.Table | None = None
+    if drill.open_at is not None:
+        found = activity.open_at(
+            context,
+            where,
+            drill.open_at,
+            youngest_days=drill.age_min_days,
+            oldest_days=drill.age_max_days,
+        )
+    if drill.in_status_category is not None:
+        visited = activity.visited_category(context, where, drill.in_status_category, as_of=drill.as_of)
+        if found is not None:
+            visited = visited.filter(
+                pc.is_in(visited.column("ticket_id"), value_set=found.column("ticket_id"))
+            )
+        found = visited
+    return found
+
+
+def _page_ids(tickets: pa.Table, limit: int, offset: int) -> list[str]:
+    """The ids of a page of ``tickets`` in the order of ``ticket_details``."""
+    order = pc.sort_indices(tickets, sort_keys=[("created_at", "descending"), ("ticket_id", "ascending")])
+    ids: list[str] = tickets.column("ticket_id").take(order[offset : offset + limit]).to_pylist()
+    return ids
+
+
 def ticket_details(
     context: PipeContext,
     *,
@@ -61,18 +114,37 @@ def ticket_details(
     created_before: datetime | None,
     limit: int,
     offset: int,
+    drill: DrillDown,
 ) -> PipeResult:
+    if drill.open_at is not None and (created_before is None or drill.open_at < created_before):
+        created_before = drill.open_at  # a ticket created later is not open yet
     where = selection(context, filters, created_after, created_before)
+    if drill.created_weekday is not None or drill.created_hour is not None:
+        spans = trends.created_in_local_hours(
+            context, where, weekday=drill.created_weekday, hour=drill.created_hour
+        )
+        where.within("created_at", spans)
     source = tickets_from(context)
-    total = run(context, f"SELECT count(*) AS n FROM {source} WHERE {where.where}", where)
     names = [name for name, _ in DETAIL_COLUMNS[:-2]]
-    sql = (
-        f"SELECT {', '.join(names)}, {RESPONSE_MS}, {RESOLUTION_MS} FROM {source} WHERE {where.where} "
-        f"ORDER BY created_at DESC, ticket_id ASC LIMIT {int(limit)} OFFSET {int(offset)}"
-    )
-    result = run(context, sql, where)
+    select = f"SELECT {', '.join(names)}, {RESPONSE_MS}, {RESOLUTION_MS} FROM {source}"
+    order = "ORDER BY created_at DESC, ticket_id ASC"
+    drilled = _drilled(context, where, drill)
+    if drilled is None:
+        total = run(context, f"SELECT count(*) AS n FROM {source} WHERE {where.where}", where)
+        matched, counted = int(total.rows[0][0]), total.elapsed
+        page = run(
+            context, f"{select} WHERE {where.where} {order} LIMIT {int(limit)} OFFSET {int(offset)}", where
+        )
+    else:
+        matched, counted = drilled.num_rows, 0.0
+        ids = _page_ids(drilled, limit, offset)
+        if not ids:
+            return PipeResult(DETAIL_COLUMNS, [], matched, 0.0, rows_before_limit=matched)
+        chosen = conditions(context)
+        chosen.among(ids)
+        page = run(context, f"{select} WHERE {chosen.where} {order}", chosen)
     rows: list[dict[str, Any]] = []
-    for found in result.dicts():
+    for found in page.dicts():
         row = {name: found[name] for name in names}
         for column in _TIMESTAMP_COLUMNS:
             row[column] = _timestamp(found[column])
@@ -83,10 +155,7 @@ def ticket_details(
         row["response_time_minutes"] = minutes(found["response_ms"])
         row["resolution_time_minutes"] = minutes(found["resolution_ms"])
         rows.append(row)
-    matched = int(total.rows[0][0])
-    return PipeResult(
-        DETAIL_COLUMNS, rows, matched, total.elapsed + result.elapsed, rows_before_limit=matched
-    )
+    return PipeResult(DETAIL_COLUMNS, rows, matched, counted + page.elapsed, rows_before_limit=matched)
 
 
 METRICS_COLUMNS = [

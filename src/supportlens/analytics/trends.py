@@ -4,7 +4,7 @@ the reporting timezone: the ``timezone`` parameter, else the workspace's."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,22 @@ COLUMNS = [
 ]
 
 
+def _local_buckets(
+    context: PipeContext, where: Conditions, bucket: UtcBucket, unit: PeriodUnit, measures: str
+) -> tuple[list[dict[str, Any]], list[str], float]:
+    """The rows of the UTC ``bucket``s holding tickets of ``where`` (the bucket's start as
+    ``bucket`` and the ``measures``, SQL), and the local period of ``unit`` holding each."""
+    sql = (
+        f"SELECT {context.engine.dialect.utc_bucket('created_at', bucket)} AS bucket, {measures} "
+        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
+    )
+    result = run(context, sql, where)
+    buckets = result.dicts()
+    starts = np.array([epoch_ms(aware_utc(row["bucket"])) for row in buckets], dtype=np.int64)
+    labels = [str(label) for label in period_labels(starts, unit, context.timezone)]
+    return buckets, labels, result.elapsed
+
+
 def _local_periods(
     context: PipeContext,
     where: Conditions,
@@ -59,20 +75,13 @@ def _local_periods(
     the history pipes cut periods: exact across DST changes (a fall-back hour is one period) and
     fractional offsets, where ClickHouse's toStartOfHour is not (after Lord Howe's half-hour DST
     change it truncates to :30 for the rest of the day)."""
-    sql = (
-        f"SELECT {context.engine.dialect.utc_bucket('created_at', bucket)} AS bucket, {measures} "
-        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
-    )
-    result = run(context, sql, where)
-    buckets = result.dicts()
-    starts = np.array([epoch_ms(aware_utc(row["bucket"])) for row in buckets], dtype=np.int64)
+    buckets, labels, elapsed = _local_buckets(context, where, bucket, unit, measures)
     found: dict[str, dict[str, int]] = {}
-    for label, row in zip(period_labels(starts, unit, context.timezone), buckets, strict=True):
-        assert label is not None
+    for label, row in zip(labels, buckets, strict=True):
         totals = found.setdefault(label, dict.fromkeys(names, 0))
         for name in names:
             totals[name] += int(row[name] or 0)
-    return found, result.elapsed
+    return found, elapsed
 
 
 def time_trends(
@@ -130,24 +139,58 @@ ARRIVAL_COLUMNS = [
 _WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+def _weekday_hour(period: str) -> tuple[int, int]:
+    """The ISO weekday (1 = Monday) and hour of a local hour's start ('YYYY-MM-DD HH:MM:SS')."""
+    local = datetime.strptime(period, "%Y-%m-%d %H:%M:%S")
+    return local.isoweekday(), local.hour
+
+
+# Quarter hours never straddle a local hour (every offset since 1972 is a multiple of 15 minutes);
+# ``utc_bucket`` would sample the zone's offsets over the whole window, which may span centuries
+# here (no limit on the number of periods applies).
+_ARRIVAL_BUCKET = UtcBucket.QUARTER_HOUR
+_ARRIVAL_BUCKET_WIDTH = timedelta(minutes=15)
+
+
 def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str | None]) -> PipeResult:
     """Tickets created per ISO weekday (1 = Monday) and hour of local wall-clock time, all 168
-    cells.  Each ticket's created_at is converted to local time by the engine (exact across DST:
-    a fall-back hour holds both UTC hours that show it, a skipped hour holds none)."""
+    cells.  Each ticket's created_at is converted to local time exactly across DST: a fall-back
+    hour holds both UTC hours that show it, a skipped hour holds none."""
     where = selection(context, filters, window.start, window.end)
-    # Quarter hours never straddle a local hour (every offset since 1972 is a multiple of 15
-    # minutes); ``utc_bucket`` would sample the zone's offsets over the whole window, which may
-    # span centuries here (no limit on the number of periods applies).
     found, elapsed = _local_periods(
-        context, where, UtcBucket.QUARTER_HOUR, PeriodUnit.HOUR, "count(*) AS tickets", ("tickets",)
+        context, where, _ARRIVAL_BUCKET, PeriodUnit.HOUR, "count(*) AS tickets", ("tickets",)
     )
     counts = [[0] * 24 for _ in _WEEKDAY_NAMES]
     for period, row in found.items():
-        local = datetime.strptime(period, "%Y-%m-%d %H:%M:%S")
-        counts[local.weekday()][local.hour] += int(row["tickets"])
+        weekday, hour = _weekday_hour(period)
+        counts[weekday - 1][hour] += int(row["tickets"])
     rows: list[dict[str, Any]] = [
         {"weekday": day + 1, "weekday_name": name, "hour": hour, "tickets": counts[day][hour]}
         for day, name in enumerate(_WEEKDAY_NAMES)
         for hour in range(24)
     ]
     return PipeResult(ARRIVAL_COLUMNS, rows, sum(map(sum, counts)), elapsed)
+
+
+def created_in_local_hours(
+    context: PipeContext, where: Conditions, *, weekday: int | None, hour: int | None
+) -> list[tuple[datetime, datetime]]:
+    """Where the tickets of ``where`` that ``arrivals`` counts in the cell of ``weekday`` and
+    ``hour`` (either may be None: any) were created: UTC spans [start, end) that together hold
+    exactly those tickets' created_at, from the same UTC quarter hours and local labels."""
+    buckets, labels, _ = _local_buckets(
+        context, where, _ARRIVAL_BUCKET, PeriodUnit.HOUR, "count(*) AS tickets"
+    )
+    cells = {label: _weekday_hour(label) for label in set(labels)}  # four quarter hours a label
+    spans: list[tuple[datetime, datetime]] = []
+    for start, label in sorted(
+        (aware_utc(row["bucket"]), label) for row, label in zip(buckets, labels, strict=True)
+    ):
+        cell_weekday, cell_hour = cells[label]
+        if weekday not in (None, cell_weekday) or hour not in (None, cell_hour):
+            continue
+        if spans and spans[-1][1] == start:  # adjacent quarter hours make one span
+            spans[-1] = (spans[-1][0], start + _ARRIVAL_BUCKET_WIDTH)
+        else:
+            spans.append((start, start + _ARRIVAL_BUCKET_WIDTH))
+    return spans

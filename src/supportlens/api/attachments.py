@@ -10,7 +10,6 @@ problem details (api/errors.py).
 from __future__ import annotations
 
 import base64
-import binascii
 import math
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
@@ -118,7 +117,7 @@ def decode_inline(
 def _base64(text: str) -> bytes:
     try:
         return base64.b64decode("".join(text.split()), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a character outside ASCII
         raise AttachmentRejected("data", f"not valid base64: {exc}") from None
 
 

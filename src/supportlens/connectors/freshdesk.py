@@ -71,6 +71,7 @@ import orjson
 from supportlens.connectors.base import Connection, SourceAgent, SourcePage
 from supportlens.connectors.engine import ConnectorKind
 from supportlens.connectors.http import RateBudget, SourceClient, SourceError, next_link
+from supportlens.connectors.options import flag, paging
 from supportlens.ingest.freshdesk import (
     PRIORITY_NAMES,
     SOURCE_CHANNELS,
@@ -111,12 +112,7 @@ class FreshdeskOptions:
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> FreshdeskOptions:
         """The connection's options; ValueError naming the option at fault."""
-        lookback = options.get("lookback_minutes", 10)
-        per_page = options.get("per_page", MAX_PER_PAGE)
-        if not _whole(lookback) or lookback < 0:
-            raise ValueError("option lookback_minutes: expected a whole number of minutes >= 0")
-        if not _whole(per_page) or not 1 <= per_page <= MAX_PER_PAGE:
-            raise ValueError(f"option per_page: expected 1..{MAX_PER_PAGE}")
+        lookback, per_page = paging(options, lookback_minutes=10, max_per_page=MAX_PER_PAGE)
         category = options.get("category_field", "type")
         if not isinstance(category, str) or not category:
             raise ValueError("option category_field: expected a field name")
@@ -124,9 +120,9 @@ class FreshdeskOptions:
             status_map={**STATUS_NAMES, **_code_map(options, "status_map")},
             priority_map={**PRIORITY_NAMES, **_code_map(options, "priority_map")},
             category_field=category,
-            conversations=_flag(options, "conversations", default=True),
-            activities_export=_flag(options, "activities_export", default=False),
-            lookback=timedelta(minutes=lookback),
+            conversations=flag(options, "conversations", default=True),
+            activities_export=flag(options, "activities_export", default=False),
+            lookback=lookback,
             per_page=per_page,
         )
 
@@ -135,17 +131,6 @@ class FreshdeskOptions:
 
     def priority(self, code: object) -> str | None:
         return None if code is None else self.priority_map.get(_code(code, "priority"), f"priority_{code}")
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _flag(options: Mapping[str, Any], name: str, *, default: bool) -> bool:
-    value = options.get(name, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"option {name}: expected true or false")
-    return value
 
 
 def _code_map(options: Mapping[str, Any], name: str) -> dict[int, str]:

@@ -81,6 +81,7 @@ import orjson
 from supportlens.connectors.base import Connection, SourceAgent, SourcePage
 from supportlens.connectors.engine import ConnectorKind
 from supportlens.connectors.http import RateBudget, SourceClient, SourceError, retry_after_header
+from supportlens.connectors.options import paging
 from supportlens.domain.models import normalize_label
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP
 from supportlens.ingest.tickets import Invalid
@@ -148,12 +149,7 @@ class HubSpotOptions:
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> HubSpotOptions:
         """The connection's options; ValueError naming the option at fault."""
-        lookback = options.get("lookback_minutes", 10)
-        per_page = options.get("per_page", MAX_PER_PAGE)
-        if not _whole(lookback) or lookback < 0:
-            raise ValueError("option lookback_minutes: expected a whole number of minutes >= 0")
-        if not _whole(per_page) or not 1 <= per_page <= MAX_PER_PAGE:
-            raise ValueError(f"option per_page: expected 1..{MAX_PER_PAGE}")
+        lookback, per_page = paging(options, lookback_minutes=10, max_per_page=MAX_PER_PAGE)
         category = options.get("category_property", "hs_ticket_category")
         if not isinstance(category, str) or not category.strip():
             raise ValueError("option category_property: expected a ticket property name")
@@ -165,7 +161,7 @@ class HubSpotOptions:
             status_map=_name_map(options, "status_map"),
             priority_map={**PRIORITY_NAMES, **_name_map(options, "priority_map")},
             category_property=category.strip(),
-            lookback=timedelta(minutes=lookback),
+            lookback=lookback,
             per_page=per_page,
         )
 
@@ -202,10 +198,6 @@ class HubSpotOptions:
                 )
             ids.append(found)
         return tuple(dict.fromkeys(ids))
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _name_map(options: Mapping[str, Any], name: str) -> dict[str, str]:

@@ -84,6 +84,7 @@ import orjson
 from supportlens.connectors.base import Connection, SourceAgent, SourcePage
 from supportlens.connectors.engine import ConnectorKind
 from supportlens.connectors.http import RateBudget, SourceClient, SourceError
+from supportlens.connectors.options import paging
 from supportlens.ingest.tickets import Rejection
 
 __all__ = [
@@ -131,19 +132,10 @@ class LiveChatOptions:
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> LiveChatOptions:
         """The connection's options; ValueError naming the option at fault."""
-        lookback = options.get("lookback_minutes", 1_440)
-        limit = options.get("limit", MAX_LIMIT)
-        if not _whole(lookback) or lookback < 0:
-            raise ValueError("option lookback_minutes: expected a whole number of minutes >= 0")
-        if not _whole(limit) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"option limit: expected 1..{MAX_LIMIT}")
+        lookback, limit = paging(options, lookback_minutes=1_440, max_per_page=MAX_LIMIT, page_option="limit")
         if options.get("region", "dal") not in _REGIONS:
             raise ValueError("option region: expected dal or fra")
-        return cls(timedelta(minutes=lookback), limit)
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+        return cls(lookback, limit)
 
 
 def _time(value: str) -> datetime:

@@ -24,13 +24,14 @@ Conventions:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from supportlens.domain.calendars import CalendarChoice, business_ms
+from supportlens.domain.events import TicketEvent
 from supportlens.domain.models import (
     RESOLVED_STATUSES,
     TicketSnapshot,
@@ -38,8 +39,11 @@ from supportlens.domain.models import (
     normalize_priority,
     priority_rank,
 )
+from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
+from supportlens.domain.timeline import StatusInterval, creation_time, order_events, status_intervals
 
 __all__ = [
+    "Histories",
     "SlaThresholds",
     "agent_performance",
     "arrivals",
@@ -669,6 +673,64 @@ def agent_performance(
 # --------------------------------------------------------------------------------------------------
 
 
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Histories:
+    """The activity logs of the tickets that have one (by ticket id) with the workspace's
+    ``statuses``: what the history-based drill-downs of ticket_details read, ``in_status_category``
+    as of ``as_of``."""
+
+    events: Mapping[str, Sequence[TicketEvent]]
+    as_of: datetime
+    statuses: StatusMap = DEFAULT_STATUS_MAP
+
+    def intervals(self, ticket_id: str, as_of: datetime) -> list[StatusInterval] | None:
+        """The ticket's status visits up to ``as_of``, or None without a log."""
+        events = self.events.get(ticket_id)
+        if not events:
+            return None
+        ordered = order_events(events)
+        return status_intervals(ordered, self.statuses, as_of, creation_time(ordered))
+
+
+def _open_at(
+    ticket: TicketSnapshot, moment: datetime, histories: Histories, ages: tuple[int, int | None]
+) -> bool:
+    """Open at ``moment`` as the backlog counts a day end, at least ``ages[0]`` and less than
+    ``ages[1]`` days old (by ``created_at``): a ticket with a log during its unresolved status
+    visits, the log read up to the instant after ``moment``; any other from creation to its
+    ``resolved_at`` (without one: open for good, unless its status is a resolved one)."""
+    at = _epoch_ms(moment)
+    age = at - _epoch_ms(ticket.created_at)
+    youngest, oldest = ages
+    if age < youngest * _DAY_MS or (oldest is not None and age >= oldest * _DAY_MS):
+        return False
+    visits = histories.intervals(ticket.ticket_id, _from_epoch_ms(at + 1))
+    if visits is not None:
+        return any(
+            not visit.category.is_resolved and _epoch_ms(visit.start) <= at < _epoch_ms(visit.end)
+            for visit in visits
+        )
+    if ticket.resolved_at is None:
+        return not histories.statuses.is_resolved(ticket.status)
+    return at < _epoch_ms(ticket.resolved_at)
+
+
+def _visited(ticket: TicketSnapshot, category: str, histories: Histories) -> bool:
+    """Whether the ticket's log shows a visit to a status of ``category`` by ``as_of`` (the
+    current one included, however short); a ticket without a log visited nothing."""
+    visits = histories.intervals(ticket.ticket_id, histories.as_of)
+    return visits is not None and any(visit.category.value == category for visit in visits)
+
+
+def _created_in(ticket: TicketSnapshot, zone: ZoneInfo, weekday: int | None, hour: int | None) -> bool:
+    """Created on the ISO ``weekday`` and in the ``hour`` of local wall-clock time (as arrivals)."""
+    wall = _from_epoch_ms(_epoch_ms(ticket.created_at)).astimezone(zone)
+    return weekday in (None, wall.isoweekday()) and hour in (None, wall.hour)
+
+
 def ticket_details(
     tickets: Iterable[TicketSnapshot],
     *,
@@ -684,27 +746,50 @@ def ticket_details(
     offset: int,
     channel: str | None = None,
     group_id: str | None = None,
+    open_at: datetime | None = None,
+    age_min_days: int = 0,
+    age_max_days: int | None = None,
+    created_weekday: int | None = None,
+    created_hour: int | None = None,
+    tz: str = "UTC",
+    in_status_category: str | None = None,
+    histories: Histories | None = None,
 ) -> tuple[list[Row], int]:
-    """Matching tickets by created_at descending then ticket_id, and the count before limit/offset."""
+    """Matching tickets by created_at descending then ticket_id, and the count before limit/offset.
+
+    The drill-downs: ``open_at`` (with the age limits ``age_min_days``/``age_max_days``) keeps the
+    tickets the backlog counts open then; ``created_weekday``/``created_hour`` those created then
+    in the local time of ``tz``; ``in_status_category`` those whose log shows time in it.  Tickets
+    with an activity log are read from ``histories`` (none: every ticket is snapshot-only)."""
     if not 1 <= limit <= _MAX_LIMIT:
         raise ValueError(f"limit={limit} is outside 1..{_MAX_LIMIT}")
     if offset < 0:
         raise ValueError(f"offset={offset} is negative")
     if created_after is not None and created_before is not None:
         _check_window(created_after, created_before)
-    matching = _select(
-        tickets,
-        created_after,
-        created_before,
-        ticket_id=ticket_id,
-        customer_id=customer_id,
-        agent_id=agent_id,
-        status=status,
-        category=category,
-        priority=priority,
-        channel=channel,
-        group_id=group_id,
-    )
+    if age_max_days is not None and age_max_days <= age_min_days:
+        raise ValueError("age_max_days is not greater than age_min_days")
+    logs = histories or Histories({}, _EPOCH)
+    zone = _zone(tz)
+    matching = [
+        ticket
+        for ticket in _select(
+            tickets,
+            created_after,
+            created_before,
+            ticket_id=ticket_id,
+            customer_id=customer_id,
+            agent_id=agent_id,
+            status=status,
+            category=category,
+            priority=priority,
+            channel=channel,
+            group_id=group_id,
+        )
+        if (open_at is None or _open_at(ticket, open_at, logs, (age_min_days, age_max_days)))
+        and _created_in(ticket, zone, created_weekday, created_hour)
+        and (in_status_category is None or _visited(ticket, in_status_category, logs))
+    ]
 
     def order(ticket: TicketSnapshot) -> tuple[int, str]:
         return (-_epoch_ms(ticket.created_at), ticket.ticket_id)

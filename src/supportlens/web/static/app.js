@@ -14,6 +14,7 @@ import {
 } from "./api.js";
 import { chartLibraryLoaded, drawChart, dropChart } from "./charts.js";
 import {
+  dayEnd,
   formatUtc,
   localDate,
   pipeParams,
@@ -451,11 +452,27 @@ async function heatmap(body, signal, fetchPipe, window) {
         ...hours.map((hour) => {
           const tickets = cells.get(`${index + 1}:${hour}`) ?? 0;
           const level = tickets / peak;
-          return element("td", {
-            text: tickets ? count(tickets) : "",
-            title: `${day} ${String(hour).padStart(2, "0")}:00: ${count(tickets)} tickets`,
-            style: `background: hsl(205 80% ${96 - level * 66}%); color: ${level > 0.55 ? "#fff" : "#1f2933"}`,
-          });
+          const hh = String(hour).padStart(2, "0");
+          const when = `${day} ${hh}:00`;
+          const selection = { created_weekday: index + 1, created_hour: hour };
+          return element(
+            "td",
+            {
+              title: `${when}: ${count(tickets)} tickets`,
+              style: `background: hsl(205 80% ${96 - level * 66}%); color: ${level > 0.55 ? "#fff" : "#1f2933"}`,
+            },
+            tickets
+              ? element("button", {
+                  type: "button",
+                  text: count(tickets),
+                  "aria-label": `${when}: ${count(tickets)} tickets; list them`,
+                  "data-weekday": index + 1,
+                  "data-hour": hour,
+                  onclick: () =>
+                    openDrill(`Tickets created ${when}–${hh}:59 (${state.tz})`, window, {}, selection),
+                })
+              : null,
+          );
         }),
       ),
     ),
@@ -464,18 +481,19 @@ async function heatmap(body, signal, fetchPipe, window) {
     table,
     element("p", {
       class: "hint",
-      text: `Local time in ${state.tz}; darker is busier (peak ${count(peak)}).`,
+      text: `Local time in ${state.tz}; darker is busier (peak ${count(peak)}); select a cell to list its tickets.`,
     }),
   );
   return true;
 }
 
+// field, label, and the ages (in days, at least and less than) of the backlog's buckets
 const AGE_BUCKETS = [
-  ["age_under_1d", "< 1 day"],
-  ["age_1_3d", "1–3 days"],
-  ["age_3_7d", "3–7 days"],
-  ["age_7_30d", "7–30 days"],
-  ["age_over_30d", "> 30 days"],
+  ["age_under_1d", "< 1 day", 0, 1],
+  ["age_1_3d", "1–3 days", 1, 3],
+  ["age_3_7d", "3–7 days", 3, 7],
+  ["age_7_30d", "7–30 days", 7, 30],
+  ["age_over_30d", "> 30 days", 30, null],
 ];
 
 async function backlog(body, signal, fetchPipe, window) {
@@ -490,6 +508,16 @@ async function backlog(body, signal, fetchPipe, window) {
     },
     valueText: count,
     summary: `Open tickets at the end of each day; last day ${count(rows[rows.length - 1].open_tickets)}.`,
+    pickValues: true,
+    // The tickets open at the end of the day (of the bucket's age): created before the window too.
+    onPick: (index, bucket) => {
+      const { day } = rows[index];
+      const open = { open_at: new Date(dayEnd(day, state.tz)).toISOString() };
+      if (bucket === undefined) return openDrill(`Open at the end of ${day}`, null, {}, open);
+      const [, label, age_min_days, age_max_days] = AGE_BUCKETS[bucket];
+      const aged = { ...open, age_min_days, age_max_days };
+      return openDrill(`Open at the end of ${day}, ${label} old`, null, {}, aged);
+    },
   });
   return true;
 }
@@ -521,6 +549,10 @@ async function status(body, signal, fetchPipe, window) {
     },
     valueText: (value) => (value === null || value === undefined ? "–" : duration(value * 60)),
     summary: `Time spent per status category (median and p90): ${rows.map((row) => `${label(row)} ${duration(row.median_minutes)}`).join(", ")}.`,
+    onPick: (index) => {
+      const category = rows[index].status_category;
+      openDrill(`Tickets that spent time in ${category}`, window, {}, { in_status_category: category });
+    },
   });
   return true;
 }
@@ -601,17 +633,19 @@ function refresh() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Drill-down: the tickets behind a bar, point or row, from ticket_details.
+// Drill-down: the tickets behind a bar, point, cell or row, from ticket_details.
 
+// The view's filters (`extra` overriding some) for tickets created in `span` (null: whenever).
 function drillParams(span, extra) {
   const filters = { ...state, ...extra };
   return {
-    created_after: formatUtc(span.start),
-    created_before: formatUtc(span.end),
+    created_after: span ? formatUtc(span.start) : undefined,
+    created_before: span ? formatUtc(span.end) : undefined,
     category: filters.category,
     priority: filters.priority,
     agent_id: filters.agent,
     channel: filters.channel,
+    timezone: state.tz,
   };
 }
 
@@ -627,10 +661,12 @@ const DRILL_COLUMNS = [
   ["resolution_time_minutes", "Resolution"],
 ];
 
-async function openDrill(title, span, extra) {
+// Lists the tickets of `drillParams(span, extra)` and `selection`, ticket_details' drill-down
+// parameters (open at a day end, created in a weekday and hour, time in a status category).
+async function openDrill(title, span, extra, selection = {}) {
   const dialog = document.getElementById("drill");
   const body = dialog.querySelector(".body");
-  drillQuery = drillParams(span, extra);
+  drillQuery = { ...drillParams(span, extra), ...selection };
   delete dialog.dataset.rows;
   document.getElementById("drill-title").textContent = title;
   document.getElementById("drill-summary").textContent = "Loading…";

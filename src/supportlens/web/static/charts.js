@@ -30,11 +30,13 @@ function configureDefaults() {
 let configured = false;
 
 // Draws a chart into `container` (replacing the panel's previous one). `onPick(index, datasetIndex)`
-// is called when a bar or point is clicked; `summary` is read out by screen readers.
+// is called when a bar or point is clicked, `onPick(index)` for a whole label from the data table
+// (and with `pickValues`, `onPick(index, datasetIndex)` from each of its values); `summary` is read
+// out by screen readers.
 export function drawChart(
   name,
   container,
-  { type, labels, datasets, options = {}, summary, onPick, valueText },
+  { type, labels, datasets, options = {}, summary, onPick, pickValues = false, valueText },
 ) {
   if (!configured) {
     configureDefaults();
@@ -48,7 +50,7 @@ export function drawChart(
   canvas.setAttribute("aria-label", summary);
   frame.append(canvas);
   container.replaceChildren(frame);
-  container.append(dataTable(labels, datasets, valueText, onPick));
+  container.append(dataTable(labels, datasets, valueText, onPick, pickValues));
   const chart = new window.Chart(canvas, {
     type,
     data: {
@@ -74,13 +76,25 @@ export function drawChart(
   return chart;
 }
 
+function pickButton(text, onClick, label = undefined) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "link";
+  button.textContent = text;
+  if (label) button.setAttribute("aria-label", label);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
 // The chart's numbers as a table under a disclosure: readable without the picture, and (with
-// `onPick`) a button per row that drills down as a click on the bar would, from the keyboard.
+// `onPick`) a button per row, and with `pickValues` per value, that drills down as a click on the
+// chart would, from the keyboard.
 function dataTable(
   labels,
   datasets,
   valueText = (value) => (value === null || value === undefined ? "–" : String(value)),
   onPick,
+  pickValues,
 ) {
   const head = document.createElement("tr");
   for (const text of ["", ...datasets.map((dataset) => dataset.label), ...(onPick ? [""] : [])]) {
@@ -96,19 +110,20 @@ function dataTable(
     name.scope = "row";
     name.textContent = label;
     row.append(name);
-    for (const dataset of datasets) {
+    datasets.forEach((dataset, datasetIndex) => {
       const cell = document.createElement("td");
-      cell.textContent = valueText(dataset.data[index]);
+      const text = valueText(dataset.data[index]);
+      if (onPick && pickValues && dataset.data[index]) {
+        const described = `${label}, ${dataset.label}: ${text}; list the tickets`;
+        cell.append(pickButton(text, () => onPick(index, datasetIndex), described));
+      } else {
+        cell.textContent = text;
+      }
       row.append(cell);
-    }
+    });
     if (onPick) {
       const cell = document.createElement("td");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "link";
-      button.textContent = "List tickets";
-      button.addEventListener("click", () => onPick(index, 0));
-      cell.append(button);
+      cell.append(pickButton("List tickets", () => onPick(index)));
       row.append(cell);
     }
     body.append(row);

@@ -1,6 +1,7 @@
 // The view's state (filters and view) lives in the URL's query string, so a view is a shareable link.
 
-const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 const PRESETS = { "7d": 7, "30d": 30, "90d": 90, "180d": 180, "365d": 365 };
 const FIELDS = [
   "view",
@@ -99,6 +100,22 @@ export function formatUtc(ms) {
 // The local date (YYYY-MM-DD) of an instant in `zone`.
 export function localDate(ms, zone) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date(ms));
+}
+
+// The last instant (ms) of a local day (YYYY-MM-DD) in `zone`, where the backlog counts: the
+// millisecond before the next day begins (at its midnight, or where a DST change skips midnight,
+// at the change). Found by bisection around the wall-clock guess, which a skipped midnight throws.
+export function dayEnd(day, zone) {
+  const [y, m, d] = day.split("-").map(Number);
+  const next = new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
+  let before = wallToUtc(y, m, d + 1, 0, 0, 0, zone) - 3 * HOUR_MS; // still `day`
+  let after = before + 6 * HOUR_MS; // already the next day
+  while (after - before > 1) {
+    const middle = Math.floor((before + after) / 2);
+    if (localDate(middle, zone) >= next) after = middle;
+    else before = middle;
+  }
+  return before;
 }
 
 // The filtered window [start, end] in epoch ms: a preset ends now; a custom range covers its
