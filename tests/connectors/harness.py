@@ -3,8 +3,13 @@ reads its fake server on a fake clock."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from supportlens.auth.repository import Workspace
 from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.engine import ConnectorKind, SyncEngine
+from supportlens.connectors.store import RunRecord
 from supportlens.runtime import Runtime
 from tests.fakes.clock import FakeClock
 
@@ -22,3 +27,25 @@ def engine_on(
         alert=SyncAlerts(runtime.connections, runtime.settings),
         client_overrides={"sleep": clock.sleep, "clock": clock.time, "timeout_seconds": timeout_seconds},
     )
+
+
+@dataclass
+class SyncTarget:
+    """A workspace a connector test syncs into, and what the pipes then say per ticket."""
+
+    runtime: Runtime
+    workspace: Workspace
+    engine: SyncEngine
+
+    def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
+        return self.engine.run(self.workspace.id, connection_id, full=full)
+
+    def by_ticket(self, pipe: str, query: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """The pipe's rows by ticket id; one row per ticket (a doubled ticket fails here)."""
+        rows = self.runtime.run_pipe(pipe, self.workspace, {**query, "limit": "10000"}).rows
+        found = {row["ticket_id"]: row for row in rows}
+        assert len(found) == len(rows), f"{pipe}: a ticket appears twice"
+        return found
+
+    def details(self) -> dict[str, dict[str, Any]]:
+        return self.by_ticket("ticket_details", {"created_after": "2000-01-01"})

@@ -16,9 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from supportlens.auth.repository import Workspace
 from supportlens.connectors.base import Connection
-from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.freshdesk import (
     FRESHDESK,
     FreshdeskConnector,
@@ -27,12 +25,11 @@ from supportlens.connectors.freshdesk import (
     ticket_row,
 )
 from supportlens.connectors.http import SourceClient, SourceError
-from supportlens.connectors.store import RunRecord
 from supportlens.domain.metrics import minutes
 from supportlens.ingest.freshdesk import SOURCE_CHANNELS
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import engine_on
+from tests.connectors.harness import SyncTarget, engine_on
 from tests.fakes.clock import FakeClock
 from tests.fakes.freshdesk import (
     API_KEY,
@@ -50,15 +47,12 @@ OPTIONS = {"status_map": CUSTOM_STATUSES, "category_field": "cf_category"}
 
 
 @dataclass
-class Desk:
+class Desk(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: FreshdeskAccount
     url: str
     clock: FakeClock
-    runtime: Runtime
-    workspace: Workspace
-    engine: SyncEngine
 
     def connect(self, name: str = "freshdesk", **options: Any) -> str:
         connection = self.runtime.connections.create(
@@ -73,18 +67,8 @@ class Desk:
         )
         return connection.id
 
-    def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
-        return self.engine.run(self.workspace.id, connection_id, full=full)
-
-    def details(self) -> dict[str, dict[str, Any]]:
-        query = {"created_after": "2000-01-01", "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_details", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
-
     def time_metrics(self, as_of: int) -> dict[str, dict[str, Any]]:
-        query = {"as_of": _day_time(as_of), "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_time_metrics", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
+        return self.by_ticket("ticket_time_metrics", {"as_of": _day_time(as_of)})
 
     def tickets_requests(self) -> list[dict[str, str]]:
         return [query for path, query in self.account.requests if path == "/api/v2/tickets"]
@@ -111,7 +95,8 @@ def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     account.clock = clock.time
     engine = engine_on(runtime, FRESHDESK, clock, timeout_seconds=2.0)
     with serve_app(account.app()) as url:
-        yield Desk(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
+        workspace = runtime.metadata.create_workspace("acme")
+        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
 
 
 def assert_matches_truth(desk: Desk, *, history: bool, logged: bool = True) -> None:

@@ -18,9 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from supportlens.auth.repository import Workspace
 from supportlens.connectors.base import Connection
-from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.http import SourceClient, SourceError
 from supportlens.connectors.hubspot import (
     HUBSPOT,
@@ -32,12 +30,11 @@ from supportlens.connectors.hubspot import (
     owner_agent,
     ticket_row,
 )
-from supportlens.connectors.store import RunRecord
 from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Invalid
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKETS
-from tests.connectors.harness import engine_on
+from tests.connectors.harness import SyncTarget, engine_on
 from tests.fakes.clock import FakeClock
 from tests.fakes.hubspot import (
     SEARCH_PATH,
@@ -59,15 +56,12 @@ CAP = 1_000  # the fake's search cap, 10,000 at HubSpot: small enough to bite wi
 
 
 @dataclass
-class Portal:
+class Portal(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: HubSpotAccount
     url: str
     clock: FakeClock
-    runtime: Runtime
-    workspace: Workspace
-    engine: SyncEngine
 
     def connect(self, name: str = "hubspot", *, token: str = TOKEN, **options: Any) -> str:
         connection = self.runtime.connections.create(
@@ -82,20 +76,8 @@ class Portal:
         )
         return connection.id
 
-    def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
-        return self.engine.run(self.workspace.id, connection_id, full=full)
-
-    def details(self) -> dict[str, dict[str, Any]]:
-        query = {"created_after": "2000-01-01", "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_details", self.workspace, query).rows
-        by_id = {row["ticket_id"]: row for row in rows}
-        assert len(by_id) == len(rows)  # one row per ticket: nothing doubled
-        return by_id
-
     def time_metrics(self) -> dict[str, dict[str, Any]]:
-        query = {"as_of": _day_time(END_MS + 86_400_000), "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_time_metrics", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
+        return self.by_ticket("ticket_time_metrics", {"as_of": _day_time(END_MS + 86_400_000)})
 
     def summary(self) -> dict[str, Any]:
         query = {"start_date": "2000-01-01 00:00:00", "end_date": "2100-01-01 00:00:00"}
@@ -124,7 +106,10 @@ def portal(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Portal]
     account.clock = clock.time
     engine = engine_on(runtime, HUBSPOT, clock, timeout_seconds=0.5)
     with serve_app(account.app()) as url:
-        yield Portal(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
+        workspace = runtime.metadata.create_workspace("acme")
+        yield Portal(
+            runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock
+        )
 
 
 def assert_matches_truth(portal: Portal, *, unread: frozenset[str] = frozenset()) -> None:

@@ -18,9 +18,7 @@ import orjson
 import pyarrow.compute as pc
 import pytest
 
-from supportlens.auth.repository import Workspace
 from supportlens.connectors.base import Connection
-from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.http import SourceClient, SourceError
 from supportlens.connectors.livechat import (
     LIVECHAT,
@@ -30,12 +28,11 @@ from supportlens.connectors.livechat import (
     readable,
     rfc3339,
 )
-from supportlens.connectors.store import RunRecord
 from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Rejection
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import engine_on
+from tests.connectors.harness import SyncTarget, engine_on
 from tests.fakes.clock import FakeClock
 from tests.fakes.livechat import (
     ACCOUNT_ID,
@@ -58,15 +55,12 @@ END_MS = int(END.timestamp() * 1000)
 
 
 @dataclass
-class Desk:
+class Desk(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: LiveChatAccount
     url: str
     clock: FakeClock
-    runtime: Runtime
-    workspace: Workspace
-    engine: SyncEngine
 
     def connect(
         self, name: str = "livechat", credentials: dict[str, str] | None = None, **options: Any
@@ -83,20 +77,9 @@ class Desk:
         )
         return connection.id
 
-    def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
-        return self.engine.run(self.workspace.id, connection_id, full=full)
-
-    def details(self) -> dict[str, dict[str, Any]]:
-        query = {"created_after": "2000-01-01", "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_details", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
-
     def time_metrics(self) -> dict[str, dict[str, Any]]:
         as_of = (END + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        rows = self.runtime.run_pipe(
-            "ticket_time_metrics", self.workspace, {"as_of": as_of, "limit": "10000"}
-        ).rows
-        return {row["ticket_id"]: row for row in rows}
+        return self.by_ticket("ticket_time_metrics", {"as_of": as_of})
 
     def events(self) -> int:
         return self.runtime.engine.count(TICKET_EVENTS, self.workspace.id)
@@ -134,7 +117,8 @@ def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     account.clock = clock.time
     engine = engine_on(runtime, LIVECHAT, clock, timeout_seconds=0.5)
     with serve_app(account.app()) as url:
-        yield Desk(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
+        workspace = runtime.metadata.create_workspace("acme")
+        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
 
 
 def assert_matches_truth(desk: Desk) -> None:

@@ -16,11 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from supportlens.auth.repository import Workspace
 from supportlens.connectors.base import Connection
-from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.http import SourceClient, SourceError
-from supportlens.connectors.store import RunRecord
 from supportlens.connectors.zendesk import (
     BUDGET,
     REOPENED_UNRESOLVED,
@@ -34,7 +31,7 @@ from supportlens.connectors.zendesk import (
 from supportlens.domain.metrics import minutes
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import engine_on
+from tests.connectors.harness import SyncTarget, engine_on
 from tests.fakes.clock import FakeClock
 from tests.fakes.server import serve_app
 from tests.fakes.zendesk import (
@@ -56,15 +53,12 @@ _EVENTS = "/api/v2/incremental/ticket_events"
 
 
 @dataclass
-class Desk:
+class Desk(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: ZendeskAccount
     url: str
     clock: FakeClock
-    runtime: Runtime
-    workspace: Workspace
-    engine: SyncEngine
 
     def connect(self, name: str = "zendesk", **options: Any) -> str:
         connection = self.runtime.connections.create(
@@ -79,18 +73,8 @@ class Desk:
         )
         return connection.id
 
-    def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
-        return self.engine.run(self.workspace.id, connection_id, full=full)
-
-    def details(self) -> dict[str, dict[str, Any]]:
-        query = {"created_after": "2000-01-01", "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_details", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
-
     def time_metrics(self, as_of: int) -> dict[str, dict[str, Any]]:
-        query = {"as_of": _text(as_of), "limit": "10000"}
-        rows = self.runtime.run_pipe("ticket_time_metrics", self.workspace, query).rows
-        return {row["ticket_id"]: row for row in rows}
+        return self.by_ticket("ticket_time_metrics", {"as_of": _text(as_of)})
 
     def events(self) -> int:
         return self.runtime.engine.count(TICKET_EVENTS, self.workspace.id)
@@ -120,7 +104,8 @@ def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     account.clock = clock.time
     engine = engine_on(runtime, ZENDESK, clock, timeout_seconds=2.0)
     with serve_app(account.app()) as url:
-        yield Desk(account, url, clock, runtime, runtime.metadata.create_workspace("acme"), engine)
+        workspace = runtime.metadata.create_workspace("acme")
+        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
 
 
 def assert_matches_truth(desk: Desk) -> None:
