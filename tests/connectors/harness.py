@@ -3,8 +3,10 @@ reads its fake server on a fake clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from supportlens.auth.repository import Workspace
 from supportlens.connectors.alerts import SyncAlerts
@@ -12,6 +14,7 @@ from supportlens.connectors.engine import ConnectorKind, SyncEngine
 from supportlens.connectors.store import RunRecord
 from supportlens.runtime import Runtime
 from tests.fakes.clock import FakeClock
+from tests.fakes.server import serve_app
 
 
 def engine_on(
@@ -49,3 +52,20 @@ class SyncTarget:
 
     def details(self) -> dict[str, dict[str, Any]]:
         return self.by_ticket("ticket_details", {"created_after": "2000-01-01"})
+
+
+T = TypeVar("T", bound=SyncTarget)
+
+
+@contextmanager
+def serving(
+    runtime: Runtime, kind: ConnectorKind, account: Any, make: Callable[..., T], *, timeout_seconds: float
+) -> Iterator[T]:
+    """``account`` (a fake with ``app()`` and a ``clock``) served on 127.0.0.1 on a fake clock, and
+    ``make(runtime=, workspace=, engine=, account=, url=, clock=)`` around it."""
+    clock = FakeClock()
+    account.clock = clock.time
+    engine = engine_on(runtime, kind, clock, timeout_seconds=timeout_seconds)
+    with serve_app(account.app()) as url:
+        workspace = runtime.metadata.create_workspace("acme")
+        yield make(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)

@@ -29,7 +29,7 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.freshdesk import SOURCE_CHANNELS
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import SyncTarget, engine_on
+from tests.connectors.harness import SyncTarget, serving
 from tests.fakes.clock import FakeClock
 from tests.fakes.freshdesk import (
     API_KEY,
@@ -39,7 +39,6 @@ from tests.fakes.freshdesk import (
     TicketTruth,
     build_account,
 )
-from tests.fakes.server import serve_app
 
 # Whole hours, an hour back: updates made "during the sync" (after END) are still in the past.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -91,12 +90,8 @@ def _minutes(start: int, end: int | None) -> float | None:
 def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     size = getattr(request, "param", 2_000)
     account = build_account(size, seed=11, end=END, days=60)
-    clock = FakeClock()
-    account.clock = clock.time
-    engine = engine_on(runtime, FRESHDESK, clock, timeout_seconds=2.0)
-    with serve_app(account.app()) as url:
-        workspace = runtime.metadata.create_workspace("acme")
-        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
+    with serving(runtime, FRESHDESK, account, Desk, timeout_seconds=2.0) as target:
+        yield target
 
 
 def assert_matches_truth(desk: Desk, *, history: bool, logged: bool = True) -> None:

@@ -34,7 +34,7 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Invalid
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKETS
-from tests.connectors.harness import SyncTarget, engine_on
+from tests.connectors.harness import SyncTarget, serving
 from tests.fakes.clock import FakeClock
 from tests.fakes.hubspot import (
     SEARCH_PATH,
@@ -44,7 +44,6 @@ from tests.fakes.hubspot import (
     TicketTruth,
     build_account,
 )
-from tests.fakes.server import serve_app
 
 # Whole hours, an hour back: updates made "during the sync" (after END) are still in the past.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -102,14 +101,8 @@ def portal(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Portal]
     size = getattr(request, "param", 2_500)
     account = build_account(size, seed=5, end=END, days=90)
     account.search_cap = CAP
-    clock = FakeClock()
-    account.clock = clock.time
-    engine = engine_on(runtime, HUBSPOT, clock, timeout_seconds=0.5)
-    with serve_app(account.app()) as url:
-        workspace = runtime.metadata.create_workspace("acme")
-        yield Portal(
-            runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock
-        )
+    with serving(runtime, HUBSPOT, account, Portal, timeout_seconds=0.5) as target:
+        yield target
 
 
 def assert_matches_truth(portal: Portal, *, unread: frozenset[str] = frozenset()) -> None:

@@ -32,7 +32,7 @@ from supportlens.domain.metrics import minutes
 from supportlens.ingest.tickets import Rejection
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import SyncTarget, engine_on
+from tests.connectors.harness import SyncTarget, serving
 from tests.fakes.clock import FakeClock
 from tests.fakes.livechat import (
     ACCOUNT_ID,
@@ -47,7 +47,6 @@ from tests.fakes.livechat import (
     ThreadTruth,
     build_account,
 )
-from tests.fakes.server import serve_app
 
 # Whole hours, an hour back: changes made "after the sync" (after END) are still in the past.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -113,12 +112,8 @@ def _minutes(start: int, end: int | None) -> float | None:
 def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     size = getattr(request, "param", 2_000)
     account = build_account(size, seed=7, end=END, days=60)
-    clock = FakeClock()
-    account.clock = clock.time
-    engine = engine_on(runtime, LIVECHAT, clock, timeout_seconds=0.5)
-    with serve_app(account.app()) as url:
-        workspace = runtime.metadata.create_workspace("acme")
-        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
+    with serving(runtime, LIVECHAT, account, Desk, timeout_seconds=0.5) as target:
+        yield target
 
 
 def assert_matches_truth(desk: Desk) -> None:

@@ -31,9 +31,8 @@ from supportlens.connectors.zendesk import (
 from supportlens.domain.metrics import minutes
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from tests.connectors.harness import SyncTarget, engine_on
+from tests.connectors.harness import SyncTarget, serving
 from tests.fakes.clock import FakeClock
-from tests.fakes.server import serve_app
 from tests.fakes.zendesk import (
     API_TOKEN,
     CATEGORY_FIELD,
@@ -100,12 +99,8 @@ def _minutes(start: int, end: int | None) -> float | None:
 def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     size = getattr(request, "param", 2_000)
     account = build_account(size, seed=7, end=END, days=60)
-    clock = FakeClock()
-    account.clock = clock.time
-    engine = engine_on(runtime, ZENDESK, clock, timeout_seconds=2.0)
-    with serve_app(account.app()) as url:
-        workspace = runtime.metadata.create_workspace("acme")
-        yield Desk(runtime=runtime, workspace=workspace, engine=engine, account=account, url=url, clock=clock)
+    with serving(runtime, ZENDESK, account, Desk, timeout_seconds=2.0) as target:
+        yield target
 
 
 def assert_matches_truth(desk: Desk) -> None:
