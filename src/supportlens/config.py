@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     sync_alert_webhook_url: str | None = Field(
         default=None, description="Where sync alerts are POSTed as JSON (besides the event and email)."
     )
+    sync_alert_emails: list[str] = Field(
+        default_factory=list, description='Who is mailed sync alerts (JSON list, e.g. ["ops@acme.com"]).'
+    )
     retention_days: int = Field(
         default=365, gt=0, description="A first or full sync reads this many days back (rolling window)."
     )

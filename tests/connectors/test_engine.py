@@ -1,6 +1,6 @@
 """The sync engine on real stores (both engines) with a scripted source: cursors advance only after
 a page is committed, a failure between pages resumes with nothing lost or doubled, two runs of one
-connection never overlap, repeated failures raise an alert (webhook on 127.0.0.1), credentials are
+connection never overlap, repeated failures raise an alert (webhook and SMTP on 127.0.0.1), credentials are
 sealed at rest and never shown or logged, source times and agent names are normalized, and the
 scheduler runs what is due."""
 
@@ -33,6 +33,7 @@ from supportlens.store.schema import TICKET_EVENTS
 from supportlens.tickets.records import now_ms
 from tests.api.conftest import Api, open_api
 from tests.fakes.server import serve_app
+from tests.notify.fakes import smtp_server
 
 TOKEN = "desk-secret-token-42"
 
@@ -212,8 +213,17 @@ def test_repeated_failures_raise_one_alert_per_run_past_the_threshold(api: Api) 
         received.append(orjson.loads(await request.body()))
         return Response(status_code=204)
 
-    with serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
-        settings = api.runtime.settings.model_copy(update={"sync_alert_webhook_url": f"{url}/hook"})
+    hooks = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    with serve_app(hooks) as url, smtp_server() as (inbox, port):
+        settings = api.runtime.settings.model_copy(
+            update={
+                "sync_alert_webhook_url": f"{url}/hook",
+                "sync_alert_emails": ["ops@acme.example"],
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_security": "none",
+            }
+        )
         script = Script(pages=2, fail_after=0)
         engine = _engine(api.runtime, script, settings)
         connection = _connection(api)
@@ -221,10 +231,13 @@ def test_repeated_failures_raise_one_alert_per_run_past_the_threshold(api: Api) 
             assert engine.run(api.workspace_id, connection.id).status == "failed"
     assert [body["consecutive_failures"] for body in received] == [2, 3]
     assert TOKEN not in orjson.dumps(received).decode()
+    assert [mail.rcpt_tos for mail in inbox.received] == [["ops@acme.example"]] * 2
+    assert "main desk" in str(inbox.received[0].message["Subject"])
+    assert TOKEN not in inbox.received[-1].message.get_content()
     alerts = api.client.get(f"/v1/connections/{connection.id}/alerts", headers=api.headers()).json()
     assert [(a["consecutive_failures"], a["delivered"]) for a in alerts] == [
-        (3, ["event", "webhook"]),
-        (2, ["event", "webhook"]),
+        (3, ["event", "webhook", "email"]),
+        (2, ["event", "webhook", "email"]),
     ]
     script.fail_after = None
     assert engine.run(api.workspace_id, connection.id).status == "succeeded"

@@ -1,5 +1,6 @@
 """Telling people a connection keeps failing: an alert record (``/v1/connections/{id}/alerts``), a
-warning in the log, and, when configured, a JSON POST to a webhook."""
+warning in the log, and, when configured, a JSON POST to a webhook and an email (the notifications'
+SMTP server)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import httpx
 
 from supportlens.config import Settings
 from supportlens.connectors.store import ConnectionStore, StoredConnection
+from supportlens.notify.email import EmailSender, SmtpServer
+from supportlens.notify.records import Outcome, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +22,9 @@ class SyncAlerts:
     ) -> None:
         self._store = store
         self._webhook = settings.sync_alert_webhook_url
+        server = SmtpServer.configured(settings)
+        self._mail = EmailSender(server) if server is not None and settings.sync_alert_emails else None
+        self._emails = [Recipient(address) for address in settings.sync_alert_emails]
 
     def __call__(self, connection: StoredConnection, failures: int, message: str) -> list[str]:
         delivered = ["event"]
@@ -36,5 +42,12 @@ class SyncAlerts:
                 delivered.append("webhook")
             except httpx.HTTPError as exc:
                 log.warning("sync alert webhook failed: %s", type(exc).__name__)
+        if self._mail is not None:
+            subject = f"SupportLens: sync of {connection.name} failing ({failures} times in a row)"
+            results = self._mail.deliver(self._emails, subject, message)
+            if all(result.outcome is Outcome.SENT for result in results.values()):
+                delivered.append("email")
+            else:
+                log.warning("sync alert email not delivered to every recipient")
         self._store.add_alert(connection, failures, message, delivered)
         return delivered
