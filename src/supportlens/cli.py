@@ -23,7 +23,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from supportlens.analytics.params import ParamError
-from supportlens.api.errors import field_path
 from supportlens.auth.repository import Conflict, MetadataRepository, NotFound, Workspace
 from supportlens.auth.tokens import Scope, Token
 from supportlens.config import Settings
@@ -37,6 +36,7 @@ from supportlens.ingest.imports import import_freshdesk_export
 from supportlens.ingest.service import IngestResult, RawRow
 from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 from supportlens.ingest.writer import Writer
+from supportlens.paths import field_path
 from supportlens.runtime import Runtime, UnknownPipe
 from supportlens.store.base import QueryTimeout
 from supportlens.store.schema import TICKETS

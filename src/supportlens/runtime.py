@@ -126,7 +126,7 @@ class Runtime:
         tickets.route = routing
         tickets.plan_of = customers.plan_of
         tickets.validate_document = lambda workspace_id, collection, document: [
-            (problem.field, problem.message)
+            (problem.path, problem.message)
             for problem in schemas.validate(workspace_id, collection, document)
         ]
         connections = ConnectionStore(settings.metadata_path, SecretBox.open(settings))

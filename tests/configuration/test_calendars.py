@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from supportlens.api.errors import field_path
 from supportlens.configuration.calendars import CalendarDefinition, add_ical_holidays, to_schedule
 from supportlens.domain.calendars import BusinessCalendar, Holiday, OpenWindow, business_time
+from supportlens.paths import field_path
 
 NINE_TO_FIVE = [{"weekday": "monday", "start": "09:00", "end": "17:00"}]
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from supportlens.api.errors import field_path
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.configuration.calendars import CalendarDefinition
 from supportlens.configuration.repository import ConfigurationRepository
@@ -18,6 +17,7 @@ from supportlens.configuration.sla import BUILTIN_POLICY_ID, SlaPolicyDefinition
 from supportlens.domain.calendars import BusinessCalendar, CalendarSchedule
 from supportlens.domain.sla import Conditions, EscalationLevel, Target, TargetType
 from supportlens.domain.statuses import StatusCategory
+from supportlens.paths import field_path
 
 FR, NR, RES = TargetType.FIRST_RESPONSE, TargetType.NEXT_RESPONSE, TargetType.RESOLUTION
 POLICY: dict[str, Any] = {

@@ -25,8 +25,9 @@ from starlette.datastructures import UploadFile
 
 from supportlens.api.body_limits import limited
 from supportlens.api.deps import Caller, runtime, ticket_reader, ticket_writer
-from supportlens.api.errors import ApiError, field_path, invalid_field, problem_responses, repository_errors
+from supportlens.api.errors import ApiError, invalid_field, problem_responses, repository_errors
 from supportlens.config import Settings
+from supportlens.paths import field_path
 from supportlens.tickets.attachment_checks import (
     AttachmentRejected,
     AttachmentTooLarge,

@@ -4,7 +4,6 @@ problem details (``application/problem+json``) under /v1."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -18,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from supportlens.analytics.params import ParamError
 from supportlens.auth.repository import Conflict, NotFound
+from supportlens.paths import FieldPath, field_path
 from supportlens.store.base import QueryTimeout
 
 
@@ -83,19 +83,6 @@ def problem_response(
     problem = Problem(title=HTTPStatus(status_code).phrase, status=status_code, detail=detail, errors=errors)
     body = problem.model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status_code, headers=headers, media_type=PROBLEM_JSON)
-
-
-def field_path(loc: Sequence[int | str]) -> str:
-    """A pydantic error location as clients write it: ``versions[0].windows[1].end``, ``names["On hold"]``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part.isidentifier():
-            path += f".{part}" if path else part
-        else:
-            path += f"[{json.dumps(part)}]"
-    return path
 
 
 def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
@@ -197,23 +184,13 @@ def invalid_field(loc: tuple[str | int, ...], message: str) -> RequestValidation
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message, "input": None}])
 
 
-_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
-
-
-def invalid_fields(source: str, problems: Sequence[tuple[str, str]]) -> RequestValidationError:
-    """A 422 naming every field at fault under ``source``; fields are paths as ``field_path`` writes
-    them (``custom_fields.plan``, ``tags[1]``)."""
+def invalid_fields(
+    problems: Sequence[tuple[FieldPath, str]], prefix: FieldPath = ("body",)
+) -> RequestValidationError:
+    """A 422 naming every field at fault: each problem's path under ``prefix``."""
     return RequestValidationError(
         [
-            {
-                "type": "value_error",
-                "loc": (
-                    source,
-                    *(int(index) if index else name for index, name in _PATH_PART.findall(field)),
-                ),
-                "msg": message,
-                "input": None,
-            }
-            for field, message in problems
+            {"type": "value_error", "loc": (*prefix, *path), "msg": message, "input": None}
+            for path, message in problems
         ]
     )

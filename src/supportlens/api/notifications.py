@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from supportlens.api.deps import Caller, runtime, ticket_reader, ticket_writer
-from supportlens.api.errors import ApiError, problem_responses
+from supportlens.api.errors import ApiError, invalid_fields, problem_responses
 from supportlens.api.tickets import (
     MAX_PAGE_SIZE,
     Pagination,
@@ -159,12 +158,7 @@ def notify(
     except ChannelNotConfigured as exc:
         raise ApiError(409, str(exc)) from None
     except InvalidNotification as exc:
-        raise RequestValidationError(
-            [
-                {"type": "value_error", "loc": ("body", *p.loc), "msg": p.message, "input": None}
-                for p in exc.problems
-            ]
-        ) from None
+        raise invalid_fields([(problem.loc, problem.message) for problem in exc.problems]) from None
     if sent.status is NotificationStatus.PENDING:
         response.status_code = 202
     return NotificationEnvelope(notification=_out(sent))

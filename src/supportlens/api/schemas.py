@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from supportlens.api.configuration import admin, reader
 from supportlens.api.deps import Caller, runtime
-from supportlens.api.errors import problem_responses, repository_errors
+from supportlens.api.errors import invalid_fields, problem_responses, repository_errors
 from supportlens.records.schemas import (
     COLLECTIONS,
     Collection,
@@ -38,12 +38,7 @@ TEMPLATE_IMPORT = "/v1/imports/schema-template"
 
 def document_errors(problems: Sequence[FieldError], prefix: FieldPath = ("body",)) -> RequestValidationError:
     """A 422 listing every problem, each at ``prefix`` + its path (``body.custom.tier``)."""
-    return RequestValidationError(
-        [
-            {"type": "value_error", "loc": (*prefix, *problem.path), "msg": problem.message, "input": None}
-            for problem in problems
-        ]
-    )
+    return invalid_fields([(problem.path, problem.message) for problem in problems], prefix)
 
 
 class CollectionSchema(BaseModel):

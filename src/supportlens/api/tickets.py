@@ -82,7 +82,7 @@ def ticket_errors() -> Iterator[None]:
         except StaleVersion as exc:  # a Conflict, which repository_errors answers 409
             raise ApiError(412, str(exc)) from None
         except FieldError as exc:
-            raise invalid_fields("body", exc.problems) from None
+            raise invalid_fields(exc.problems) from None
 
 
 # Request bodies: the commands, plus files in base64 (seed 002)

@@ -27,6 +27,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from supportlens.auth.repository import NotFound
+from supportlens.paths import field_path
 from supportlens.records.formats import format_checker
 from supportlens.sqlite import SqliteStore
 
@@ -89,15 +90,7 @@ class FieldError:
     @property
     def field(self) -> str:
         """The path as clients write it: ``custom.plan``, ``tags[0]``, ``names["On hold"]``."""
-        text = ""
-        for part in self.path:
-            if isinstance(part, int):
-                text += f"[{part}]"
-            elif part.isidentifier():
-                text += f".{part}" if text else part
-            else:
-                text += f"[{json.dumps(part)}]"
-        return text
+        return field_path(self.path)
 
 
 class SchemaDeclarationError(ValueError):

@@ -26,6 +26,7 @@ from supportlens.ingest.events import validate_event
 from supportlens.ingest.service import IngestService
 from supportlens.ingest.tickets import Rejection
 from supportlens.ingest.writer import QueueFull
+from supportlens.paths import FieldPath, field_path
 from supportlens.tickets import changes
 from supportlens.tickets.attachment_checks import CheckedFile
 from supportlens.tickets.attachments import AttachmentStore
@@ -52,8 +53,8 @@ SYSTEM = Actor("system")
 class FieldError(ValueError):
     """A request value the workspace's rules refuse (a 422 naming ``field``)."""
 
-    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+    def __init__(self, problems: Sequence[tuple[FieldPath, str]]) -> None:
+        super().__init__("; ".join(f"{field_path(path)}: {message}" for path, message in problems))
         self.problems = list(problems)
 
 
@@ -68,7 +69,7 @@ class PreconditionFailed(StaleVersion):
 class DocumentValidator(Protocol):
     def __call__(
         self, workspace_id: str, collection: str, document: Mapping[str, Any]
-    ) -> list[tuple[str, str]]: ...
+    ) -> list[tuple[FieldPath, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +243,18 @@ class TicketService:
         fixed_filters: Mapping[str, str] | None = None,
     ) -> TicketRecord:
         current = self.get(workspace_id, ticket_ref, fixed_filters=fixed_filters)
+        return self._apply(current, command, actor=actor, if_match=if_match)
+
+    def _apply(
+        self, current: TicketRecord, command: TicketChanges, *, actor: Actor, if_match: str | None
+    ) -> TicketRecord:
+        """``command`` on the ticket as read, stored and delivered (unchanged: the ticket as is)."""
         _check_version(current, if_match)
         changed, maker, routed = self._change(current, command, actor)
         if maker is None:
             return current
         saved = self.repository.save(changed, maker.entries)
-        self._deliver(workspace_id, maker.entries)
+        self._deliver(current.workspace_id, maker.entries)
         if routed is not None:
             self._tell(routed)
         return saved
@@ -276,14 +283,7 @@ class TicketService:
         command = TicketChanges(
             status=target, customer_update=note.customer_update, internal_notes=note.internal_notes
         )
-        return self.update(
-            workspace_id,
-            current.id,
-            command,
-            actor=actor,
-            if_match=if_match,
-            fixed_filters=fixed_filters,
-        )
+        return self._apply(current, command, actor=actor, if_match=if_match)
 
     def delete(
         self,
@@ -511,11 +511,11 @@ class TicketService:
         duplicate = self.get(workspace_id, ticket_ref, fixed_filters=fixed_filters)
         survivor = self.get(workspace_id, command.into, fixed_filters=fixed_filters)
         if duplicate.id == survivor.id:
-            raise FieldError([("into", "a ticket cannot be merged into itself")])
+            raise FieldError([(("into",), "a ticket cannot be merged into itself")])
         if duplicate.merged_into is not None:
             raise TransitionError(f"ticket {duplicate.number} is already merged into {duplicate.merged_into}")
         if survivor.merged_into is not None:
-            raise FieldError([("into", f"ticket {survivor.number} is itself merged into another")])
+            raise FieldError([(("into",), f"ticket {survivor.number} is itself merged into another")])
         at = now_ms()
         maker = EntryMaker(duplicate.id, at, actor)
         maker.add(
@@ -549,7 +549,7 @@ class TicketService:
         ticket = self.get(workspace_id, ticket_ref, fixed_filters=fixed_filters)
         other = self.get(workspace_id, other_ref, fixed_filters=fixed_filters)
         if ticket.id == other.id:
-            raise FieldError([("ticket_id", "a ticket cannot be related to itself")])
+            raise FieldError([(("ticket_id",), "a ticket cannot be related to itself")])
         source, target = sorted((ticket.id, other.id))
         at = now_ms()
         if not self.repository.relate(workspace_id, "related_to", source, target, at):
@@ -629,8 +629,8 @@ class TicketService:
             "channel": record.channel,
             "tags": list(record.tags),
         }
-        names = {"subject": "title", "assignee": "assigned_to"}
-        names.update({key: f"custom_fields.{key}" for key in record.custom_fields if key not in seed_view})
+        names: dict[str | int, FieldPath] = {"subject": ("title",), "assignee": ("assigned_to",)}
+        names.update({key: ("custom_fields", key) for key in record.custom_fields if key not in seed_view})
         self._validate(record.workspace_id, "tickets", {**record.custom_fields, **seed_view}, names)
 
     def _check_comment(self, workspace_id: str, comment: CommentRecord) -> None:
@@ -640,33 +640,31 @@ class TicketService:
             "author": comment.author_name or comment.author_id,
             "timestamp": comment.created_at.isoformat().replace("+00:00", "Z"),
         }
-        self._validate(workspace_id, "responses", seed_view, {"body": "content", "type": "visibility"})
+        self._validate(workspace_id, "responses", seed_view, {"body": ("content",), "type": ("visibility",)})
 
     def _validate(
-        self, workspace_id: str, collection: str, document: dict[str, Any], names: dict[str, str]
+        self, workspace_id: str, collection: str, document: dict[str, Any], names: dict[str | int, FieldPath]
     ) -> None:
-        """FieldError naming each problem by the API's field (``names``: seed 001's name -> ours)."""
+        """FieldError naming each problem by the API's field (``names``: seed 001's name -> ours;
+        a problem of the whole document is one of the custom fields)."""
         if self.validate_document is None:
             return
         present = {key: value for key, value in document.items() if value is not None}
         problems = self.validate_document(workspace_id, collection, present)
         if problems:
-            renamed = []
-            for field, message in problems:
-                head, dot, rest = field.partition(".")
-                bracket = head.find("[")
-                key, tail = (
-                    (head, dot + rest) if bracket < 0 else (head[:bracket], head[bracket:] + dot + rest)
-                )
-                renamed.append((names.get(key, key) + tail if key else "custom_fields", message))
-            raise FieldError(renamed)
+            raise FieldError(
+                [
+                    ((*names.get(path[0], (path[0],)), *path[1:]) if path else ("custom_fields",), message)
+                    for path, message in problems
+                ]
+            )
 
     def _known_status(self, workspace_id: str, status: str) -> None:
         statuses = self._statuses(workspace_id)
         known = set(DEFAULT_STATUS_CATEGORIES) | set(statuses.custom)
         if status not in known:
             raise FieldError(
-                [("status", f"unknown status {status!r}; use one of {', '.join(sorted(known))}")]
+                [(("status",), f"unknown status {status!r}; use one of {', '.join(sorted(known))}")]
             )
 
     def _status_times(
@@ -675,11 +673,10 @@ class TicketService:
         """resolved_at and closed_at follow the status: set on entering, cleared on reopening."""
         if before.status == after.status:
             return after
-        category = self._statuses(workspace_id).category(after.status)
+        statuses = self._statuses(workspace_id)
+        category = statuses.category(after.status)
         if category is not None and category.is_resolved:
-            resolved_at = (
-                before.resolved_at if self._statuses(workspace_id).is_resolved(before.status) else at
-            )
+            resolved_at = before.resolved_at if statuses.is_resolved(before.status) else at
             closed_at = at if category is StatusCategory.CLOSED else None
             return replace(after, resolved_at=resolved_at, closed_at=closed_at)
         return replace(after, resolved_at=None, closed_at=None)
@@ -721,9 +718,9 @@ class TicketService:
         else:
             self._known_status(workspace_id, values["status"])
         if "title" in values and values["title"] is None:
-            raise FieldError([("title", "a ticket needs a title")])
+            raise FieldError([(("title",), "a ticket needs a title")])
         if "priority" in values and values["priority"] is None:
-            raise FieldError([("priority", "cannot be cleared; set another priority")])
+            raise FieldError([(("priority",), "cannot be cleared; set another priority")])
         for name in ("contact", "location"):
             if name in given:
                 model = getattr(command, name)
