@@ -633,8 +633,10 @@ def filtered(pair: tuple[Served, Workspace, Workspace]) -> Filtered:
 
 
 TECHNICAL_TICKETS = [*sorted(t["ticket_id"] for t in FULL_TICKETS if t["category"] == "technical"), "EVT-EV"]
+# Every parameter name but ``as_of``: the evaluation instant, not a filter; left empty it means
+# "now", which is not the same instant for the two answers compared (ongoing minutes would differ).
 FILTER_NAMES = sorted(
-    {p.name for pipe in PIPES.values() for p in pipe.params}
+    ({p.name for pipe in PIPES.values() for p in pipe.params} - {"as_of"})
     | {"fixed_category", "filters", "category[]", "Category", "workspace_id", "token"}
 )
 FILTER_VALUES = [
