@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 SyncScheduler(runtime.connections, runtime.sync).run_due,
                 interval=resolved.sync_check_interval_seconds,
             ),
+            Periodic("retention", runtime.retention.run_due, interval=resolved.sync_check_interval_seconds),
             # Ticket events a full write queue left in the outbox (tickets/service.py).
             Periodic(
                 "ticket-outbox",

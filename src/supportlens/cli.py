@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,6 +23,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from supportlens.analytics.params import ParamError
+
+if TYPE_CHECKING:
+    from supportlens.connectors.store import RunRecord
 from supportlens.auth.repository import Conflict, MetadataRepository, NotFound, Workspace
 from supportlens.auth.tokens import Scope, Token
 from supportlens.config import Settings
@@ -879,16 +882,19 @@ def connect_list(workspace: WorkspaceOption = "default") -> None:
     console.print(table)
 
 
-@app.command()
-def sync(
-    connection: Annotated[
-        str | None, typer.Argument(help="A connection id or name (default: every one).")
-    ] = None,
-    full: Annotated[bool, typer.Option("--full", help="Read the whole rolling window again.")] = False,
-    workspace: WorkspaceOption = "default",
+ConnectionArgument = Annotated[
+    str | None, typer.Argument(help="A connection id or name (default: every one).")
+]
+
+
+def _each_connection(
+    workspace: str,
+    connection: str | None,
+    run_one: Callable[[Runtime, str, str], RunRecord],
+    describe: Callable[[RunRecord], str],
 ) -> None:
-    """Sync now, with a progress bar and a summary of each run."""
-    from supportlens.connectors.engine import Progress as SyncProgress
+    """``run_one(runtime, workspace_id, connection)`` for the connection or every one of the
+    workspace, a summary line each; exit code 1 when one failed."""
     from supportlens.connectors.store import AlreadyRunning
 
     runtime = Runtime.open(Settings())
@@ -899,35 +905,60 @@ def sync(
         if not names:
             raise _fail(f"workspace {workspace!r} has no connections; add one with 'supportlens connect add'")
         for ref in names:
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=errors) as bar:
-                task = bar.add_task(f"sync {ref}", total=None)
-
-                def show(step: SyncProgress, task: Any = task, bar: Progress = bar) -> None:
-                    bar.update(task, completed=step.fetched, total=step.total)
-
-                try:
-                    run = runtime.sync.run(target.id, ref, full=full, trigger="cli", progress=show)
-                except (NotFound, AlreadyRunning) as exc:
-                    raise _fail(str(exc)) from None
+            try:
+                run = run_one(runtime, target.id, ref)
+            except (NotFound, AlreadyRunning) as exc:
+                raise _fail(str(exc)) from None
             failed = failed or run.status != "succeeded"
-            console.print(
-                f"{ref}: {run.status}; {run.pages} pages, {run.fetched} records read,"
-                f" {run.written} rows written,"
-                f" {run.quarantined} quarantined; {run.requests} requests ({run.retries} retried,"
-                f" {run.throttled} throttled)"
-            )
+            console.print(f"{ref}: {run.status}; {describe(run)}")
             for error in run.errors[-5:]:
                 console.print(f"  [red]{error}[/red]")
     finally:
         runtime.close()
     if failed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def sync(
+    connection: ConnectionArgument = None,
+    full: Annotated[bool, typer.Option("--full", help="Read the whole rolling window again.")] = False,
+    workspace: WorkspaceOption = "default",
+) -> None:
+    """Sync now, with a progress bar and a summary of each run."""
+    from supportlens.connectors.engine import Progress as SyncProgress
+
+    def run_one(runtime: Runtime, workspace_id: str, ref: str) -> RunRecord:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=errors) as bar:
+            task = bar.add_task(f"sync {ref}", total=None)
+
+            def show(step: SyncProgress) -> None:
+                bar.update(task, completed=step.fetched, total=step.total)
+
+            return runtime.sync.run(workspace_id, ref, full=full, trigger="cli", progress=show)
+
+    _each_connection(
+        workspace,
+        connection,
+        run_one,
+        lambda run: (
+            f"{run.pages} pages, {run.fetched} records read, {run.written} rows written,"
+            f" {run.quarantined} quarantined; {run.requests} requests ({run.retries} retried,"
+            f" {run.throttled} throttled)"
+        ),
+    )
+
+
+@app.command()
+def prune(connection: ConnectionArgument = None, workspace: WorkspaceOption = "default") -> None:
+    """Apply retention now: remove synced tickets not updated within their connection's window."""
+    _each_connection(
+        workspace,
+        connection,
+        lambda runtime, workspace_id, ref: runtime.retention.prune(workspace_id, ref),
+        lambda run: f"{run.removed} tickets removed",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

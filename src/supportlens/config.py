@@ -95,7 +95,13 @@ class Settings(BaseSettings):
         default_factory=list, description='Who is mailed sync alerts (JSON list, e.g. ["ops@acme.com"]).'
     )
     retention_days: int = Field(
-        default=365, gt=0, description="A first or full sync reads this many days back (rolling window)."
+        default=365,
+        gt=0,
+        description="Rolling window of synced tickets: a first or full sync reads this many days back,"
+        " and retention removes synced tickets not updated within it (a connection may set its own).",
+    )
+    retention_interval_hours: float = Field(
+        default=24.0, gt=0, description="How often retention runs over each connection's tickets."
     )
 
     @field_validator("store")

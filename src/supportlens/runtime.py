@@ -26,6 +26,7 @@ from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.aliases import AliasStore
 from supportlens.connectors.engine import SyncEngine
 from supportlens.connectors.registry import KINDS
+from supportlens.connectors.retention import Retention
 from supportlens.connectors.secrets import SecretBox
 from supportlens.connectors.store import ConnectionStore
 from supportlens.domain.statuses import StatusCategory
@@ -79,6 +80,7 @@ class Runtime:
     connections: ConnectionStore  # helpdesk connections (credentials sealed), cursors, run log, alerts
     aliases: AliasStore  # agent-name standardization across sources
     sync: SyncEngine  # runs a connection's sync through the ingest path
+    retention: Retention  # removes synced tickets that left their connection's rolling window
     # Work the API starts and does not wait for (a sync): finished before the stores close.
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
@@ -156,6 +158,12 @@ class Runtime:
                 retention_days=settings.retention_days,
                 alert_after=settings.sync_alert_after_failures,
                 alert=SyncAlerts(connections, settings),
+            ),
+            retention=Retention(
+                connections,
+                ingest,
+                retention_days=settings.retention_days,
+                interval_hours=settings.retention_interval_hours,
             ),
         )
 

@@ -21,6 +21,15 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     return conn
 
 
+def add_missing_columns(conn: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Columns added to ``table`` after files were created with it (name -> type and default):
+    ``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it was."""
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    for name, definition in columns.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
+
 class SqliteStore:
     """A repository on one SQLite connection shared by threads: every use holds ``_lock``; several
     statements that must hold together run in ``_transaction``."""

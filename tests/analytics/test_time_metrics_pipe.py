@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -16,7 +17,13 @@ from hypothesis import strategies as st
 from supportlens.analytics.params import ParamError
 from supportlens.auth.repository import Workspace
 from supportlens.configuration.calendars import CalendarDefinition, to_schedule
-from supportlens.domain.calendars import Schedule, business_ms, default_business_hours, is_open
+from supportlens.domain.calendars import (
+    CalendarSchedule,
+    Schedule,
+    business_ms,
+    default_business_hours,
+    is_open,
+)
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.metrics import minutes
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusCategory
@@ -83,8 +90,19 @@ def _expected_row(
         "one_touch": expected.one_touch,
         "first_contact_resolution": expected.first_contact_resolution,
         "created_outside_business_hours": not is_open(calendar, expected.created_at),
+        "created_on_weekend": _on_weekend(calendar, expected.created_at),
         "minutes_in_status": {s: minutes(ms) for s, ms in expected.time_in_status_ms.items() if ms},
     }
+
+
+def _on_weekend(calendar: Schedule, instant: datetime) -> bool:
+    """Oracle: the local date of the first calendar version covering it has no window that day."""
+    versions = calendar.versions if isinstance(calendar, CalendarSchedule) else (calendar,)
+    for version in versions:
+        local = instant.astimezone(ZoneInfo(version.timezone))
+        if version.covers(local.date()):
+            return local.weekday() not in {window.weekday for window in version.windows}
+    return True
 
 
 def grouped_batches() -> st.SearchStrategy[list[tuple[History, str | None]]]:
@@ -197,10 +215,35 @@ def test_snapshot_only_ticket_and_filters(runtime: Runtime) -> None:
     # Friday 16:00 to Monday 09:30 is 1.5 business hours (Mon-Fri 09:00-17:00 by default).
     assert business[0]["first_response_minutes"] == 90
     assert business[0]["created_outside_business_hours"] is False
+    assert business[0]["created_on_weekend"] is False
     only = runtime.run_pipe("ticket_time_metrics", workspace, {"agent_id": "A2", "as_of": "2024-03-12"}).rows
     assert [row["ticket_id"] for row in only] == ["E1"]
     # Created 03-08 10:00, evaluated at the end of 03-12 (a plain date as_of means its end).
     assert only[0]["in_new_minutes"] == 4 * 24 * 60 + 14 * 60
+
+
+def test_weekend_and_after_hours_flags_of_snapshot_only_tickets(runtime: Runtime) -> None:
+    """Tickets posted only as snapshots (as HubSpot's are synced) get both flags from the workspace
+    calendar (Monday to Friday, 09:00-17:00, in the workspace's timezone) like any other."""
+    workspace = runtime.metadata.create_workspace("w", timezone="America/Halifax")
+    created = {
+        "SUN": "2024-03-10T15:00:00Z",  # Sunday 11:00 in Halifax (ADT)
+        "SAT-LATE": "2024-03-10T02:30:00Z",  # Saturday 22:30 in Halifax, Sunday in UTC
+        "MON-NIGHT": "2024-03-12T01:00:00Z",  # Monday 22:00 in Halifax
+        "TUE-DAY": "2024-03-12T14:00:00Z",  # Tuesday 11:00 in Halifax
+    }
+    rows = [{"ticket_id": t, "created_at": at, "status": "open"} for t, at in created.items()]
+    _post(runtime, workspace.id, rows, "support_tickets")
+    found = {
+        row["ticket_id"]: (row["created_on_weekend"], row["created_outside_business_hours"])
+        for row in runtime.run_pipe("ticket_time_metrics", workspace, {"as_of": "2024-03-13"}).rows
+    }
+    assert found == {
+        "SUN": (True, True),
+        "SAT-LATE": (True, True),
+        "MON-NIGHT": (False, True),
+        "TUE-DAY": (False, False),
+    }
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from supportlens.auth.repository import Workspace
@@ -13,23 +14,32 @@ from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.engine import ConnectorKind, SyncEngine
 from supportlens.connectors.store import RunRecord
 from supportlens.runtime import Runtime
+from supportlens.store.schema import TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS
+from supportlens.tickets.records import now_ms
 from tests.fakes.clock import FakeClock
 from tests.fakes.server import serve_app
 
 
-def engine_on(
-    runtime: Runtime, kind: ConnectorKind, clock: FakeClock, *, timeout_seconds: float
+def sync_engine(
+    runtime: Runtime, kind: ConnectorKind, *, alert_after: int = 3, **overrides: Any
 ) -> SyncEngine:
+    """A sync engine on the runtime's stores that knows ``kind`` only (alerts by the settings)."""
     return SyncEngine(
         runtime.connections,
         runtime.ingest,
         {kind.kind: kind},
         runtime.aliases,
         retention_days=365,
-        alert_after=3,
-        alert=SyncAlerts(runtime.connections, runtime.settings),
-        client_overrides={"sleep": clock.sleep, "clock": clock.time, "timeout_seconds": timeout_seconds},
+        alert_after=alert_after,
+        alert=SyncAlerts(runtime.connections, overrides.pop("settings", runtime.settings)),
+        client_overrides=overrides,
     )
+
+
+def engine_on(
+    runtime: Runtime, kind: ConnectorKind, clock: FakeClock, *, timeout_seconds: float
+) -> SyncEngine:
+    return sync_engine(runtime, kind, sleep=clock.sleep, clock=clock.time, timeout_seconds=timeout_seconds)
 
 
 @dataclass
@@ -52,6 +62,20 @@ class SyncTarget:
 
     def details(self) -> dict[str, dict[str, Any]]:
         return self.by_ticket("ticket_details", {"created_after": "2000-01-01"})
+
+    def assert_retention_covers_the_sync(self, connection_id: str) -> None:
+        """Every ticket the sync wrote is known to retention: nothing has left the window today,
+        and ten years on a pass removes them all, events and snapshots with them."""
+        retention, workspace_id = self.runtime.retention, self.workspace.id
+        listed = len(self.details())
+        assert listed
+        assert retention.prune(workspace_id, connection_id).removed == 0
+        later = retention.prune(workspace_id, connection_id, now=now_ms() + timedelta(days=3650))
+        assert later.status == "succeeded", later.errors
+        assert later.removed >= listed
+        assert self.details() == {}
+        for table in (TICKETS, TICKET_SNAPSHOTS, TICKET_EVENTS):
+            assert self.runtime.engine.count(table, workspace_id) == 0, table.name
 
 
 T = TypeVar("T", bound=SyncTarget)

@@ -22,7 +22,6 @@ from starlette.routing import Route
 
 from supportlens.auth.tokens import Scope
 from supportlens.config import Settings
-from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.base import SourceAgent, SourcePage
 from supportlens.connectors.engine import ConnectorKind, SyncEngine
 from supportlens.connectors.http import RateBudget, SourceUnavailable
@@ -32,6 +31,7 @@ from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
 from supportlens.tickets.records import now_ms
 from tests.api.conftest import Api, open_api
+from tests.connectors.harness import sync_engine
 from tests.fakes.server import serve_app
 from tests.notify.fakes import smtp_server
 
@@ -100,15 +100,7 @@ def _engine(runtime: Runtime, script: Script, settings: Settings | None = None) 
         RateBudget(10, 1.0),
         lambda connection: {"headers": {"Authorization": f"Bearer {connection.credentials['token']}"}},
     )
-    return SyncEngine(
-        runtime.connections,
-        runtime.ingest,
-        {"desk": kind},
-        runtime.aliases,
-        retention_days=365,
-        alert_after=2,
-        alert=SyncAlerts(runtime.connections, settings or runtime.settings),
-    )
+    return sync_engine(runtime, kind, alert_after=2, settings=settings or runtime.settings)
 
 
 @pytest.fixture

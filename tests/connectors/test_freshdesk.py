@@ -173,6 +173,7 @@ def test_a_sync_equals_the_accounts_ground_truth(desk: Desk) -> None:
     assert again.fetched < 100
     assert desk.runtime.engine.count(TICKET_EVENTS, desk.workspace.id) == events
     assert_matches_truth(desk, history=False)
+    desk.assert_retention_covers_the_sync(connection)
 
 
 def test_the_default_window_of_the_fake_is_30_days(desk: Desk) -> None:

@@ -200,6 +200,7 @@ def test_a_sync_equals_the_accounts_ground_truth(portal: Portal) -> None:
     assert again.fetched < 50
     assert portal.runtime.engine.count(TICKETS, portal.workspace.id) == tickets
     assert_matches_truth(portal)
+    portal.assert_retention_covers_the_sync(connection)
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])

@@ -195,6 +195,7 @@ def test_a_sync_equals_the_accounts_ground_truth(desk: Desk) -> None:
     assert again.fetched < 200
     assert desk.events() == events
     assert_matches_truth(desk)
+    desk.assert_retention_covers_the_sync(connection)
 
 
 def test_threads_that_end_or_are_rated_after_a_sync(desk: Desk) -> None:

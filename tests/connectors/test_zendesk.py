@@ -182,6 +182,7 @@ def test_a_sync_equals_the_accounts_ground_truth(desk: Desk) -> None:
     assert again.fetched < 50
     assert desk.events() == events
     assert_matches_truth(desk)
+    desk.assert_retention_covers_the_sync(connection)
 
 
 def test_late_updates_and_deletions_arrive_with_the_next_sync(desk: Desk) -> None:

@@ -1,6 +1,8 @@
 """Helpdesk sync end to end: the CLI adds a Freshdesk connection (a fake account on 127.0.0.1) and
 syncs it with a summary; a live server's scheduler then syncs a due connection of another workspace
-on its own; both workspaces end with every ticket of the account, and the API key appears nowhere."""
+on its own and its retention job goes over it; both workspaces end with every ticket of the account;
+``supportlens prune`` with a shorter window removes what was not updated within it; and the API key
+appears nowhere."""
 
 from __future__ import annotations
 
@@ -19,16 +21,16 @@ from tests.live import run_cli as _cli
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for_run(client: httpx.Client, connection_id: str) -> dict[str, object]:
-    """The scheduler's first finished run of the connection (polling the run log)."""
+def _wait_for_run(client: httpx.Client, connection_id: str, trigger: str) -> dict[str, object]:
+    """The first finished run of the connection started by ``trigger`` (polling the run log)."""
     deadline = datetime.now(UTC).timestamp() + 60
     while datetime.now(UTC).timestamp() < deadline:
         runs = client.get(f"/v1/connections/{connection_id}/runs").json()["runs"]
-        finished = [run for run in runs if run["finished_at"] is not None]
+        finished = [run for run in runs if run["finished_at"] is not None and run["trigger"] == trigger]
         if finished:
-            return finished[0]
+            return finished[-1]
         client.get("/health")  # a request between polls, so the wait is for the scheduler
-    raise AssertionError("the scheduler did not run the due connection within 60 s")
+    raise AssertionError(f"no {trigger} run of the connection finished within 60 s")
 
 
 def test_cli_sync_and_the_server_scheduler(tmp_path: Path) -> None:
@@ -59,11 +61,20 @@ def test_cli_sync_and_the_server_scheduler(tmp_path: Path) -> None:
             ) as client,
         ):
             connection = client.get("/v1/connections").json()["data"][0]
-            run = _wait_for_run(client, connection["id"])
-            assert (run["status"], run["trigger"]) == ("succeeded", "schedule")
+            run = _wait_for_run(client, connection["id"], "schedule")
+            assert run["status"] == "succeeded"
             answer = client.get("/v0/pipes/ticket_metrics.json").json()
             assert answer["data"][0]["total_tickets"] == expected
+            # The server's retention job goes over the connection too (nothing is a year old).
+            pruned = _wait_for_run(client, connection["id"], "retention")
+            assert (pruned["status"], pruned["removed"]) == ("succeeded", 0)
             shown = client.get(f"/v1/connections/{connection['id']}").text
+        # Retention from the CLI with a 10-day window: what was not updated since goes.
+        removed = _cli({**env, "SUPPORTLENS_RETENTION_DAYS": "10"}, "prune", "fd", "-w", "acme")
+        count = int(removed.split("succeeded; ")[1].split(" tickets removed")[0])
+        assert 0 < count < expected
+        metrics = json.loads(_cli(env, "query", "ticket_metrics", "-w", "acme", "--format", "json"))
+        assert metrics[0]["total_tickets"] == expected - count
     for text in (added, synced, listed, shown):
         assert API_KEY not in text
     assert API_KEY.encode() not in (tmp_path / "metadata.sqlite").read_bytes()

@@ -36,6 +36,7 @@ from supportlens.analytics.history import (
     epoch_ms,
     load_history,
     row_calendars,
+    ticket_calendars,
     timestamp_ms,
 )
 from supportlens.analytics.scope import Conditions
@@ -45,6 +46,7 @@ from supportlens.analytics.timeline import (
     DurationClock,
     Timelines,
 )
+from supportlens.domain.calendars import on_closed_weekday
 from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import format_timestamp, format_timestamps
@@ -76,6 +78,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("one_touch", "Nullable(Bool)"),
     ("first_contact_resolution", "Nullable(Bool)"),
     ("created_outside_business_hours", "Bool"),
+    ("created_on_weekend", "Bool"),
     ("has_activity_log", "Bool"),
 ]
 
@@ -132,6 +135,7 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
     columns: dict[str, Any] = {
         **_common_columns(tickets, history.as_of, business_hours, logged),
         "created_outside_business_hours": pa.array(outside),
+        "created_on_weekend": _weekend(context, tickets, created),
     }
     # Only tickets without an activity log need their timestamps read (often none).
     needed = timelines is None or not logged.all()
@@ -149,6 +153,7 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
         # The timeline's creation (its first event) where there is one, else the stored one.
         created_ms = np.where(logged, timelines.created_ms[at], created)
         columns["created_at"] = format_timestamps(pa.array(created_ms, pa.timestamp("ms", tz="UTC")))
+        columns["created_on_weekend"] = _weekend(context, tickets, created_ms)
         columns["ongoing"] = pa.array(timelines.ongoing[at], mask=~logged)
         for name, values, has in (
             ("first_response_minutes", timelines.first_response_ms, timelines.has_first_response),
@@ -174,6 +179,18 @@ def _table(context: PipeContext, history: History, business_hours: bool) -> pa.T
         columns["one_touch"] = pa.array(timelines.one_touch[at], mask=~logged)
         columns["first_contact_resolution"] = pa.array(timelines.first_contact_resolution[at], mask=~logged)
     return pa.table({name: columns[name] for name, _ in COLUMNS})
+
+
+def _weekend(context: PipeContext, tickets: pa.Table, created_ms: np.ndarray) -> pa.Array:
+    """Whether each ticket was created on a weekday its calendar has no opening hours (its group's
+    calendar, else the workspace's)."""
+    schedules, calendar_of = ticket_calendars(context, tickets.column("group_id"))
+    weekend = np.zeros(len(created_ms), dtype=bool)
+    for code, schedule in enumerate(schedules):
+        rows = np.flatnonzero(calendar_of == code)
+        if rows.size:
+            weekend[rows] = on_closed_weekday(schedule, created_ms[rows])
+    return pa.array(weekend)
 
 
 def _common_columns(
@@ -240,6 +257,9 @@ def answer_from_facts(
         **{name: _either(logged, mine[name], snapshot.get(name)) for name in mine},
         "created_outside_business_hours": _either(
             logged, tickets.column("created_outside_business_hours"), pa.array(outside)
+        ),
+        "created_on_weekend": _weekend(
+            context, tickets, np.where(logged, timestamp_ms(tickets, "timeline_created_at")[0], created)
         ),
     }
     return pa.table({name: columns[name] for name, _ in COLUMNS})

@@ -20,6 +20,7 @@ from supportlens.api.deps import Caller, runtime
 from supportlens.api.errors import ApiError, invalid_field, problem_responses, repository_errors
 from supportlens.api.tickets import MAX_PAGE_SIZE, Pagination, page_of
 from supportlens.connectors.aliases import Suggestion
+from supportlens.connectors.options import shared_options
 from supportlens.connectors.store import Alert, RunRecord, StoredConnection
 
 router = APIRouter(tags=["connections"], responses=problem_responses(400, 401, 403, 404, 422))
@@ -52,7 +53,10 @@ class ConnectionCreate(BaseModel):
     schedule_hours: float = Field(default=4.0, gt=0, le=24 * 31, description="Sync every this many hours.")
     timezone: Zone = Field(default="UTC", description="Of source times without an offset.")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Status and priority maps, pipelines, ..."
+        default_factory=dict,
+        description="Status and priority maps, pipelines, ... (each connector's page); for every kind:"
+        " retention_days (rolling window) and ticket_id_prefix (before every ticket id; set it before"
+        " the first sync).",
     )
     enabled: bool = True
 
@@ -84,6 +88,7 @@ class ConnectionOut(BaseModel):
     last_run_at: datetime | None
     last_success_at: datetime | None
     synced_until: datetime | None = Field(description="When the kept cursor was last advanced.")
+    last_pruned_at: datetime | None = Field(description="When retention last went over its tickets.")
     running: bool
 
     @classmethod
@@ -104,6 +109,7 @@ class ConnectionOut(BaseModel):
             last_run_at=stored.last_run_at,
             last_success_at=stored.last_success_at,
             synced_until=stored.cursor_at,
+            last_pruned_at=stored.last_pruned_at,
             running=stored.running,
         )
 
@@ -128,6 +134,7 @@ class RunOut(BaseModel):
     retries: int
     throttled: int
     errors: list[str]
+    removed: int = Field(description="Tickets removed by a retention pass (trigger retention).")
 
     @classmethod
     def of(cls, run: RunRecord) -> RunOut:
@@ -146,6 +153,7 @@ class RunOut(BaseModel):
             retries=run.retries,
             throttled=run.throttled,
             errors=run.errors,
+            removed=run.removed,
         )
 
 
@@ -178,6 +186,16 @@ class AlertOut(BaseModel):
         )
 
 
+def _checked_options(options: dict[str, Any] | None) -> None:
+    """The options every connector shares are checked when set (the others when a sync reads them)."""
+    if options is None:
+        return
+    try:
+        shared_options(options)
+    except ValueError as exc:
+        raise invalid_field(("body", "options"), str(exc)) from None
+
+
 def _known_kind(request: Request, kind: str) -> None:
     known = runtime(request).sync.kinds()
     if kind not in known:
@@ -193,6 +211,7 @@ def create_connection(
     request: Request, body: ConnectionCreate, who: Caller = Depends(admin)
 ) -> ConnectionOut:
     _known_kind(request, body.kind)
+    _checked_options(body.options)
     with repository_errors():
         stored = runtime(request).connections.create(
             who.workspace.id,
@@ -224,6 +243,7 @@ def get_connection(request: Request, connection_id: str, who: Caller = Depends(a
 def change_connection(
     request: Request, connection_id: str, body: ConnectionChange, who: Caller = Depends(admin)
 ) -> ConnectionOut:
+    _checked_options(body.options)
     changes = body.model_dump(exclude_unset=True, exclude={"credentials"})
     with repository_errors():
         stored = runtime(request).connections.update(

@@ -4,8 +4,10 @@ after too many consecutive failures.  The scheduler (connectors/scheduler.py), t
 call ``SyncEngine.run``.
 
 Normalization happens here, for every connector alike (seed 004): source times without an offset are
-read in the connection's timezone and stored in UTC; agent ids, names and emails go through the
-workspace's alias table; the agents seen are remembered for duplicate suggestions.
+read in the connection's timezone and stored in UTC; ticket ids take the connection's prefix, if any;
+agent ids, names and emails go through the workspace's alias table; the agents seen are remembered
+for duplicate suggestions.  Every committed page records the tickets it wrote with their newest
+source time, which retention (connectors/retention.py) reads.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from zoneinfo import ZoneInfo
 from supportlens.connectors.aliases import AliasStore, canonical
 from supportlens.connectors.base import Connection, ConnectorFactory, SourcePage
 from supportlens.connectors.http import RateBudget, SourceClient
+from supportlens.connectors.options import retention_days, ticket_id_prefix
 from supportlens.connectors.store import ConnectionStore, RunRecord, StoredConnection
 from supportlens.connectors.sync import SyncCounts, write_pages
 from supportlens.ingest.service import IngestService
+from supportlens.ingest.timestamps import TimestampError, parse_timestamp
 from supportlens.tickets.records import now_ms
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,7 @@ class SyncEngine:
         kinds: Mapping[str, ConnectorKind],
         aliases: AliasStore,
         *,
-        retention_days: int,
+        retention_days: int,  # unless the connection's options say otherwise
         alert_after: int,
         alert: Callable[[StoredConnection, int, str], list[str]],
         client_overrides: Mapping[str, Any] | None = None,
@@ -83,7 +87,7 @@ class SyncEngine:
         self._ingest = ingest
         self._kinds = kinds
         self._aliases = aliases
-        self._retention = timedelta(days=retention_days)
+        self._retention_days = retention_days
         self._alert_after = alert_after
         self._alert = alert
         # SourceClient arguments every run gets (tests: a fake clock and sleep).
@@ -118,13 +122,16 @@ class SyncEngine:
         try:
             connector = kind.factory(connection, client)
             cursor = None if full else self._store.cursor(stored.id)
-            pages = connector.pages(cursor, start=now_ms() - self._retention)
+            window = retention_days(connection.options, default=self._retention_days)
+            pages = connector.pages(cursor, start=now_ms() - timedelta(days=window))
             write_pages(
                 self._ingest,
                 workspace_id,
                 self._normalized(connection, pages, counts, progress),
                 source=stored.kind,
-                keep_cursor=lambda kept: self._store.keep_cursor(run.id, stored.id, kept),
+                committed=lambda page: self._store.keep_page(
+                    run, workspace_id, page.cursor, newest_times(page)
+                ),
                 counts=counts,
             )
             run.status = "succeeded"
@@ -161,7 +168,12 @@ class SyncEngine:
     ) -> Iterator[SourcePage]:
         zone = ZoneInfo(connection.timezone)
         mapping = self._aliases.aliases(connection.workspace_id)
+        prefix = ticket_id_prefix(connection.options)
         for page in pages:
+            if prefix:
+                for row in (*page.tickets, *page.events):
+                    if row.get("ticket_id") is not None:
+                        row["ticket_id"] = f"{prefix}{row['ticket_id']}"
             for ticket in page.tickets:
                 for name in _TICKET_TIMES:
                     if name in ticket:
@@ -180,6 +192,32 @@ class SyncEngine:
             yield page
             if progress is not None:
                 progress(Progress(counts.pages, counts.fetched, counts.written, page.total))
+
+
+def newest_times(page: SourcePage) -> dict[str, datetime]:
+    """Each ticket the page wrote, with the newest source time it carries (its update time, else
+    any of its times or its events'); a ticket with no readable time counts as updated now."""
+    newest: dict[str, datetime] = {}
+    rows = [(t, _TICKET_TIMES) for t in page.tickets] + [(e, ("at",)) for e in page.events]
+    for row, names in rows:
+        ticket = row.get("ticket_id")
+        if ticket is None:
+            continue
+        times = [_instant(row.get(name)) for name in names]
+        known = [t for t in times if t is not None]
+        when = max(known) if known else now_ms()
+        key = str(ticket)
+        newest[key] = max(newest.get(key, when), when)
+    return newest
+
+
+def _instant(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except TimestampError:
+        return None
 
 
 def _scrubbed(text: str, connection: Connection) -> str:

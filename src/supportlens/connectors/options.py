@@ -20,6 +20,31 @@ def flag(options: Mapping[str, Any], name: str, *, default: bool) -> bool:
     return value
 
 
+def retention_days(options: Mapping[str, Any], *, default: int) -> int:
+    """The connection's rolling window (``retention_days``): a first or full sync reads that far
+    back, and retention removes its tickets not updated within it."""
+    days = options.get("retention_days", default)
+    if not is_whole(days) or not 1 <= days <= 36_500:
+        raise ValueError("option retention_days: expected a whole number of days, 1..36500")
+    return int(days)
+
+
+def ticket_id_prefix(options: Mapping[str, Any]) -> str:
+    """``ticket_id_prefix``: put before every ticket id of the connection (e.g. ``zd-``), so that
+    two helpdesks numbering their tickets alike can share a workspace."""
+    prefix = options.get("ticket_id_prefix", "")
+    if not isinstance(prefix, str) or len(prefix) > 32:
+        raise ValueError("option ticket_id_prefix: expected a string of at most 32 characters")
+    return prefix
+
+
+def shared_options(options: Mapping[str, Any]) -> tuple[int | None, str]:
+    """The options every connector has, checked: ``retention_days`` (None: the settings') and
+    ``ticket_id_prefix``."""
+    days = retention_days(options, default=1) if "retention_days" in options else None
+    return days, ticket_id_prefix(options)
+
+
 def paging(
     options: Mapping[str, Any], *, lookback_minutes: int, max_per_page: int, page_option: str = "per_page"
 ) -> tuple[timedelta, int]:

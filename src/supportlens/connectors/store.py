@@ -9,6 +9,7 @@ whose process died leaves a lease that expires, and the next run takes over.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ import orjson
 from supportlens.auth.repository import Conflict, NotFound
 from supportlens.connectors.base import Connection
 from supportlens.connectors.secrets import SecretBox
-from supportlens.sqlite import SqliteStore
+from supportlens.sqlite import SqliteStore, add_missing_columns
 from supportlens.tickets.records import from_ms, now_ms, to_ms
 
 _SCHEMA = """
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS connections (
     last_success_at INTEGER,
     lease_run TEXT,
     lease_until INTEGER,
+    last_pruned_at INTEGER,
     UNIQUE (workspace_id, name)
 );
 CREATE TABLE IF NOT EXISTS sync_runs (
@@ -62,9 +64,21 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     requests INTEGER NOT NULL DEFAULT 0,
     retries INTEGER NOT NULL DEFAULT 0,
     throttled INTEGER NOT NULL DEFAULT 0,
-    errors TEXT NOT NULL DEFAULT '[]'
+    errors TEXT NOT NULL DEFAULT '[]',
+    removed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sync_runs_connection ON sync_runs (connection_id, started_at);
+-- Every ticket a connection wrote, with the source's newest time for it: retention removes the
+-- tickets whose newest time left the rolling window (connectors/retention.py).
+CREATE TABLE IF NOT EXISTS synced_tickets (
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    ticket_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (connection_id, ticket_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS synced_tickets_age ON synced_tickets (connection_id, updated_at);
+CREATE INDEX IF NOT EXISTS synced_tickets_id ON synced_tickets (workspace_id, ticket_id, updated_at);
 CREATE TABLE IF NOT EXISTS sync_alerts (
     id TEXT PRIMARY KEY,
     connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
@@ -75,6 +89,8 @@ CREATE TABLE IF NOT EXISTS sync_alerts (
     delivered TEXT NOT NULL
 );
 """
+
+RETENTION = "retention"  # the trigger of a retention pass in the run log
 
 # How long a run's lease lasts without a page written (a page renews it).
 LEASE = timedelta(minutes=15)
@@ -104,6 +120,7 @@ class StoredConnection:
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     cursor_at: datetime | None = None
+    last_pruned_at: datetime | None = None
     running: bool = False
 
     def due(self, now: datetime) -> bool:
@@ -119,7 +136,7 @@ class RunRecord:
     id: str
     connection_id: str
     full: bool
-    trigger: str  # schedule, manual, cli
+    trigger: str  # schedule, manual, cli; retention for a retention pass
     status: str  # running, succeeded, failed
     started_at: datetime
     finished_at: datetime | None = None
@@ -131,6 +148,7 @@ class RunRecord:
     retries: int = 0
     throttled: int = 0
     errors: list[str] = field(default_factory=list)
+    removed: int = 0  # tickets retention removed (a ``retention`` run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +163,12 @@ class Alert:
 
 _CONNECTION = (
     "id, workspace_id, kind, name, base_url, credentials, schedule_hours, timezone, options, enabled,"
-    " created_at, updated_at, consecutive_failures, last_run_at, last_success_at, cursor_at, lease_until"
+    " created_at, updated_at, consecutive_failures, last_run_at, last_success_at, cursor_at, lease_until,"
+    " last_pruned_at"
 )
 _RUN = (
     "id, connection_id, full, trigger, status, started_at, finished_at, pages, fetched, written,"
-    " quarantined, requests, retries, throttled, errors"
+    " quarantined, requests, retries, throttled, errors, removed"
 )
 
 
@@ -160,6 +179,8 @@ def _time(value: int | None) -> datetime | None:
 class ConnectionStore(SqliteStore):
     def __init__(self, path: Path, box: SecretBox) -> None:
         super().__init__(path, _SCHEMA)
+        add_missing_columns(self._conn, "connections", {"last_pruned_at": "INTEGER"})
+        add_missing_columns(self._conn, "sync_runs", {"removed": "INTEGER NOT NULL DEFAULT 0"})
         self._box = box
 
     # Connections
@@ -184,6 +205,7 @@ class ConnectionStore(SqliteStore):
             last_run_at=_time(row[13]),
             last_success_at=_time(row[14]),
             cursor_at=_time(row[15]),
+            last_pruned_at=_time(row[17]),
             running=lease_until is not None and lease_until > now,
         )
 
@@ -310,29 +332,78 @@ class ConnectionStore(SqliteStore):
             ).fetchone()
         return None if row is None else row[0]
 
-    def keep_cursor(self, run_id: str, connection_id: str, cursor: str) -> None:
-        """The cursor after a committed page; renews the run's lease."""
+    def keep_page(
+        self, run: RunRecord, workspace_id: str, cursor: str | None, seen: Mapping[str, datetime]
+    ) -> None:
+        """After a committed page: the tickets it wrote with the source's newest time for each
+        (never moved back), and its cursor when it has one; renews the run's lease."""
         at = now_ms()
-        with self._lock:
-            self._conn.execute(
-                "UPDATE connections SET cursor = ?, cursor_at = ?, lease_until = ?"
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO synced_tickets (connection_id, ticket_id, workspace_id, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (connection_id, ticket_id)"
+                " DO UPDATE SET updated_at = max(updated_at, excluded.updated_at)",
+                [(run.connection_id, ticket, workspace_id, to_ms(when)) for ticket, when in seen.items()],
+            )
+            conn.execute(
+                "UPDATE connections SET cursor = coalesce(?, cursor),"
+                " cursor_at = CASE WHEN ? IS NULL THEN cursor_at ELSE ? END, lease_until = ?"
                 " WHERE id = ? AND lease_run = ?",
-                (cursor, to_ms(at), to_ms(at + LEASE), connection_id, run_id),
+                (cursor, cursor, to_ms(at), to_ms(at + LEASE), run.connection_id, run.id),
+            )
+
+    # Retention
+
+    def expired(self, connection: StoredConnection, before: datetime, *, limit: int) -> list[str]:
+        """Up to ``limit`` tickets the connection wrote whose newest source time is before
+        ``before``, unless another connection of the workspace wrote the same id since."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT s.ticket_id FROM synced_tickets s WHERE s.connection_id = ? AND s.updated_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM synced_tickets o WHERE o.workspace_id = s.workspace_id"
+                " AND o.ticket_id = s.ticket_id AND o.connection_id <> s.connection_id"
+                " AND o.updated_at >= ?) ORDER BY s.updated_at LIMIT ?",
+                (connection.id, to_ms(before), to_ms(before), limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def forget(self, run: RunRecord, ticket_ids: Sequence[str]) -> None:
+        """These tickets are gone from the store: no longer the connection's; renews the lease."""
+        at = now_ms()
+        with self._transaction() as conn:
+            conn.executemany(
+                "DELETE FROM synced_tickets WHERE connection_id = ? AND ticket_id = ?",
+                [(run.connection_id, ticket) for ticket in ticket_ids],
+            )
+            conn.execute(
+                "UPDATE connections SET lease_until = ? WHERE id = ? AND lease_run = ?",
+                (to_ms(at + LEASE), run.connection_id, run.id),
             )
 
     # Runs
 
     def start_run(self, connection: StoredConnection, *, full: bool, trigger: str) -> RunRecord:
-        """A new run holding the connection's lease (AlreadyRunning while another holds it).  A full
-        run starts from no cursor."""
+        """A new sync run holding the connection's lease (AlreadyRunning while another holds it).
+        A full run starts from no cursor."""
+        return self._leased_run(
+            connection,
+            full=full,
+            trigger=trigger,
+            also=", last_run_at = :at" + (", cursor = NULL, cursor_at = NULL" if full else ""),
+        )
+
+    def start_retention(self, connection: StoredConnection) -> RunRecord:
+        """A retention pass holding the connection's lease, so that it never overlaps a sync."""
+        return self._leased_run(connection, full=False, trigger=RETENTION, also="")
+
+    def _leased_run(self, connection: StoredConnection, *, full: bool, trigger: str, also: str) -> RunRecord:
         at = now_ms()
         run = RunRecord(f"run_{secrets.token_hex(8)}", connection.id, full, trigger, "running", at)
         with self._transaction() as conn:
             taken = conn.execute(
-                "UPDATE connections SET lease_run = ?, lease_until = ?, last_run_at = ?"
-                + (", cursor = NULL, cursor_at = NULL" if full else "")
-                + " WHERE id = ? AND (lease_until IS NULL OR lease_until <= ?)",
-                (run.id, to_ms(at + LEASE), to_ms(at), connection.id, to_ms(at)),
+                f"UPDATE connections SET lease_run = :run, lease_until = :until{also}"
+                " WHERE id = :id AND (lease_until IS NULL OR lease_until <= :at)",
+                {"run": run.id, "until": to_ms(at + LEASE), "at": to_ms(at), "id": connection.id},
             ).rowcount
             if not taken:
                 raise AlreadyRunning(f"connection {connection.name!r} is already syncing")
@@ -345,27 +416,9 @@ class ConnectionStore(SqliteStore):
 
     def finish_run(self, run: RunRecord) -> int:
         """Stores the run's outcome and frees the lease; the connection's consecutive failures."""
-        at = now_ms()
-        run.finished_at = at
         succeeded = run.status == "succeeded"
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE sync_runs SET status = ?, finished_at = ?, pages = ?, fetched = ?, written = ?,"
-                " quarantined = ?, requests = ?, retries = ?, throttled = ?, errors = ? WHERE id = ?",
-                (
-                    run.status,
-                    to_ms(at),
-                    run.pages,
-                    run.fetched,
-                    run.written,
-                    run.quarantined,
-                    run.requests,
-                    run.retries,
-                    run.throttled,
-                    orjson.dumps(run.errors[-50:]).decode(),
-                    run.id,
-                ),
-            )
+            at = self._log_outcome(conn, run)
             conn.execute(
                 "UPDATE connections SET lease_run = NULL, lease_until = NULL,"
                 " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures + 1 END,"
@@ -377,6 +430,43 @@ class ConnectionStore(SqliteStore):
                 "SELECT consecutive_failures FROM connections WHERE id = ?", (run.connection_id,)
             ).fetchone()[0]
         return failures
+
+    def finish_retention(self, run: RunRecord) -> None:
+        """Stores the pass's outcome and frees the lease; a successful pass is the connection's
+        last (failures of retention are logged, not counted as failed syncs)."""
+        succeeded = run.status == "succeeded"
+        with self._transaction() as conn:
+            at = self._log_outcome(conn, run)
+            conn.execute(
+                "UPDATE connections SET lease_run = NULL, lease_until = NULL,"
+                " last_pruned_at = CASE WHEN ? THEN ? ELSE last_pruned_at END WHERE id = ? AND lease_run = ?",
+                (succeeded, to_ms(at), run.connection_id, run.id),
+            )
+
+    @staticmethod
+    def _log_outcome(conn: sqlite3.Connection, run: RunRecord) -> datetime:
+        at = now_ms()
+        run.finished_at = at
+        conn.execute(
+            "UPDATE sync_runs SET status = ?, finished_at = ?, pages = ?, fetched = ?, written = ?,"
+            " quarantined = ?, requests = ?, retries = ?, throttled = ?, errors = ?, removed = ?"
+            " WHERE id = ?",
+            (
+                run.status,
+                to_ms(at),
+                run.pages,
+                run.fetched,
+                run.written,
+                run.quarantined,
+                run.requests,
+                run.retries,
+                run.throttled,
+                orjson.dumps(run.errors[-50:]).decode(),
+                run.removed,
+                run.id,
+            ),
+        )
+        return at
 
     def runs(
         self, workspace_id: str, connection_id: str, *, page: int, limit: int
@@ -409,6 +499,7 @@ class ConnectionStore(SqliteStore):
                 retries=row[12],
                 throttled=row[13],
                 errors=orjson.loads(row[14]),
+                removed=row[15],
             )
             for row in rows
         ], total

@@ -31,12 +31,13 @@ def write_pages(
     pages: Iterable[SourcePage],
     *,
     source: str,
-    keep_cursor: Callable[[str], None],
+    committed: Callable[[SourcePage], None],
     counts: SyncCounts | None = None,
     timeout: float = 600.0,
 ) -> SyncCounts:
-    """Writes every page (tickets, then events) and keeps its cursor once committed; ``source``
-    names the connector on each event (e.g. ``hubspot``)."""
+    """Writes every page (tickets, then events) and calls ``committed`` with it once the writer has
+    committed it (which keeps its cursor); ``source`` names the connector on each event (e.g.
+    ``hubspot``)."""
     counts = counts if counts is not None else SyncCounts()
     for page in pages:
         results = [
@@ -55,6 +56,5 @@ def write_pages(
             counts.quarantined += result.quarantined_rows
         counts.pages += 1
         counts.fetched += page.fetched
-        if page.cursor is not None:
-            keep_cursor(page.cursor)
+        committed(page)
     return counts

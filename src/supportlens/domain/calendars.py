@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _Interval: TypeAlias = tuple[int, int]  # [start, end) in UTC epoch microseconds
 Int64Array: TypeAlias = npt.NDArray[np.int64]
@@ -47,6 +49,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MIDNIGHT = time(0)
+_EPOCH_DAY = date(1970, 1, 1)
 _ONE_DAY = timedelta(days=1)
 # tzdata has never had two UTC-offset changes less than four days apart, so sampling every 12 hours and
 # bisecting each change finds every transition.
@@ -426,6 +429,33 @@ def is_open(schedule: Schedule, t: datetime) -> bool:
     """Whether the instant ``t`` is open."""
     at = _to_us(t, "t")
     return bool(_open(_versions(schedule), at, at + 1))
+
+
+def on_closed_weekday(schedule: Schedule, instants_ms: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """Whether each instant (epoch ms) falls on a local weekday without opening hours in the week
+    of the calendar version governing its date: the weekend, for a Monday-to-Friday desk (seed 004's
+    weekend detection).  Holidays are no weekend (``is_open`` tells closed hours of any kind); a date
+    no version governs has no opening hours, so it counts as one."""
+    ms = np.asarray(instants_ms, dtype=np.int64)
+    closed = np.ones(ms.size, dtype=bool)
+    undecided = np.ones(ms.size, dtype=bool)
+    for version in _versions(schedule):
+        local = pa.array(ms, pa.timestamp("ms", tz=version.timezone))
+        weekday = np.asarray(pc.day_of_week(local).to_numpy(zero_copy_only=False), dtype=np.int64)
+        day = np.asarray(
+            pc.cast(pc.local_timestamp(local), pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False),
+            dtype=np.int64,
+        )
+        governed = undecided.copy()
+        if version.valid_from is not None:
+            governed &= day >= (version.valid_from - _EPOCH_DAY).days
+        if version.valid_until is not None:
+            governed &= day <= (version.valid_until - _EPOCH_DAY).days
+        open_days = np.zeros(7, dtype=bool)
+        open_days[[window.weekday for window in version.windows]] = True
+        closed[governed] = ~open_days[weekday[governed]]
+        undecided &= ~governed
+    return closed
 
 
 def _open_until(versions: tuple[BusinessCalendar, ...]) -> int | None:

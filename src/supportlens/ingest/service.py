@@ -195,6 +195,10 @@ class IngestService:
         batch.rejected = [(len(events) + i, raw, why) for i, (raw, why) in enumerate(rejected)]
         return self._submit(workspace_id, quarantine_as, batch, len(events) + len(rejected), source=source)
 
+    def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> Future[None]:
+        """Removes these tickets of the workspace (retention); resolves once committed."""
+        return self._writer.delete(workspace_id, ticket_ids)
+
     def _submit(
         self, workspace_id: str, datasource: str, batch: _Batch, count: int, *, source: str = "events_api"
     ) -> IngestResult:

@@ -60,6 +60,15 @@ class _Restate:
     restated: int = 0
 
 
+@dataclass(slots=True)
+class _Delete:
+    """The removal of some tickets of a workspace (retention), serialized with writes."""
+
+    workspace_id: str
+    ticket_ids: list[str]
+    done: Future[None] = field(default_factory=Future)
+
+
 _STOP = object()
 # Tickets recomputed per page (and per transaction) when restating: bounds the memory of a page
 # (its events and snapshots) whatever the size of the workspace.
@@ -87,7 +96,7 @@ class Writer:
         self._calendars = calendars  # and its calendars the business-time facts of its tickets
         self._batch_rows = batch_rows
         self._queue_rows = queue_rows
-        self._queue: queue.Queue[_Batch | _Restate | object] = queue.Queue()
+        self._queue: queue.Queue[_Batch | _Restate | _Delete | object] = queue.Queue()
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -132,10 +141,19 @@ class Writer:
         self._queue.put(job)
         return job.done
 
+    def delete(self, workspace_id: str, ticket_ids: list[str]) -> Future[None]:
+        """Queue the removal of these tickets (their state, snapshots and events); the future
+        resolves once it is committed.  Rows queued before it are written first."""
+        if self._thread is None:
+            raise RuntimeError("the writer is not running")
+        job = _Delete(workspace_id, list(ticket_ids))
+        self._queue.put(job)
+        return job.done
+
     def _run(self) -> None:
         stopping = False
         unsettled = False  # written since the engine last settled its storage
-        held: _Restate | None = None  # met while gathering a group; handled right after it
+        held: _Restate | _Delete | None = None  # met while gathering a group; handled right after it
         while not stopping:
             if held is not None:
                 first: object = held
@@ -152,8 +170,8 @@ class Writer:
             if first is _STOP:
                 break
             unsettled = True
-            if isinstance(first, _Restate):
-                self._restate_page(first)
+            if isinstance(first, _Restate | _Delete):
+                self._job(first)
                 continue
             assert isinstance(first, _Batch)
             group = [first]
@@ -167,7 +185,7 @@ class Writer:
                 if item is _STOP:
                     stopping = True
                     break
-                if isinstance(item, _Restate):
+                if isinstance(item, _Restate | _Delete):
                     held = item
                     break
                 assert isinstance(item, _Batch)
@@ -187,11 +205,11 @@ class Writer:
                     break
             if isinstance(item, _Batch):
                 leftovers.append(item)
-            elif isinstance(item, _Restate):
+            elif isinstance(item, _Restate | _Delete):
                 if leftovers:
                     self._commit(leftovers)
                     leftovers = []
-                self._restate_page(item)
+                self._job(item)
         if leftovers:
             self._commit(leftovers)
 
@@ -242,6 +260,18 @@ class Writer:
             derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
             quarantine=quarantine,
         )
+
+    def _job(self, job: _Restate | _Delete) -> None:
+        if isinstance(job, _Restate):
+            self._restate_page(job)
+            return
+        try:
+            self._engine.delete_tickets(job.workspace_id, job.ticket_ids)
+        except Exception as exc:
+            log.exception("deleting %d tickets of workspace %s failed", len(job.ticket_ids), job.workspace_id)
+            job.done.set_exception(exc)
+        else:
+            job.done.set_result(None)
 
     def _restate_page(self, job: _Restate) -> None:
         """Restate the next page of the job's tickets in one transaction; queue the job again when

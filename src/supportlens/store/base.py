@@ -202,6 +202,12 @@ class Engine(ABC):
         loses to an older one."""
 
     @abstractmethod
+    def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> None:
+        """Remove these tickets of the workspace for good, in one unit of work: their current
+        state, their snapshots and their events (quarantined rows stay: they are what was refused,
+        not tickets).  Retention (connectors/retention.py) is the only caller."""
+
+    @abstractmethod
     def settle(self) -> None:
         """Called by the writer when writes pause: compact recent writes if the engine benefits
         (DuckDB checkpoints its write-ahead log)."""

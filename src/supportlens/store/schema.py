@@ -176,6 +176,8 @@ TICKET_EVENTS = Table(
 )
 
 TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, QUARANTINE, TICKET_EVENTS)
+# The tables whose rows belong to one ticket (``ticket_id``).
+TICKET_TABLES: tuple[Table, ...] = (TICKETS, TICKET_SNAPSHOTS, TICKET_EVENTS)
 
 
 class Backfill(Enum):

@@ -28,6 +28,7 @@ from supportlens.store.base import (
 from supportlens.store.schema import (
     TICKET_EVENTS,
     TICKET_SNAPSHOTS,
+    TICKET_TABLES,
     TICKETS,
     AddColumn,
     Backfill,
@@ -197,6 +198,17 @@ class ClickHouseEngine(Engine):
                 self.client.insert_arrow(TICKETS.name, batch.derived)
             if batch.quarantine.num_rows:
                 self.client.insert_arrow("quarantine", batch.quarantine)
+
+    def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> None:
+        # Lightweight deletes: rows are masked at once and dropped by later merges.  ClickHouse has
+        # no transaction over three tables; a failure part-way leaves the rest to a retried call
+        # (retention forgets a ticket only once this returns).
+        for table in TICKET_TABLES:
+            self._command(
+                f"DELETE FROM {table.name} WHERE workspace_id = {{ws:String}}"
+                " AND ticket_id IN {ids:Array(String)}",
+                {"ws": workspace_id, "ids": ticket_ids},
+            )
 
     def settle(self) -> None:
         """Nothing to do: ClickHouse merges parts in the background."""

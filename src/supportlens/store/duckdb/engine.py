@@ -24,6 +24,7 @@ from supportlens.store.base import (
 from supportlens.store.schema import (
     TICKET_EVENTS,
     TICKET_SNAPSHOTS,
+    TICKET_TABLES,
     TICKETS,
     AddColumn,
     Backfill,
@@ -217,6 +218,23 @@ class DuckDBEngine(Engine):
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM derived")
             if batch.quarantine.num_rows:
                 writer.execute("INSERT INTO quarantine BY NAME SELECT * FROM rejected")
+            writer.execute("COMMIT")
+        except BaseException:
+            writer.execute("ROLLBACK")
+            raise
+
+    def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the DuckDB store is not open")
+        chosen = self.dialect.in_list("ticket_id", "ids")
+        writer.execute("BEGIN TRANSACTION")
+        try:
+            for table in TICKET_TABLES:
+                writer.execute(
+                    f"DELETE FROM {table.name} WHERE workspace_id = $ws AND {chosen}",
+                    {"ws": workspace_id, "ids": ticket_ids},
+                )
             writer.execute("COMMIT")
         except BaseException:
             writer.execute("ROLLBACK")
