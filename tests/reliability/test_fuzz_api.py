@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -34,8 +33,11 @@ from tests.reliability.fixtures_api import LONG, Served, Tenant, serve, write_fi
 
 @schemathesis.serializer("application/x-ndjson")
 def _ndjson(_context: Any, value: Any) -> bytes:
-    """The NDJSON body of the Events API is sent as the generated text."""
-    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else orjson.dumps(value)
+    """The NDJSON body of the Events API is sent as the generated text; other values as JSON (the
+    standard encoder: it writes integers past 64 bits, which clients may send and orjson refuses)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return json.dumps(value).encode()
 
 
 # The document as served (/openapi.json): building the app opens nothing.

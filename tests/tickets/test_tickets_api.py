@@ -122,13 +122,17 @@ def test_seed_ticket_is_created_with_number_sla_and_urls(api: Api) -> None:
     assert metrics[0]["open_tickets"] == 1
 
 
-def test_numbers_are_sequential_per_workspace_and_never_reused(api: Api) -> None:
+def test_numbers_are_sequential_and_never_reused_and_deleted_tickets_leave_analytics(api: Api) -> None:
     year = datetime.now(UTC).year
     first, second = create(api), create(api)
     assert [first["number"], second["number"]] == [f"ACME-{year}-000001", f"ACME-{year}-000002"]
     deleted = api.client.delete(f"/v1/support/tickets/{second['id']}", headers=api.headers())
     assert deleted.status_code == 204
     assert api.client.get(f"/v1/support/tickets/{second['id']}", headers=api.headers()).status_code == 404
+    # A deleted ticket leaves the analytics too (its events stay in the activity log).
+    assert pipe(api, "ticket_metrics")[0]["total_tickets"] == 1
+    listed = {row["ticket_id"] for row in pipe(api, "ticket_details")}
+    assert listed == {first["id"]}
     settings = api.client.put("/v1/support/settings", json={"prefix": "SF"}, headers=api.headers())
     assert settings.status_code == 200, settings.text
     assert create(api)["number"] == f"SF-{year}-000003"

@@ -10,7 +10,10 @@ Rules (docs/decisions.md, "Tickets fed by events and snapshots"):
 - first_response_at is the earliest known response: the snapshot's or the first human reply;
 - resolved_at is set only while the status is resolved: the last entry into a resolved category
   when the status came from events, the snapshot's resolved_at when it came from the snapshot;
-- satisfaction: the latest ``rated`` event or the snapshot's score, whichever is newer.
+- satisfaction: the latest ``rated`` event or the snapshot's score, whichever is newer;
+- a ticket whose ``deleted`` event is its newest news (no later event, no newer snapshot) has no
+  current state: it leaves every pipe, while its events and snapshots stay in the logs.  A later
+  event or snapshot (a helpdesk restoring it) brings it back.
 
 Each row also carries the ticket's time facts (analytics/facts.py), computed from the same
 timelines plus business time in the ticket's calendar (its group's, else the default).
@@ -35,6 +38,7 @@ from supportlens.analytics.timeline import (
     event_columns,
 )
 from supportlens.domain.calendars import CalendarChoice
+from supportlens.domain.events import EventType
 from supportlens.domain.statuses import StatusMap
 from supportlens.domain.timeline import INITIAL_STATUS
 from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS
@@ -42,6 +46,42 @@ from supportlens.store.schema import TICKET_SNAPSHOTS, TICKETS
 _FAR_FUTURE_MS = 2**62
 _STATE_COLUMNS = TICKET_SNAPSHOTS.column_names  # the tickets row without the facts
 _ATTRIBUTES = ("customer_id", "agent_id", "group_id", "category", "priority", "status", "channel", "subject")
+
+
+def live_state(
+    workspace_id: str, events: pa.Table, snapshots: pa.Table, statuses: StatusMap, calendars: CalendarChoice
+) -> tuple[pa.Table, list[str]]:
+    """``derive_state`` of the tickets that are not deleted, and the ids of those that are."""
+    deleted = deleted_tickets(events, snapshots)
+    if deleted:
+        events = events.filter(
+            pc.invert(pc.is_in(events.column("ticket_id"), pa.array(deleted, pa.string())))
+        )
+    if events.num_rows == 0:
+        return TICKETS.arrow_schema().empty_table(), deleted
+    return derive_state(workspace_id, events, snapshots, statuses, calendars), deleted
+
+
+def deleted_tickets(events: pa.Table, snapshots: pa.Table) -> list[str]:
+    """The tickets of ``events`` (their history) whose latest ``deleted`` event is at or after
+    every other event of theirs and every snapshot's version time, sorted."""
+    is_deleted = pc.equal(events.column("type"), EventType.DELETED.value)
+    if not pc.any(is_deleted).as_py():
+        return []
+    at = epoch_ms_column(events.column("occurred_at"))
+    deleted_mask = np.asarray(is_deleted.to_numpy(zero_copy_only=False), dtype=bool)
+    ids = events.column("ticket_id").to_pylist()
+    deleted_at: dict[str, int] = {}
+    other_at: dict[str, int] = {}
+    for ticket_id, when, deletion in zip(ids, at.tolist(), deleted_mask.tolist(), strict=True):
+        target = deleted_at if deletion else other_at
+        target[ticket_id] = max(target.get(ticket_id, when), when)
+    if snapshots.num_rows:
+        versions = epoch_ms_column(snapshots.column("version_at")).tolist()
+        for ticket_id, when in zip(snapshots.column("ticket_id").to_pylist(), versions, strict=True):
+            if ticket_id in deleted_at:
+                other_at[ticket_id] = max(other_at.get(ticket_id, when), when)
+    return sorted(t for t, when in deleted_at.items() if when >= other_at.get(t, when))
 
 
 def derive_state(

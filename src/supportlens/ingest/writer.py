@@ -23,8 +23,8 @@ import pyarrow.compute as pc
 from supportlens.domain.calendars import CalendarChoice, default_business_hours
 from supportlens.domain.events import BOOKKEEPING
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
-from supportlens.ingest.state import derive_state
-from supportlens.store.base import Engine, ParamType, WriteBatch
+from supportlens.ingest.state import live_state
+from supportlens.store.base import Engine, ParamType, WriteBatch, ticket_keys
 from supportlens.store.schema import QUARANTINE, TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,7 @@ class Writer:
         combine).  The single writer makes read-then-write safe."""
         new_events: list[pa.Table] = []
         derived: list[pa.Table] = []
+        removed: list[pa.Table] = []
         workspaces = set(snapshots.column("workspace_id").to_pylist()) | set(
             events.column("workspace_id").to_pylist()
         )
@@ -248,17 +249,18 @@ class Writer:
                 versions = pa.concat_tables(
                     [self._engine.snapshots_of(workspace_id, ids).cast(posted.schema), in_batch]
                 )
-                derived.append(
-                    derive_state(
-                        workspace_id, history, versions, maps[workspace_id], self._calendars(workspace_id)
-                    )
+                live, deleted = live_state(
+                    workspace_id, history, versions, maps[workspace_id], self._calendars(workspace_id)
                 )
+                derived.append(live)
+                removed.append(ticket_keys(workspace_id, deleted))
             new_events.append(mine)
         return WriteBatch(
             snapshots=snapshots,
             events=pa.concat_tables(new_events) if new_events else events,
             derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
             quarantine=quarantine,
+            removed=pa.concat_tables(removed) if removed else ticket_keys("", []),
         )
 
     def _job(self, job: _Restate | _Delete) -> None:
@@ -305,12 +307,14 @@ class Writer:
         ids = stored.column("ticket_id").to_pylist()
         fed = sorted(self._engine.tickets_with_events(workspace_id, ids))
         parts: list[pa.Table] = []
+        deleted: list[str] = []
         if fed:
             history = self._engine.events_of(workspace_id, fed).cast(TICKET_EVENTS.arrow_schema())
             versions = self._engine.snapshots_of(workspace_id, fed).cast(TICKET_SNAPSHOTS.arrow_schema())
-            parts.append(
-                derive_state(workspace_id, history, versions, statuses, self._calendars(workspace_id))
+            live, deleted = live_state(
+                workspace_id, history, versions, statuses, self._calendars(workspace_id)
             )
+            parts.append(live)
         if len(fed) < len(ids):
             only = stored.filter(pc.invert(pc.is_in(stored.column("ticket_id"), pa.array(fed, pa.string()))))
             flags = resolved_flags(only.column("status"), statuses)
@@ -320,13 +324,14 @@ class Writer:
                 only.set_column(position, TICKETS.arrow_schema().field(position), flags).filter(changed)
             )
         derived = pa.concat_tables(parts)
-        if derived.num_rows:
+        if derived.num_rows or deleted:
             self._engine.write(
                 WriteBatch(
                     snapshots=TICKET_SNAPSHOTS.arrow_schema().empty_table(),
                     events=TICKET_EVENTS.arrow_schema().empty_table(),
                     derived=derived,
                     quarantine=QUARANTINE.arrow_schema().empty_table(),
+                    removed=ticket_keys(workspace_id, deleted),
                 )
             )
         job.after = ids[-1]

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -89,13 +89,33 @@ class WriteBatch:
       dropped ids the store holds;
     - ``derived`` (TICKETS schema) is the current state of tickets with events, recomputed from
       all their events and snapshots: it replaces their rows whatever their versions;
-    - ``quarantine`` rows are kept as they are.
+    - ``quarantine`` rows are kept as they are;
+    - ``removed`` (``TICKET_KEYS``: workspace_id, ticket_id) are tickets with events whose newest
+      news is their deletion: their current state is removed (their logs stay), and their
+      snapshots in this batch are only logged.
     """
 
     snapshots: pa.Table
     events: pa.Table
     derived: pa.Table
     quarantine: pa.Table
+    removed: pa.Table = field(default_factory=lambda: ticket_keys("", []))
+
+
+TICKET_KEYS = pa.schema(
+    [pa.field("workspace_id", pa.string(), False), pa.field("ticket_id", pa.string(), False)]
+)
+
+
+def ticket_keys(workspace_id: str, ticket_ids: list[str]) -> pa.Table:
+    """Keys of one workspace's tickets (``WriteBatch.removed``)."""
+    return pa.table(
+        {
+            "workspace_id": pa.array([workspace_id] * len(ticket_ids), pa.string()),
+            "ticket_id": pa.array(ticket_ids, pa.string()),
+        },
+        schema=TICKET_KEYS,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,7 +218,7 @@ class Restate:
     from their events) before the store serves queries: the engine cannot do that in SQL."""
 
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The steps that bring a store from version N-1 to N, by N.
 MIGRATIONS: dict[int, tuple[AddColumn | CreateTable | Restate, ...]] = {
@@ -227,6 +227,8 @@ MIGRATIONS: dict[int, tuple[AddColumn | CreateTable | Restate, ...]] = {
     # Tickets fed by events get their group when restated (docs/decisions.md, "Groups").
     4: (_unknown_column(TICKETS, "group_id"), _unknown_column(TICKET_SNAPSHOTS, "group_id")),
     5: (*(_unknown_column(TICKETS, column.name) for column in FACT_COLUMNS), Restate()),
+    # Deleted tickets leave the current state (ingest/state.py): restating removes those stored.
+    6: (Restate(),),
 }
 
 

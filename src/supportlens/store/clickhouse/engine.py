@@ -186,10 +186,11 @@ class ClickHouseEngine(Engine):
         # Tickets with events take their state from ``derived``, which is inserted last so that
         # it wins over any row of equal version (ReplacingMergeTree keeps the last insert).
         derived_keys = set(zip(*(batch.derived.column(k).to_pylist() for k in TICKETS.key), strict=True))
+        removed_keys = set(zip(*(batch.removed.column(k).to_pylist() for k in TICKETS.key), strict=True))
         with self._lock:
             if batch.snapshots.num_rows:
                 self.client.insert_arrow(TICKET_SNAPSHOTS.name, batch.snapshots)
-                newest = _newest_per_ticket(batch.snapshots, skip=derived_keys)
+                newest = _newest_per_ticket(batch.snapshots, skip=derived_keys | removed_keys)
                 if newest.num_rows:
                     self.client.insert_arrow(TICKETS.name, newest)
             if batch.events.num_rows:
@@ -198,17 +199,22 @@ class ClickHouseEngine(Engine):
                 self.client.insert_arrow(TICKETS.name, batch.derived)
             if batch.quarantine.num_rows:
                 self.client.insert_arrow("quarantine", batch.quarantine)
+        for workspace_id in sorted({workspace for workspace, _ in removed_keys}):
+            self._delete(TICKETS, workspace_id, sorted(t for w, t in removed_keys if w == workspace_id))
 
     def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> None:
         # Lightweight deletes: rows are masked at once and dropped by later merges.  ClickHouse has
         # no transaction over three tables; a failure part-way leaves the rest to a retried call
         # (retention forgets a ticket only once this returns).
         for table in TICKET_TABLES:
-            self._command(
-                f"DELETE FROM {table.name} WHERE workspace_id = {{ws:String}}"
-                " AND ticket_id IN {ids:Array(String)}",
-                {"ws": workspace_id, "ids": ticket_ids},
-            )
+            self._delete(table, workspace_id, ticket_ids)
+
+    def _delete(self, table: Table, workspace_id: str, ticket_ids: list[str]) -> None:
+        self._command(
+            f"DELETE FROM {table.name} WHERE workspace_id = {{ws:String}}"
+            " AND ticket_id IN {ids:Array(String)}",
+            {"ws": workspace_id, "ids": ticket_ids},
+        )
 
     def settle(self) -> None:
         """Nothing to do: ClickHouse merges parts in the background."""

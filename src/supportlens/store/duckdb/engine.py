@@ -188,6 +188,7 @@ class DuckDBEngine(Engine):
         derived = _to_naive_utc(batch.derived)  # noqa: F841
         events = _to_naive_utc(batch.events)  # noqa: F841
         rejected = _to_naive_utc(batch.quarantine)  # noqa: F841
+        removed = batch.removed  # noqa: F841
         key = " AND ".join(f"t.{k} = w.{k}" for k in TICKETS.key)
         writer.execute("BEGIN TRANSACTION")
         try:
@@ -206,7 +207,8 @@ class DuckDBEngine(Engine):
                         SELECT 1 FROM {TICKETS.name} t
                         WHERE {key} AND (t.version_at > w.version_at
                             OR (t.version_at = w.version_at AND t.seq > w.seq)))
-                    AND NOT EXISTS (SELECT 1 FROM derived t WHERE {key})"""
+                    AND NOT EXISTS (SELECT 1 FROM derived t WHERE {key})
+                    AND NOT EXISTS (SELECT 1 FROM removed t WHERE {key})"""
                 )
                 writer.execute(f"DELETE FROM {TICKETS.name} t USING batch_winners w WHERE {key}")
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM batch_winners")
@@ -218,6 +220,8 @@ class DuckDBEngine(Engine):
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM derived")
             if batch.quarantine.num_rows:
                 writer.execute("INSERT INTO quarantine BY NAME SELECT * FROM rejected")
+            if batch.removed.num_rows:
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING removed w WHERE {key}")
             writer.execute("COMMIT")
         except BaseException:
             writer.execute("ROLLBACK")
