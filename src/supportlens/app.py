@@ -24,6 +24,7 @@ from supportlens.api import (
     sla,
     tickets,
 )
+from supportlens.api.admission import Admission
 from supportlens.config import Settings
 from supportlens.connectors.scheduler import SyncScheduler
 from supportlens.runtime import Runtime
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(resolved)
         app.state.runtime = runtime
+        # Made here, inside the server's event loop, which its waits belong to.
+        app.state.admission = Admission(resolved.query_concurrency, resolved.query_queue_seconds)
         evaluator = runtime.sla_evaluator()
         # Background work; an interval of 0 turns one off.
         periodic = [

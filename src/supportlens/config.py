@@ -5,6 +5,7 @@ No I/O happens at import time: ``Settings()`` reads the environment when it is c
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,14 @@ class Settings(BaseSettings):
         default=25 * 1024 * 1024, gt=0, description="Largest accepted ticket or comment attachment."
     )
     query_timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of every query.")
+    query_concurrency: int = Field(
+        default_factory=lambda: max(2, os.cpu_count() or 2),
+        gt=0,
+        description="Pipe runs at once (default: the CPU count); more wait their turn.",
+    )
+    query_queue_seconds: float = Field(
+        default=60.0, gt=0, description="How long a pipe run may wait for its turn before 503."
+    )
     writer_batch_rows: int = Field(default=200_000, gt=0, description="Rows the writer commits at once.")
     writer_queue_rows: int = Field(
         default=2_000_000, gt=0, description="Queued (202) rows before new requests get 429."

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.common import PipeContext, PipeResult, selection, tickets_from
+from supportlens.analytics.common import PipeContext, PipeResult, resolved_flags, selection, tickets_from
 from supportlens.analytics.facts import category_totals, current_intervals, facts_serve
 from supportlens.analytics.history import (
     TICKET_COLUMNS,
@@ -83,6 +83,11 @@ def _where(context: PipeContext, filters: Filters, *, created_until: datetime | 
 def _history(context: PipeContext, filters: Filters, *, created_until: datetime | None = None) -> History:
     where = _where(context, filters, created_until=created_until)
     return load_history(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
+
+
+def _count(context: PipeContext, where: Conditions) -> int:
+    sql = f"SELECT count(*) AS n FROM {tickets_from(context)} WHERE {where.where}"
+    return int(context.engine.fetch(sql, where.params, timeout=context.timeout).rows[0][0])
 
 
 def _tickets(context: PipeContext, where: Conditions, *columns: str) -> pa.Table:
@@ -174,11 +179,31 @@ def period_codes(instants_ms: I64, unit: PeriodUnit, timezone: str) -> tuple[lis
     return [str(name) for name in distinct], np.asarray(label_of_bucket, dtype=np.int64)[bucket_of]
 
 
-def _group_codes(labels: list[str | None], by: GroupBy) -> tuple[list[str | None], I64]:
-    """The groups (``_groups``) and each row's index into them."""
-    groups = _groups(labels, by)
-    index = {label: position for position, label in enumerate(groups)}
-    return groups, np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
+def _group_codes(
+    context: PipeContext, tickets: pa.Table, by: GroupBy, unit: PeriodUnit
+) -> tuple[list[str | None], I64]:
+    """The groups of the tickets (``_groups``: creation periods, or an attribute's values, in
+    order; ``none``: one) and each ticket row's index into them, column-wise."""
+    if by is GroupBy.NONE:
+        return [None], np.zeros(tickets.num_rows, dtype=np.int64)
+    if by is GroupBy.PERIOD:
+        created, _ = timestamp_ms(tickets, "created_at")
+        names, codes = period_codes(created, unit, context.timezone)
+        return list(names), codes
+    column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
+    return label_codes(tickets.column(column).combine_chunks())
+
+
+def label_codes(values: pa.Array) -> tuple[list[str | None], I64]:
+    """The distinct values (``_ordered_groups`` order, null last) and each row's index into them."""
+    encoded = values.cast(pa.string()).dictionary_encode()
+    present = encoded.dictionary.to_pylist()
+    labels = _ordered_groups([*present, *([None] if encoded.null_count else [])])
+    position = {label: i for i, label in enumerate(labels)}
+    # The last slot stands for null.
+    remap = np.array([position[label] for label in present] + [position.get(None, 0)], dtype=np.int64)
+    codes = np.asarray(encoded.indices.fill_null(len(present)).to_numpy(zero_copy_only=False), np.int64)
+    return labels, remap[codes]
 
 
 def _ordered_groups(labels: Iterable[str | None]) -> list[str | None]:
@@ -274,14 +299,18 @@ def visited_category(
 def time_in_status_from_log(
     context: PipeContext, where: Conditions, *, as_of: datetime, business_hours: bool, by_category: bool
 ) -> TimeIn:
-    history = load_history(context, where, as_of=as_of, business_hours=business_hours)
+    # Time in a status is known from activity logs only: only tickets with events are read.
+    matched = _count(context, where)
+    logged = where.copy()
+    logged.has_events()
+    history = load_history(context, logged, as_of=as_of, business_hours=business_hours)
     timelines = history.timelines
     if timelines is None:
         return TimeIn(
             [],
             np.zeros((0, 0), dtype=np.int64),
             np.zeros((0, 0), dtype=bool),
-            history.tickets.num_rows,
+            matched,
             history.tickets.slice(0, 0),
         )
     matrix = timelines.in_category_ms if by_category else timelines.in_status_ms
@@ -293,7 +322,7 @@ def time_in_status_from_log(
     visited = np.zeros(matrix.shape, dtype=bool)
     visited[timelines.intervals.ticket, codes] = True
     rows = history.tickets.take(pa.array(history.timeline_rows()))
-    return TimeIn(labels, matrix, visited, history.tickets.num_rows, rows)
+    return TimeIn(labels, matrix, visited, matched, rows)
 
 
 _CATEGORY_FACTS = (
@@ -359,21 +388,23 @@ REPLY_COLUMNS: list[tuple[str, str]] = [
 
 
 def reply_times(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUnit) -> PipeResult:
-    """Per group of tickets with replies (with ``none``: one row, however empty)."""
-    history = _history(context, filters)
-    labels = _group_labels(context, history.tickets, by, unit)
-    label_of_timeline: dict[int, str | None] = {
-        int(index): labels[row] for row, index in enumerate(history.timeline_of) if index >= 0
-    }
+    """Per group of tickets with replies (with ``none``: one row, however empty).  Replies are
+    known from activity logs only, so only tickets with events are read (all are counted)."""
+    where = _where(context, filters)
+    matched = _count(context, where)
+    where.has_events()
+    history = load_history(context, where, as_of=filters.as_of, business_hours=filters.business_hours)
+    labels = np.array(_group_labels(context, history.tickets, by, unit), dtype=object)
     if history.timelines is None:
         wait_ms = rank = np.zeros(0, dtype=np.int64)
-        reply_labels = np.zeros(0, dtype=object)
+        reply_labels = timeline_labels = np.zeros(0, dtype=object)
     else:
         waits = history.timelines.replies
         wait_ms, rank = waits.wait_ms, waits.rank
-        reply_labels = np.array([label_of_timeline.get(int(t)) for t in waits.ticket], dtype=object)
+        timeline_labels = labels[history.timeline_rows()]
+        reply_labels = timeline_labels[np.asarray(waits.ticket, dtype=np.int64)]
     rows: list[dict[str, Any]] = []
-    for label in _groups(label_of_timeline.values(), by):
+    for label in _groups(timeline_labels.tolist(), by):
         mine = reply_labels == label
         first = duration_summary(wait_ms[mine & (rank == 0)])
         later = duration_summary(wait_ms[mine & (rank > 0)])
@@ -392,7 +423,7 @@ def reply_times(context: PipeContext, filters: Filters, *, by: GroupBy, unit: Pe
                 "later_reply_p90_minutes": later["p90"],
             }
         )
-    return PipeResult(REPLY_COLUMNS, rows, history.tickets.num_rows, 0.0)
+    return PipeResult(REPLY_COLUMNS, rows, matched, 0.0)
 
 
 # resolution_quality ----------------------------------------------------------------------------
@@ -441,8 +472,8 @@ def quality_from_facts(context: PipeContext, filters: Filters) -> TicketQuality 
     if not facts_serve(context, tickets, epoch_ms(filters.as_of)):
         return None
     _, logged = timestamp_ms(tickets, "last_event_at")
-    names = tickets.column("timeline_status").to_pylist()
-    resolved = np.array([context.statuses.is_resolved(name) for name in names], dtype=bool) & logged
+    flags = resolved_flags(tickets.column("timeline_status"), context.statuses)
+    resolved = np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool) & logged
 
     def values(name: str) -> I64:
         column = tickets.column(name).cast(pa.int64()).fill_null(0)
@@ -483,7 +514,7 @@ def resolution_quality(
     """Rates over the resolved tickets that have an activity log (touches and reopens need it):
     from the stored time facts where they serve, else from the log."""
     quality = quality_from_facts(context, filters) or quality_from_log(context, filters)
-    groups, codes = _group_codes(_group_labels(context, quality.tickets, by, unit), by)
+    groups, codes = _group_codes(context, quality.tickets, by, unit)
     rows: list[dict[str, Any]] = []
     for code, label in enumerate(groups):
         members = codes == code
@@ -528,7 +559,7 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
     Surveys sent are not tracked yet, so response_rate is null; NPS needs a 0-10 scale: null.
     The score is part of the current state: no activity log to read."""
     tickets = _tickets(context, _where(context, filters))
-    groups, codes = _group_codes(_group_labels(context, tickets, by, unit), by)
+    groups, codes = _group_codes(context, tickets, by, unit)
     column = tickets.column("satisfaction_score")
     has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     scores = np.asarray(column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -576,11 +607,13 @@ _STILL_OPEN_MS = int(np.iinfo(np.int64).max)
 @dataclass(frozen=True, slots=True)
 class OpenSpans:
     """When the tickets of a history were unresolved: spans [start_ms, until_ms) of epoch ms
-    (``until_ms`` the far future while still open), each with its ticket row, its group label and
-    the ticket's creation (``born_ms``, where its age is 0)."""
+    (``until_ms`` the far future while still open), each with its ticket row, its group (an index
+    into ``labels``, which are ordered as every grouped answer orders them) and the ticket's
+    creation (``born_ms``, where its age is 0)."""
 
     row: I64
-    label: list[str | None]
+    group: I64
+    labels: list[str | None]
     start_ms: I64
     until_ms: I64
     born_ms: I64
@@ -598,42 +631,54 @@ def open_spans(context: PipeContext, history: History, by: GroupBy) -> OpenSpans
     """The backlog's definition of open: a ticket with events is unresolved during its unresolved
     status visits, its current one running on past ``history.as_of``; a snapshot-only one from
     creation to its resolved_at (its status is its current one; resolved with no resolved_at,
-    never).  Labels: the status (by=status), the priority (by=priority) or none."""
+    never).  Labels: the status (by=status), the priority (by=priority) or none.  Column-wise: a
+    workspace's whole history is read (old tickets may still be open)."""
+    tickets = history.tickets
     created, _ = history.column_ms("created_at")
     resolved_at, has_resolved = history.column_ms("resolved_at")
-    statuses = history.tickets.column("status").to_pylist()
-    priorities = history.tickets.column("priority").to_pylist()
     as_of_ms = epoch_ms(history.as_of)
-    spans: list[tuple[int, str | None, int, int]] = []
+    rows: list[I64] = []
+    starts: list[I64] = []
+    untils: list[I64] = []
+    label_parts: list[pa.Array] = []
     timelines = history.timelines
     if timelines is not None:
         iv = timelines.intervals
-        names = timelines.status_names
-        row_of_timeline = history.timeline_rows()
-        for ticket, status, start, stop in zip(iv.ticket, iv.status, iv.start_ms, iv.end_ms, strict=True):
-            name = names[int(status)]
-            if context.statuses.is_resolved(name):
-                continue
-            row = int(row_of_timeline[int(ticket)])
-            label = name if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
-            # The current visit runs to as_of: still open at every later instant.
-            spans.append((row, label, int(start), int(stop) if int(stop) < as_of_ms else _STILL_OPEN_MS))
-    for row in range(history.tickets.num_rows):
-        if history.timeline_of[row] >= 0:
-            continue
-        if not has_resolved[row] and context.statuses.is_resolved(statuses[row]):
-            continue  # resolved with no time known: never counted open
-        until = int(resolved_at[row]) if has_resolved[row] else _STILL_OPEN_MS
-        label = statuses[row] if by is GroupBy.STATUS else priorities[row] if by is GroupBy.PRIORITY else None
-        spans.append((row, label, int(created[row]), until))
-    if not spans:
-        nothing = np.zeros(0, dtype=np.int64)
-        return OpenSpans(nothing, [], nothing, nothing, nothing)
-    rows, labels, starts, untils = zip(*spans, strict=True)
-    of = np.array(rows, dtype=np.int64)
-    return OpenSpans(
-        of, list(labels), np.array(starts, dtype=np.int64), np.array(untils, dtype=np.int64), created[of]
+        resolved_name = np.array(
+            [context.statuses.is_resolved(name) for name in timelines.status_names], dtype=bool
+        )
+        status = np.asarray(iv.status, dtype=np.int64)
+        visit = np.flatnonzero(~resolved_name[status])
+        row = history.timeline_rows()[np.asarray(iv.ticket, dtype=np.int64)[visit]]
+        stop = np.asarray(iv.end_ms, dtype=np.int64)[visit]
+        rows.append(row)
+        starts.append(np.asarray(iv.start_ms, dtype=np.int64)[visit])
+        # The current visit runs to as_of: still open at every later instant.
+        untils.append(np.where(stop < as_of_ms, stop, _STILL_OPEN_MS))
+        if by is GroupBy.STATUS:
+            names = pa.array(timelines.status_names, pa.string())
+            label_parts.append(names.take(pa.array(status[visit], pa.int64())))
+        elif by is GroupBy.PRIORITY:
+            label_parts.append(tickets.column("priority").take(pa.array(row, pa.int64())).combine_chunks())
+    snapshot_only = history.timeline_of < 0
+    status_resolved = np.asarray(
+        resolved_flags(tickets.column("status"), context.statuses).to_numpy(zero_copy_only=False), dtype=bool
     )
+    # Resolved with no time known: never counted open.
+    counted = np.flatnonzero(snapshot_only & (has_resolved | ~status_resolved))
+    rows.append(counted)
+    starts.append(created[counted])
+    untils.append(np.where(has_resolved[counted], resolved_at[counted], _STILL_OPEN_MS))
+    if by is not GroupBy.NONE:
+        column = "status" if by is GroupBy.STATUS else "priority"
+        label_parts.append(tickets.column(column).take(pa.array(counted, pa.int64())).combine_chunks())
+    of = np.concatenate(rows)
+    if by is GroupBy.NONE or of.size == 0:
+        group = np.zeros(of.size, dtype=np.int64)
+        labels: list[str | None] = [None]
+    else:
+        labels, group = label_codes(pa.concat_arrays([part.cast(pa.string()) for part in label_parts]))
+    return OpenSpans(of, group, labels, np.concatenate(starts), np.concatenate(untils), created[of])
 
 
 def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResult:
@@ -648,16 +693,19 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     ends = [datetime.combine(first_day + timedelta(days=i + 1), datetime.min.time(), tz) for i in range(days)]
     end_ms = np.array([epoch_ms(e) - 1 for e in ends], dtype=np.int64)  # the last instant of each day
     as_of = max(ends[-1], filters.as_of)
-    history = _history(context, Filters(**{**_asdict(filters), "as_of": as_of}), created_until=ends[-1])
+    # Snapshot-only tickets resolved before the first day end are never open at one: not read (at
+    # 1M tickets over a year, most of them).  Tickets with events are all read: their visits say.
+    where = _where(context, filters, created_until=ends[-1])
+    where.not_closed_snapshot_by(ends[0] - timedelta(milliseconds=1))
+    history = load_history(context, where, as_of=as_of, business_hours=filters.business_hours)
     spans = open_spans(context, history, by)
 
     # Per (group, age bucket): +1 at the first day end a span covers, -1 after its last.  A span
     # is cut where the ticket's age crosses a bucket limit.
-    label_list = _ordered_groups(spans.label) or [None]
-    label_index = {label: i for i, label in enumerate(label_list)}
+    label_list = spans.labels
     limits = [0, *(days_ * _DAY_MS for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
     delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
-    group = np.array([label_index[label] for label in spans.label], dtype=np.int64)
+    group = spans.group
     for bucket in range(len(limits) - 1):
         # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
         low, high = spans.aged(limits[bucket], limits[bucket + 1])

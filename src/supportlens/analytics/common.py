@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
@@ -144,3 +145,12 @@ def selection(
     for column, value in filters.items():
         where.equals(column, value)
     return where
+
+
+def resolved_flags(status: pa.ChunkedArray, statuses: StatusMap) -> pa.ChunkedArray:
+    """``is_resolved`` of stored status names under a status map, vectorized: each distinct name
+    is looked up once, then a set lookup per row.  A missing or unknown name is not resolved
+    (METRICS.md, status categories)."""
+    names = pc.unique(status).to_pylist()
+    resolved = sorted(name for name in names if name is not None and statuses.is_resolved(name))
+    return pc.fill_null(pc.is_in(status, value_set=pa.array(resolved, pa.string())), False)

@@ -338,7 +338,9 @@ def _grouped(aggregate: Grouped) -> Callable[[PipeContext, dict[str, Any]], Pipe
 
 
 def _ticket_sla(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return sla_state.ticket_sla(context, _activity_filters(context, values))
+    return sla_state.ticket_sla(
+        context, _activity_filters(context, values), limit=values["limit"], offset=values["offset"]
+    )
 
 
 def _sla_attainment(context: PipeContext, values: dict[str, Any]) -> PipeResult:
@@ -515,8 +517,20 @@ PIPES: dict[str, Pipe] = {
         Pipe(
             "ticket_sla",
             "Per ticket and SLA target (the workspace's policies): state, due time, elapsed and "
-            "remaining minutes, breach and at-risk flags at as_of (tickets by creation time).",
-            _HISTORY_FILTERS,
+            "remaining minutes, breach and at-risk flags at as_of (tickets by creation time, a page "
+            "of them: limit and offset count tickets).",
+            (
+                *_HISTORY_FILTERS,
+                Param(
+                    "limit",
+                    Kind.INT,
+                    "Tickets to return, each with all its targets (1..100000).",
+                    default=1000,
+                    minimum=1,
+                    maximum=100_000,
+                ),
+                Param("offset", Kind.INT, "Tickets to skip.", default=0, minimum=0, maximum=MAX_OFFSET),
+            ),
             sla_state.TICKET_SLA_COLUMNS,
             _ticket_sla,
         ),

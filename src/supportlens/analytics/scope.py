@@ -85,6 +85,26 @@ class Conditions:
             f"NOT (is_resolved AND resolved_at IS NOT NULL AND resolved_at <= {placeholder})"
         )
 
+    def has_events(self) -> None:
+        """Only tickets with an activity log (``last_event_at`` is set exactly on those)."""
+        self._clauses.append("last_event_at IS NOT NULL")
+
+    def copy(self) -> Conditions:
+        """The same conditions, to narrow without changing these."""
+        copied = Conditions.__new__(Conditions)  # the clauses carry the scope already
+        copied.dialect = self.dialect
+        copied.params = dict(self.params)
+        copied._clauses = list(self._clauses)
+        return copied
+
+    def not_closed_snapshot_by(self, moment: datetime) -> None:
+        """Leave out tickets without events (``last_event_at`` null) whose resolved_at is at or
+        before ``moment``: the backlog never counts them open after it (analytics/activity.py)."""
+        placeholder = self._bind("closed_by", naive_utc(moment), ParamType.TIMESTAMP)
+        self._clauses.append(
+            f"NOT (last_event_at IS NULL AND resolved_at IS NOT NULL AND resolved_at <= {placeholder})"
+        )
+
     def listed_or_received_since(self, ids: Sequence[str], since: datetime) -> None:
         """Tickets among ``ids`` or received (their latest posting or event) at or after ``since``."""
         received = f"received_at >= {self._bind('received_from', naive_utc(since), ParamType.TIMESTAMP)}"

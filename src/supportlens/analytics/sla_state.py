@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from supportlens.analytics.activity import Filters, period_label
-from supportlens.analytics.common import PipeContext, PipeResult, conditions, tickets_from
+from supportlens.analytics.activity import Filters, period_labels
+from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.scope import Conditions
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
@@ -47,10 +48,10 @@ from supportlens.domain.sla import (
     TargetStatus,
     TargetType,
     TicketSla,
-    attainment,
     evaluate,
     evaluate_snapshot,
 )
+from supportlens.domain.sla_snapshots import TARGET_SCHEMA, evaluate_snapshots
 from supportlens.domain.statuses import StatusMap
 from supportlens.ingest.timestamps import format_timestamps
 
@@ -281,31 +282,132 @@ def evaluate_tickets(
     return evaluated
 
 
-def _evaluated(
-    context: PipeContext, filters: Filters, *, unresolved_only: bool = False
-) -> list[EvaluatedTicket]:
+@dataclass(frozen=True, slots=True)
+class EvaluatedTargets:
+    """The tickets matching a selection (TICKET_COLUMNS, by creation time then id) and every target of
+    each as columns (``domain.sla_snapshots.TARGET_SCHEMA``: ``row`` is the ticket's row), in the
+    order ``evaluate_tickets`` lists them, with the same values."""
+
+    tickets: pa.Table
+    targets: pa.Table
+
+
+def evaluate_targets(
+    context: PipeContext, where: Conditions, *, as_of: datetime, setup: SlaSetup, page: str = ""
+) -> EvaluatedTargets:
+    """``evaluate_tickets``'s targets as columns: the tickets with events by the reference, one at a
+    time (they are few), the snapshot-only ones by the vectorized evaluator, all at once.  ``page``
+    (``LIMIT ... OFFSET ...``) takes a page of the tickets in their order."""
+    sql = (
+        f"SELECT {', '.join(TICKET_COLUMNS)}, last_event_at IS NOT NULL AS logged"
+        f" FROM {tickets_from(context)} WHERE {where.where} ORDER BY created_at, ticket_id {page}"
+    )
+    read = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
+    table = read.drop_columns(["logged"])
+    ids = table.column("ticket_id").to_pylist()
+    # Only tickets with a history have events to read (``last_event_at`` is set exactly on those).
+    logged = read.column("logged").cast(pa.bool_())  # ClickHouse answers a UInt8
+    logged_ids = table.column("ticket_id").filter(logged).to_pylist()
+    logs = (
+        events_from_table(context.engine.events_of(context.scope.workspace_id, logged_ids))
+        if logged_ids
+        else {}
+    )
+    calendars: dict[str | None, Mapping[str | None, Schedule]] = {}  # per group, built once
+
+    def calendars_for(group_id: str | None) -> Mapping[str | None, Schedule]:
+        if group_id not in calendars:
+            calendars[group_id] = setup.calendars_for(group_id)
+        return calendars[group_id]
+
+    has_events = np.asarray(
+        pc.is_in(table.column("ticket_id"), value_set=pa.array(list(logs), pa.string()))
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    snapshot_rows = np.flatnonzero(~has_events)
+    snapshots = table.take(pa.array(snapshot_rows, pa.int64()))
+    found = evaluate_snapshots(
+        _snapshot_columns(snapshots, setup.statuses),
+        policies=setup.policies,
+        calendars_for=calendars_for,
+        statuses=setup.statuses,
+        as_of=as_of,
+    )
+    found = found.set_column(0, "row", pa.array(snapshot_rows[found.column("row").to_numpy()], pa.int64()))
+    with_events: list[tuple[int, TargetState]] = []
+    event_rows = np.flatnonzero(has_events)
+    if event_rows.size:
+        groups = table.column("group_id").take(pa.array(event_rows, pa.int64())).to_pylist()
+        for row, group_id in zip(event_rows.tolist(), groups, strict=True):
+            sla = evaluate(
+                logs[ids[row]],
+                policies=setup.policies,
+                calendars=calendars_for(group_id),
+                statuses=setup.statuses,
+                as_of=as_of,
+            )
+            with_events.extend((row, target) for target in sla.targets)
+    targets = pa.concat_tables([found, _target_columns(with_events)])
+    order = np.argsort(targets.column("row").to_numpy(), kind="stable")
+    return EvaluatedTargets(table, targets.take(pa.array(order, pa.int64())))
+
+
+def _snapshot_columns(tickets: pa.Table, statuses: StatusMap) -> pa.Table:
+    """What ``evaluate_snapshots`` reads of snapshot-only tickets: ``snapshot_sla``'s events (the
+    status entered at ``_snapshot_status``'s time), as columns."""
+    status = tickets.column("status")
+    encoded = pc.dictionary_encode(status.combine_chunks())
+    resolved_name = pa.array(
+        [statuses.is_resolved(name) for name in encoded.dictionary.to_pylist()], pa.bool_()
+    )
+    resolved = pc.fill_null(pc.take(resolved_name, encoded.indices), False)
+    resolved = pc.and_(resolved, pc.is_valid(tickets.column("resolved_at")))
+    otherwise = pc.coalesce(tickets.column("updated_at"), tickets.column("created_at"))
+    status_at = pc.if_else(resolved, tickets.column("resolved_at"), otherwise)
+    status_at = pc.if_else(pc.is_valid(status), status_at, pa.scalar(None, status_at.type))
+    return pa.table(
+        {
+            "created_at": tickets.column("created_at"),
+            "replied_at": tickets.column("first_response_at"),
+            "status_at": status_at,
+            "status": status,
+            "priority": tickets.column("priority"),
+            "category": tickets.column("category"),
+            "channel": tickets.column("channel"),
+            "group_id": tickets.column("group_id"),
+            "tags": tickets.column("tags"),
+        }
+    )
+
+
+def _target_columns(found: Sequence[tuple[int, TargetState]]) -> pa.Table:
+    """(ticket row, target) pairs of the reference as ``TARGET_SCHEMA`` columns."""
+    states = [target for _, target in found]
+    values: dict[str, list[Any]] = {"row": [row for row, _ in found]}
+    for name in TARGET_SCHEMA.names[1:]:
+        values[name] = [getattr(target, name) for target in states]
+    values["type"] = [kind.value for kind in values["type"]]
+    values["state"] = [state.value for state in values["state"]]
+    return pa.Table.from_pydict(values, schema=TARGET_SCHEMA)
+
+
+def _selection(context: PipeContext, filters: Filters, *, unresolved_only: bool = False) -> Conditions:
     where = conditions(context)
     for column in ("agent_id", "group_id", "category", "priority", "channel"):
         where.equals(column, getattr(filters, column))
     where.between("created_at", filters.window.start, filters.window.end)
     if unresolved_only:
         where.unresolved_at(filters.as_of)
-    return evaluate_tickets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context))
+    return where
 
 
-def _times(moments: Sequence[datetime | None]) -> list[str | None]:
-    """``format_timestamp`` of each instant (None stays None), a column at a time."""
-    column = pa.array(moments, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("ms", tz="UTC"), safe=False)
-    formatted: list[str | None] = format_timestamps(column).to_pylist()
-    return formatted
-
-
-def _minutes(milliseconds: Sequence[int]) -> list[float]:
-    """``minutes`` of each duration, a column at a time (the same values; ``minutes`` keeps the
-    sign of a rounded-away negative, hence copysign)."""
-    ms = np.array(milliseconds, dtype=np.int64)
-    result: list[float] = np.copysign(minutes_array(ms), ms).tolist()
-    return result
+def _evaluated_targets(
+    context: PipeContext, filters: Filters, *, unresolved_only: bool = False
+) -> EvaluatedTargets:
+    where = _selection(context, filters, unresolved_only=unresolved_only)
+    return evaluate_targets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context))
 
 
 # ticket_sla --------------------------------------------------------------------------------------
@@ -333,37 +435,51 @@ TICKET_SLA_COLUMNS: list[tuple[str, str]] = [
 _TARGET_TIMES = ("started_at", "due_at", "achieved_at", "breached_at")
 
 
-def target_rows(found: Sequence[tuple[str, TargetState]]) -> list[dict[str, Any]]:
-    """Each (ticket id, target) as a ``ticket_sla`` row; times and minutes converted a column at a
-    time, as converting them one by one costs more than evaluating."""
-    targets = [target for _, target in found]
-    times = {name: _times([getattr(t, name) for t in targets]) for name in _TARGET_TIMES}
-    elapsed = _minutes([t.elapsed_ms for t in targets])
-    remaining = _minutes([t.remaining_ms for t in targets])
-    return [
-        {
-            "ticket_id": ticket_id,
-            "policy_id": target.policy_id,
-            "target_type": target.type.value,
-            "instance": target.instance,
-            "priority": target.priority,
-            "target_minutes": target.target_minutes,
-            "business_hours": target.business_hours,
-            "state": target.state.value,
-            "breached": target.breached,
-            **{name: times[name][index] for name in _TARGET_TIMES},
-            "elapsed_minutes": elapsed[index],
-            "remaining_minutes": remaining[index],
-            "at_risk": target.at_risk,
-        }
-        for index, (ticket_id, target) in enumerate(found)
-    ]
+def _time_column(column: pa.ChunkedArray) -> pa.Array:
+    """``format_timestamp`` of each instant (null stays null), a column at a time."""
+    as_ms = column.cast(pa.timestamp("ms", tz="UTC"), safe=False)
+    return format_timestamps(as_ms)
 
 
-def ticket_sla(context: PipeContext, filters: Filters) -> PipeResult:
-    evaluated = _evaluated(context, filters)
-    rows = target_rows([(e.sla.ticket_id, target) for e in evaluated for target in e.sla.targets])
-    return PipeResult(TICKET_SLA_COLUMNS, rows, len(evaluated), 0.0)
+def _minutes_column(column: pa.ChunkedArray) -> pa.Array:
+    """``minutes`` of each duration, a column at a time (the same values; ``minutes`` keeps the
+    sign of a rounded-away negative, hence copysign)."""
+    ms = np.asarray(column.to_numpy(), dtype=np.int64)
+    return pa.array(np.copysign(minutes_array(ms), ms), pa.float64())
+
+
+def ticket_sla(context: PipeContext, filters: Filters, *, limit: int, offset: int) -> PipeResult:
+    """A page of the tickets (by creation time, then id), each with every target; the count of
+    every matching ticket is ``rows_before_limit_at_least``."""
+    where = _selection(context, filters)
+    count = f"SELECT count(*) AS n FROM {tickets_from(context)} WHERE {where.where}"
+    matched = int(context.engine.fetch(count, where.params, timeout=context.timeout).rows[0][0])
+    found = evaluate_targets(
+        context,
+        where,
+        as_of=filters.as_of,
+        setup=SlaSetup.of(context),
+        page=f"LIMIT {int(limit)} OFFSET {int(offset)}",
+    )
+    targets = found.targets
+    rows = pa.array(targets.column("row").to_numpy(), pa.int64())
+    columns = {
+        "ticket_id": found.tickets.column("ticket_id").take(rows),
+        "policy_id": targets.column("policy_id"),
+        "target_type": targets.column("type"),
+        "instance": targets.column("instance"),
+        "priority": targets.column("priority"),
+        "target_minutes": targets.column("target_minutes"),
+        "business_hours": targets.column("business_hours"),
+        "state": targets.column("state"),
+        "breached": targets.column("breached"),
+        **{name: _time_column(targets.column(name)) for name in _TARGET_TIMES},
+        "elapsed_minutes": _minutes_column(targets.column("elapsed_ms")),
+        "remaining_minutes": _minutes_column(targets.column("remaining_ms")),
+        "at_risk": targets.column("at_risk"),
+    }
+    table = pa.table(columns)
+    return PipeResult(TICKET_SLA_COLUMNS, TableRows(table), matched, 0.0, rows_before_limit=matched)
 
 
 # sla_attainment ----------------------------------------------------------------------------------
@@ -390,63 +506,76 @@ ATTAINMENT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def _labeller(
-    context: PipeContext, by: SlaGroupBy, unit: PeriodUnit
-) -> Callable[[EvaluatedTicket, TargetState], str | None]:
-    """The group of one target of one ticket: an attribute of the target (type, priority in force when
-    it started, policy) or of the ticket (current agent, category; creation period)."""
+def _labels(
+    context: PipeContext, found: EvaluatedTargets, by: SlaGroupBy, unit: PeriodUnit
+) -> pa.Array | pa.ChunkedArray:
+    """The group of each target: an attribute of the target (type, priority in force when it
+    started, policy) or of its ticket (current agent, category; creation period)."""
+    targets = found.targets
+    rows = pa.array(targets.column("row").to_numpy(), pa.int64())
     match by:
         case SlaGroupBy.NONE:
-            return lambda _, __: None
+            return pa.nulls(targets.num_rows, pa.string())
         case SlaGroupBy.TARGET_TYPE:
-            return lambda _, target: target.type.value
+            return targets.column("type")
         case SlaGroupBy.PRIORITY:
-            return lambda _, target: target.priority
+            return targets.column("priority")
         case SlaGroupBy.POLICY:
-            return lambda _, target: target.policy_id
+            return targets.column("policy_id")
         case SlaGroupBy.AGENT:
-            return lambda e, _: e.ticket["agent_id"]
+            return found.tickets.column("agent_id").take(rows)
         case SlaGroupBy.GROUP:
-            return lambda e, _: e.ticket["group_id"]
+            return found.tickets.column("group_id").take(rows)
         case SlaGroupBy.CATEGORY:
-            return lambda e, _: e.ticket["category"]
+            return found.tickets.column("category").take(rows)
         case SlaGroupBy.PERIOD:
-            return lambda e, _: period_label(e.ticket["created_at"], unit, context.timezone)
+            created = found.tickets.column("created_at").cast(pa.timestamp("ms", tz="UTC"), safe=False)
+            ms = np.asarray(created.cast(pa.int64()).to_numpy(), dtype=np.int64)
+            labels = pa.array(period_labels(ms, unit, context.timezone), pa.string())
+            return labels.take(rows)
 
 
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
     """Achieved ÷ (achieved + breached) of the completed targets of the tickets created in the window,
     per group and target type; ``running`` targets (active or paused) do not count yet."""
-    evaluated = _evaluated(context, filters)
-    label_of = _labeller(context, by, unit)
-    grouped: dict[str | None, list[TargetState]] = defaultdict(list)
-    running: dict[tuple[str | None, TargetType], int] = defaultdict(int)
-    for e in evaluated:
-        for target in e.sla.targets:
-            label = label_of(e, target)
-            grouped[label].append(target)
-            if target.completed_at is None:
-                running[(label, target.type)] += 1
-    rows: list[dict[str, Any]] = []
-    for label in sorted(grouped, key=lambda g: (g is None, g or "")):
-        counts = attainment(grouped[label])
-        kinds = {t.type for t in grouped[label]}
-        for kind in sorted(kinds, key=_TYPE_ORDER.__getitem__):
-            achieved = counts[kind].achieved if kind in counts else 0
-            breached = counts[kind].breached if kind in counts else 0
-            rows.append(
-                {
-                    "group": label,
-                    "target_type": kind.value,
-                    "achieved": achieved,
-                    "breached": breached,
-                    "running": running[(label, kind)],
-                    "attainment_pct": percentage(achieved, achieved + breached)
-                    if achieved + breached
-                    else None,
-                }
-            )
-    return PipeResult(ATTAINMENT_COLUMNS, rows, len(evaluated), 0.0)
+    found = _evaluated_targets(context, filters)
+    targets = found.targets
+    state = targets.column("state")
+    counted = pa.table(
+        {
+            "group": _labels(context, found, by, unit),
+            "type": targets.column("type"),
+            "achieved": pc.cast(pc.equal(state, TargetStatus.ACHIEVED.value), pa.int64()),
+            "breached": pc.cast(pc.equal(state, TargetStatus.BREACHED.value), pa.int64()),
+            "running": pc.cast(pc.is_null(targets.column("completed_at")), pa.int64()),
+        }
+    )
+    sums = counted.group_by(["group", "type"], use_threads=False).aggregate(
+        [("achieved", "sum"), ("breached", "sum"), ("running", "sum")]
+    )
+    groups = sums.column("group").to_pylist()
+    kinds = sums.column("type").to_pylist()
+    achieved = sums.column("achieved_sum").to_pylist()
+    breached = sums.column("breached_sum").to_pylist()
+    running = sums.column("running_sum").to_pylist()
+    order = sorted(
+        range(sums.num_rows),
+        key=lambda i: (groups[i] is None, groups[i] or "", _TYPE_ORDER[TargetType(kinds[i])]),
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "group": groups[i],
+            "target_type": kinds[i],
+            "achieved": achieved[i],
+            "breached": breached[i],
+            "running": running[i],
+            "attainment_pct": percentage(achieved[i], achieved[i] + breached[i])
+            if achieved[i] + breached[i]
+            else None,
+        }
+        for i in order
+    ]
+    return PipeResult(ATTAINMENT_COLUMNS, rows, found.tickets.num_rows, 0.0)
 
 
 # sla_at_risk -------------------------------------------------------------------------------------
@@ -488,24 +617,41 @@ def at_risk_targets(evaluated: Iterable[EvaluatedTicket]) -> list[tuple[Evaluate
 
 def sla_at_risk(context: PipeContext, filters: Filters) -> PipeResult:
     """A ticket resolved at ``as_of`` has no running target (METRICS.md: resolving fulfils the
-    resolution targets and stops the reply clocks), so only the others are evaluated."""
-    evaluated = _evaluated(context, filters, unresolved_only=True)
-    found = at_risk_targets(evaluated)
-    due = _times([target.due_at for _, target in found])
-    remaining = _minutes([target.remaining_ms for _, target in found])
-    rows = [
+    resolution targets and stops the reply clocks), so only the others are evaluated.  The order is
+    ``at_risk_targets``'s (due first, undated last, then ticket, target type, instance)."""
+    found = _evaluated_targets(context, filters, unresolved_only=True)
+    targets = found.targets
+    chosen = pc.and_(
+        pc.equal(targets.column("state"), TargetStatus.ACTIVE.value),
+        pc.or_(targets.column("at_risk"), targets.column("breached")),
+    )
+    picked = targets.filter(chosen)
+    rows = pa.array(picked.column("row").to_numpy(), pa.int64())
+    type_order = pa.array([kind.value for kind in TargetType], pa.string())
+    keys = pa.table(
         {
-            "ticket_id": e.sla.ticket_id,
-            "target_type": target.type.value,
-            "instance": target.instance,
-            "priority": target.priority,
-            "agent_id": e.ticket["agent_id"],
-            "policy_id": target.policy_id,
-            "due_at": due[index],
-            "remaining_minutes": remaining[index],
-            "breached": target.breached,
-            "at_risk": target.at_risk,
+            "undue": pc.is_null(picked.column("due_at")),
+            "due": pc.coalesce(picked.column("due_at"), picked.column("started_at")),
+            "ticket_id": found.tickets.column("ticket_id").take(rows),
+            "type": pc.index_in(picked.column("type"), value_set=type_order),
+            "instance": picked.column("instance"),
         }
-        for index, (e, target) in enumerate(found)
-    ]
-    return PipeResult(AT_RISK_COLUMNS, rows, len(evaluated), 0.0)
+    )
+    order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+    picked, keys = picked.take(order), keys.take(order)
+    rows = pa.array(picked.column("row").to_numpy(), pa.int64())
+    table = pa.table(
+        {
+            "ticket_id": keys.column("ticket_id"),
+            "target_type": picked.column("type"),
+            "instance": picked.column("instance"),
+            "priority": picked.column("priority"),
+            "agent_id": found.tickets.column("agent_id").take(rows),
+            "policy_id": picked.column("policy_id"),
+            "due_at": _time_column(picked.column("due_at")),
+            "remaining_minutes": _minutes_column(picked.column("remaining_ms")),
+            "breached": picked.column("breached"),
+            "at_risk": picked.column("at_risk"),
+        }
+    )
+    return PipeResult(AT_RISK_COLUMNS, TableRows(table), found.tickets.num_rows, 0.0)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
+from supportlens.api.admission import Admission
 from supportlens.api.errors import ApiError
 from supportlens.auth.repository import NotFound, Workspace
 from supportlens.auth.tokens import Scope, Token
@@ -15,6 +16,12 @@ from supportlens.runtime import Runtime
 
 def runtime(request: Request) -> Runtime:
     found: Runtime = request.app.state.runtime
+    return found
+
+
+def admission(request: Request) -> Admission:
+    """Who runs pipes now and who waits (api/admission.py)."""
+    found: Admission = request.app.state.admission
     return found
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from supportlens.analytics.params import Kind, Param
 from supportlens.analytics.pipes import PIPES, Pipe
-from supportlens.api.deps import Caller, caller, runtime
+from supportlens.api.deps import Caller, admission, caller, runtime
 from supportlens.api.errors import ApiError, error_responses
 from supportlens.api.formats import FORMATS, render, result_responses
 
@@ -48,14 +48,22 @@ def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
 
 
 def _route(pipe: Pipe) -> None:
-    def handler(request: Request, format: str = FORMAT, who: Caller = Depends(caller)) -> Response:
+    async def handler(request: Request, format: str = FORMAT, who: Caller = Depends(caller)) -> Response:
         if format not in FORMATS:
             raise ApiError(404, f"unknown format {format!r}; use one of {', '.join(sorted(FORMATS))}")
         if not who.token.can_read_pipe(pipe.name):
             raise ApiError(403, f"this token cannot read the pipe {pipe.name!r}")
         query = {k: v for k, v in request.query_params.items() if k != "token"}
-        result = runtime(request).run_pipe(pipe.name, who.workspace, query, who.token.fixed_filters)
-        return render(result, format)
+        rt = runtime(request)
+
+        def answer() -> Response:
+            return render(rt.run_pipe(pipe.name, who.workspace, query, who.token.fixed_filters), format)
+
+        fixed = tuple(sorted(who.token.fixed_filters.items()))
+        key = (who.workspace.id, pipe.name, format, tuple(sorted(query.items())), fixed)
+        shared: Response = await admission(request).run(key, answer)
+        # A response of its own for each request that shared the run.
+        return Response(shared.body, status_code=shared.status_code, media_type=shared.media_type)
 
     router.add_api_route(
         f"/v0/pipes/{pipe.name}.{{format}}",

@@ -506,6 +506,18 @@ def add_business_time(schedule: Schedule, t: datetime, duration: timedelta) -> d
 # --- vectorized API --------------------------------------------------------------------------------------
 
 
+def open_time_before(starts: Int64Array, ends: Int64Array, before: Int64Array, t: Int64Array) -> Int64Array:
+    """Open time up to each instant of ``t``, given sorted open intervals [starts, ends) and the open
+    time ``before`` each (any one unit for all)."""
+    if not starts.size:
+        return np.zeros(t.shape, dtype=np.int64)
+    index = np.searchsorted(starts, t, side="right") - 1
+    safe = np.maximum(index, 0)
+    inside = np.minimum(t, ends[safe]) - starts[safe]
+    result: Int64Array = np.where(index >= 0, before[safe] + inside, 0)
+    return result
+
+
 class BusinessClock:
     """Business time for many instants at once, over a fixed UTC span.
 
@@ -548,14 +560,7 @@ class BusinessClock:
 
     def cumulative(self, ts_ms: npt.ArrayLike) -> Int64Array:
         """B(t): business ms from the span start up to each instant (epoch ms)."""
-        ts = self._instants(ts_ms)
-        if not self._starts.size:
-            return np.zeros(ts.shape, dtype=np.int64)
-        index = np.searchsorted(self._starts, ts, side="right") - 1
-        safe = np.maximum(index, 0)
-        inside = np.minimum(ts, self._ends[safe]) - self._starts[safe]
-        result: Int64Array = np.where(index >= 0, self._cum_before[safe] + inside, 0)
-        return result
+        return open_time_before(self._starts, self._ends, self._cum_before, self._instants(ts_ms))
 
     def business_ms(self, a_ms: npt.ArrayLike, b_ms: npt.ArrayLike) -> Int64Array:
         """Business ms in [a, b) for each pair; zero where ``b <= a``."""

@@ -578,7 +578,8 @@ def ticket_attributes(events: Sequence[TicketEvent], at: datetime) -> TicketAttr
     return _AttributeTimeline([e for e in ordered if e.at <= at], creation_time(ordered)).at(at)
 
 
-def _schedule(calendars: Mapping[str | None, Schedule], policy: SlaPolicy) -> Schedule:
+def policy_schedule(calendars: Mapping[str | None, Schedule], policy: SlaPolicy) -> Schedule:
+    """The calendar of a policy's business-hours targets: its own, else the ticket's default."""
     found = calendars.get(policy.calendar_id)
     if found is None:
         found = calendars.get(None)
@@ -634,7 +635,7 @@ def _state(
     calendars: Mapping[str | None, Schedule],
 ) -> TargetState:
     policy, target = started.policy, started.target
-    clock = _Clock(_schedule(calendars, policy) if target.business_hours else None)
+    clock = _Clock(policy_schedule(calendars, policy) if target.business_hours else None)
     if started.type in _RUNS_IN:
         runs_in = _RUNS_IN[started.type]
         if started.type is TargetType.RESOLUTION:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.analytics.common import resolved_flags
 from supportlens.domain.calendars import CalendarChoice, default_business_hours
 from supportlens.domain.events import BOOKKEEPING
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
@@ -376,15 +377,6 @@ class Writer:
         finally:
             with self._pending_lock:
                 self._pending_rows -= sum(b.rows for b in group)
-
-
-def resolved_flags(status: pa.ChunkedArray, statuses: StatusMap) -> pa.ChunkedArray:
-    """``is_resolved`` of stored status names under a status map, vectorized: each distinct name
-    is looked up once, then a set lookup per row.  A missing or unknown name is not resolved
-    (METRICS.md, status categories)."""
-    names = pc.unique(status).to_pylist()
-    resolved = sorted(name for name in names if name is not None and statuses.is_resolved(name))
-    return pc.fill_null(pc.is_in(status, value_set=pa.array(resolved, pa.string())), False)
 
 
 def _resolved_by_workspace(snapshots: pa.Table, maps: dict[str, StatusMap]) -> pa.Table:
