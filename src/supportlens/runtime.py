@@ -19,6 +19,7 @@ from typing import TypeVar
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
+from supportlens.analytics.sla_memo import SettledTargets
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
@@ -82,6 +83,8 @@ class Runtime:
     sync: SyncEngine  # runs a connection's sync through the ingest path
     retention: Retention  # removes synced tickets that left their connection's rolling window
     # Work the API starts and does not wait for (a sync): finished before the stores close.
+    # Settled SLA targets kept between pipe runs (analytics/sla_memo.py).
+    sla_memo: SettledTargets = field(default_factory=SettledTargets)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
     )
@@ -274,6 +277,7 @@ class Runtime:
             export_end=self.configuration.latest_export_end(workspace.id),
             sla_policies=partial(self.configuration.policy_set, workspace.id),
             calendars=partial(self.configuration.calendar_choice, workspace.id, workspace.timezone),
+            sla_memo=self.sla_memo,
         )
 
     def run_pipe(

@@ -31,12 +31,15 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.activity import Filters, period_labels
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
+from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
+from supportlens.analytics.sla_memo import setup_fingerprint
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
@@ -299,20 +302,11 @@ def evaluate_targets(
     time (they are few), the snapshot-only ones by the vectorized evaluator, all at once.  ``page``
     (``LIMIT ... OFFSET ...``) takes a page of the tickets in their order."""
     sql = (
-        f"SELECT {', '.join(TICKET_COLUMNS)}, last_event_at IS NOT NULL AS logged"
+        f"SELECT {', '.join(TICKET_COLUMNS)}, last_event_at AS logged_until, seq AS ticket_seq"
         f" FROM {tickets_from(context)} WHERE {where.where} ORDER BY created_at, ticket_id {page}"
     )
     read = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
-    table = read.drop_columns(["logged"])
-    ids = table.column("ticket_id").to_pylist()
-    # Only tickets with a history have events to read (``last_event_at`` is set exactly on those).
-    logged = read.column("logged").cast(pa.bool_())  # ClickHouse answers a UInt8
-    logged_ids = table.column("ticket_id").filter(logged).to_pylist()
-    logs = (
-        events_from_table(context.engine.events_of(context.scope.workspace_id, logged_ids))
-        if logged_ids
-        else {}
-    )
+    table = read.drop_columns(["logged_until", "ticket_seq"])
     calendars: dict[str | None, Mapping[str | None, Schedule]] = {}  # per group, built once
 
     def calendars_for(group_id: str | None) -> Mapping[str | None, Schedule]:
@@ -320,12 +314,8 @@ def evaluate_targets(
             calendars[group_id] = setup.calendars_for(group_id)
         return calendars[group_id]
 
-    has_events = np.asarray(
-        pc.is_in(table.column("ticket_id"), value_set=pa.array(list(logs), pa.string()))
-        .fill_null(False)
-        .to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
+    # Tickets with a history (``last_event_at`` is set exactly on those) go to the reference.
+    last_event_ms, has_events = timestamp_ms(read, "logged_until")
     snapshot_rows = np.flatnonzero(~has_events)
     snapshots = table.take(pa.array(snapshot_rows, pa.int64()))
     found = evaluate_snapshots(
@@ -336,22 +326,58 @@ def evaluate_targets(
         as_of=as_of,
     )
     found = found.set_column(0, "row", pa.array(snapshot_rows[found.column("row").to_numpy()], pa.int64()))
-    with_events: list[tuple[int, TargetState]] = []
-    event_rows = np.flatnonzero(has_events)
-    if event_rows.size:
-        groups = table.column("group_id").take(pa.array(event_rows, pa.int64())).to_pylist()
-        for row, group_id in zip(event_rows.tolist(), groups, strict=True):
-            sla = evaluate(
-                logs[ids[row]],
+    logged_rows = np.flatnonzero(has_events)
+    with_events = _with_events(context, setup, read, logged_rows, last_event_ms, as_of, calendars_for)
+    targets = pa.concat_tables([found, _target_columns(with_events)])
+    order = np.argsort(targets.column("row").to_numpy(), kind="stable")
+    return EvaluatedTargets(table, targets.take(pa.array(order, pa.int64())))
+
+
+def _with_events(
+    context: PipeContext,
+    setup: SlaSetup,
+    read: pa.Table,
+    rows: npt.NDArray[np.int64],
+    last_event_ms: npt.NDArray[np.int64],
+    as_of: datetime,
+    calendars_for: Callable[[str | None], Mapping[str | None, Schedule]],
+) -> list[tuple[int, TargetState]]:
+    """The targets of the ticket rows with events, by the reference, or as kept from an earlier run
+    when they are settled (analytics/sla_memo.py)."""
+    memo, workspace_id = context.sla_memo, context.scope.workspace_id
+    ids = read.column("ticket_id").take(pa.array(rows, pa.int64())).to_pylist()
+    groups = read.column("group_id").take(pa.array(rows, pa.int64())).to_pylist()
+    seqs = read.column("ticket_seq").take(pa.array(rows, pa.int64())).to_pylist()
+    # Kept targets serve an evaluation time at or after the ticket's last event.
+    after_last = (last_event_ms[rows] * 1000 <= _micros(as_of)).tolist()
+    fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses) if memo else ""
+    kept: dict[int, Sequence[TargetState]] = {}
+    if memo is not None:
+        for index, (ticket_id, seq, usable) in enumerate(zip(ids, seqs, after_last, strict=True)):
+            found = memo.get(workspace_id, ticket_id, int(seq), fingerprint) if usable else None
+            if found is not None:
+                kept[index] = found
+    missing = [ticket_id for index, ticket_id in enumerate(ids) if index not in kept]
+    logs = events_from_table(context.engine.events_of(workspace_id, missing)) if missing else {}
+    found_targets: list[tuple[int, TargetState]] = []
+    for index, (row, ticket_id, group_id) in enumerate(zip(rows.tolist(), ids, groups, strict=True)):
+        targets = kept.get(index)
+        if targets is None:
+            targets = evaluate(
+                logs[ticket_id],
                 policies=setup.policies,
                 calendars=calendars_for(group_id),
                 statuses=setup.statuses,
                 as_of=as_of,
-            )
-            with_events.extend((row, target) for target in sla.targets)
-    targets = pa.concat_tables([found, _target_columns(with_events)])
-    order = np.argsort(targets.column("row").to_numpy(), kind="stable")
-    return EvaluatedTargets(table, targets.take(pa.array(order, pa.int64())))
+            ).targets
+            if memo is not None and after_last[index]:
+                memo.keep(workspace_id, ticket_id, int(seqs[index]), fingerprint, targets)
+        found_targets.extend((row, target) for target in targets)
+    return found_targets
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _snapshot_columns(tickets: pa.Table, statuses: StatusMap) -> pa.Table:
