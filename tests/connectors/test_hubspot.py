@@ -193,7 +193,10 @@ def test_a_sync_equals_the_accounts_ground_truth(portal: Portal) -> None:
     asked = len(bodies)
     again = portal.sync(connection)
     assert again.status == "succeeded", again.errors
-    assert len(account.search_bodies()) - asked == 1
+    # One search (a timeout on a loaded machine may repeat it, with the same body).
+    resumed = account.search_bodies()[asked:]
+    assert len(resumed) - 1 <= again.retries
+    assert all(body == resumed[0] for body in resumed)
     last = max(t.modified for t in counted)
     since = _filters(account.search_bodies()[-1])["hs_lastmodifieddate GTE"]["value"]
     assert int(since) == last - 600_000

@@ -170,7 +170,11 @@ def test_a_sync_equals_the_accounts_ground_truth(desk: Desk) -> None:
     assert run.fetched == len(account.threads)
     assert run.throttled == 0
     assert account.throttled == 0
-    first, *following = desk.archive_requests()
+    # A request retried (a timeout on a loaded machine) repeats its body right after itself.
+    asked = desk.archive_requests()
+    distinct = [body for index, body in enumerate(asked) if index == 0 or body != asked[index - 1]]
+    assert len(asked) - len(distinct) <= run.retries
+    first, *following = distinct
     assert set(first) == {"filters", "sort_order", "limit"}
     assert (first["sort_order"], first["limit"], set(first["filters"])) == ("asc", 100, {"from", "to"})
     assert len(following) == run.pages - 1

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from supportlens.config import Settings
 from tests.live import run_cli
 from tests.reliability.live_process import (
     ServerProcess,
@@ -217,6 +218,8 @@ def run(
         url = server.start()
         result = asyncio.run(drive(url, token, clients=clients, seconds=seconds))
     figures = {
+        # The server runs with default settings (server_env): pipe requests admitted this many at once.
+        "query_concurrency": Settings(data_dir=data_dir).query_concurrency,
         "tickets": tickets,
         "activity_tickets": activity_tickets,
         "prepare_seconds": round(prepare_seconds, 1),

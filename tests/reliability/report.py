@@ -137,7 +137,9 @@ def _load_section() -> list[str]:
         f"(+{figures['activity_tickets']:,} known by their activity log). Each client picks at random: "
         f"{figures['ingest_share']:.0%} event ingestion (`support_tickets`, {figures['ingest_rows_per_request']} "
         "new tickets plus updates, `wait=true`), otherwise the next pipe of `GET /v0/pipes` in turn "
-        "(defaults, JSON).",
+        "(defaults, JSON). The server runs with default settings: pipe requests are computed "
+        f"{figures.get('query_concurrency', '?')} at a time (the CPU count), the others wait their turn and "
+        'identical waiting requests share one run (docs/decisions.md, "Admission of pipe requests").',
         "",
         f"**{figures['requests']:,} requests, {figures['throughput_rps']} requests/s, p50 {figures['p50_ms']} ms, "
         f"p99 {figures['p99_ms']} ms, {figures['errors']} errors.** Target (no errors, p99 ≤ "
