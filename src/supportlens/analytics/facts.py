@@ -42,7 +42,7 @@ from supportlens.analytics.timeline import (
 )
 from supportlens.domain.calendars import BusinessClock, CalendarChoice
 from supportlens.domain.metrics import minutes_array
-from supportlens.domain.statuses import StatusCategory, StatusMap
+from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
 from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS
 
 # Bumped whenever what the facts mean changes: every stored fact then reads as stale.
@@ -52,8 +52,10 @@ _DAY_MS = 86_400_000
 
 
 def facts_key(statuses: StatusMap, calendar_fingerprint: str) -> str:
-    """What a ticket's facts were computed under: this code, the status names, its calendar."""
-    names = orjson.dumps(sorted((name, category.value) for name, category in statuses.custom.items()))
+    """What a ticket's facts were computed under: this code, the status names (the built-in ones
+    too, which a release may extend), its calendar."""
+    effective = {**DEFAULT_STATUS_CATEGORIES, **statuses.custom}
+    names = orjson.dumps(sorted((name, category.value) for name, category in effective.items()))
     return f"{FACTS_VERSION}:{hashlib.sha256(names).hexdigest()[:12]}:{calendar_fingerprint}"
 
 

@@ -45,6 +45,8 @@ DEFAULT_STATUS_CATEGORIES: Mapping[str, StatusCategory] = MappingProxyType(
         "waiting for customer": _C.PENDING,
         "waiting on customer": _C.PENDING,
         "awaiting customer": _C.PENDING,
+        "waiting on contact": _C.PENDING,  # HubSpot's default pipeline
+        "waiting on us": _C.OPEN,  # HubSpot's default pipeline
         "waiting for third party": _C.ON_HOLD,
         "waiting on third party": _C.ON_HOLD,
         "on_hold": _C.ON_HOLD,
