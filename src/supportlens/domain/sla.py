@@ -105,14 +105,15 @@ class TargetStatus(StrEnum):
 
 _C = StatusCategory
 # The categories whose time each status-driven target counts (before pause_categories for resolution).
-_RUNS_IN: Mapping[TargetType, frozenset[StatusCategory]] = MappingProxyType(
+RUNS_IN: Mapping[TargetType, frozenset[StatusCategory]] = MappingProxyType(
     {
         TargetType.RESOLUTION: frozenset({_C.NEW, _C.OPEN, _C.PENDING, _C.ON_HOLD}),
         TargetType.REQUESTER_WAIT: frozenset({_C.NEW, _C.OPEN, _C.ON_HOLD}),
         TargetType.AGENT_WORK: frozenset({_C.NEW, _C.OPEN}),
     }
 )
-_REPLY_RUNS_IN = frozenset({_C.NEW, _C.OPEN, _C.PENDING, _C.ON_HOLD})
+# The categories whose time a reply target counts (its clock stops only while resolved).
+REPLY_RUNS_IN = frozenset({_C.NEW, _C.OPEN, _C.PENDING, _C.ON_HOLD})
 
 # The conditions with an event column (a change event naming one sets it too).
 _COLUMN_CONDITIONS = ("priority", "group_id", "category", "channel")
@@ -636,12 +637,12 @@ def _state(
 ) -> TargetState:
     policy, target = started.policy, started.target
     clock = _Clock(policy_schedule(calendars, policy) if target.business_hours else None)
-    if started.type in _RUNS_IN:
-        runs_in = _RUNS_IN[started.type]
+    if started.type in RUNS_IN:
+        runs_in = RUNS_IN[started.type]
         if started.type is TargetType.RESOLUTION:
             runs_in = runs_in - policy.pause_categories
     else:
-        runs_in = _REPLY_RUNS_IN
+        runs_in = REPLY_RUNS_IN
     end = started.completed_at if started.completed_at is not None else history.horizon
     target_ms = target.minutes * MS_PER_MINUTE
     elapsed, reached = _progress(_runs(history.intervals, started.started_at, end, runs_in), clock, target_ms)

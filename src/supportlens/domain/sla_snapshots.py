@@ -31,6 +31,8 @@ from supportlens.domain.calendars import BusinessClock, Schedule, open_time_befo
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.metrics import MS_PER_MINUTE
 from supportlens.domain.sla import (
+    REPLY_RUNS_IN,
+    RUNS_IN,
     PolicySet,
     SlaError,
     SlaPolicy,
@@ -57,13 +59,11 @@ SNAPSHOT_TARGETS = (
 _CATEGORIES = tuple(StatusCategory)
 _CLOSED = _CATEGORIES.index(StatusCategory.CLOSED)
 _RESOLVED = np.array([category.is_resolved for category in _CATEGORIES])
-_C = StatusCategory
-_UNRESOLVED = frozenset({_C.NEW, _C.OPEN, _C.PENDING, _C.ON_HOLD})
+# The reference's clocks: a reply target's, and the status-driven ones (resolution's less the
+# policy's pause categories).
 _RUNS_IN: Mapping[TargetType, frozenset[StatusCategory]] = {
-    TargetType.FIRST_RESPONSE: _UNRESOLVED,  # a reply target: its clock stops only while resolved
-    TargetType.RESOLUTION: _UNRESOLVED,  # less the policy's pause categories
-    TargetType.REQUESTER_WAIT: frozenset({_C.NEW, _C.OPEN, _C.ON_HOLD}),
-    TargetType.AGENT_WORK: frozenset({_C.NEW, _C.OPEN}),
+    TargetType.FIRST_RESPONSE: REPLY_RUNS_IN,
+    **RUNS_IN,
 }
 _US_PER_MS = 1000
 _US_PER_DAY = 86_400_000_000
