@@ -60,11 +60,19 @@ def test_at_risk_equals_evaluating_every_ticket(
             (e.sla.ticket_id, t.type.value, t.instance, t.breached, t.at_risk)
             for e, t in at_risk_targets(every)
         ]
+        answer = sla_at_risk(context, filters, limit=100_000, offset=0)
         found = [
             (r["ticket_id"], r["target_type"], r["instance"], r["breached"], r["at_risk"])
-            for r in sla_at_risk(context, filters).rows
+            for r in answer.rows
         ]
         assert found == expected, minute
+        assert answer.rows_before_limit == len(expected)
+        # A page is that slice of the whole list, and says how long the whole list is.
+        page = sla_at_risk(context, filters, limit=2, offset=1)
+        assert [(r["ticket_id"], r["target_type"], r["instance"]) for r in page.rows] == [
+            item[:3] for item in expected[1:3]
+        ]
+        assert page.rows_before_limit == len(expected)
 
 
 def _in_window(context: PipeContext) -> Conditions:

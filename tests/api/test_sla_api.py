@@ -401,6 +401,15 @@ def test_sla_pipes_match_the_reference(api: Api) -> None:
             "remaining_minutes": minutes(target.remaining_ms),
             "at_risk": target.at_risk,
         }
+    assert body["rows_before_limit_at_least"] == 3  # tickets
+    # A page of tickets: the second one, with every target of it.
+    page = api.client.get(
+        f"/v0/pipes/ticket_sla.json?{WINDOW}&limit=1&offset=1", headers=api.headers()
+    ).json()
+    assert [(r["ticket_id"], r["target_type"]) for r in page["data"]] == [
+        (r["ticket_id"], r["target_type"]) for r in rows if r["ticket_id"] == "S2"
+    ]
+    assert page["rows_before_limit_at_least"] == 3
     as_csv = api.client.get(f"/v0/pipes/ticket_sla.csv?{WINDOW}", headers=api.headers()).text
     records = list(csv.DictReader(io.StringIO(as_csv)))
     assert [(r["ticket_id"], r["state"], r["due_at"]) for r in records] == [

@@ -200,6 +200,16 @@ def _ticket_time_metrics(context: PipeContext, values: dict[str, Any]) -> PipeRe
 
 _CREATED_AFTER = Param("created_after", Kind.START, "Earliest created_at (inclusive).")
 _CREATED_BEFORE = Param("created_before", Kind.END, "Latest created_at (inclusive).")
+
+
+def _paging(returned: str, skipped: str) -> tuple[Param, Param]:
+    """``limit`` (default 1,000, at most 100,000) and ``offset`` of a paged SLA answer."""
+    return (
+        Param("limit", Kind.INT, f"{returned} (1..100000).", default=1000, minimum=1, maximum=100_000),
+        Param("offset", Kind.INT, f"{skipped}.", default=0, minimum=0, maximum=MAX_OFFSET),
+    )
+
+
 _OFFSET = Param("offset", Kind.INT, "Rows to skip (at most 1e9).", default=0, minimum=0, maximum=MAX_OFFSET)
 _TICKET = Param("ticket_id", Kind.TEXT, "Only this ticket.")
 _STATUS = Param("status", Kind.LABEL, "Only this status (case-insensitive).")
@@ -353,7 +363,9 @@ def _sla_attainment(context: PipeContext, values: dict[str, Any]) -> PipeResult:
 
 
 def _sla_at_risk(context: PipeContext, values: dict[str, Any]) -> PipeResult:
-    return sla_state.sla_at_risk(context, _activity_filters(context, values))
+    return sla_state.sla_at_risk(
+        context, _activity_filters(context, values), limit=values["limit"], offset=values["offset"]
+    )
 
 
 _BACKLOG_DAYS = 30
@@ -521,15 +533,7 @@ PIPES: dict[str, Pipe] = {
             "of them: limit and offset count tickets).",
             (
                 *_HISTORY_FILTERS,
-                Param(
-                    "limit",
-                    Kind.INT,
-                    "Tickets to return, each with all its targets (1..100000).",
-                    default=1000,
-                    minimum=1,
-                    maximum=100_000,
-                ),
-                Param("offset", Kind.INT, "Tickets to skip.", default=0, minimum=0, maximum=MAX_OFFSET),
+                *_paging("Tickets to return, each with all its targets", "Tickets to skip"),
             ),
             sla_state.TICKET_SLA_COLUMNS,
             _ticket_sla,
@@ -551,8 +555,12 @@ PIPES: dict[str, Pipe] = {
         ),
         Pipe(
             "sla_at_risk",
-            "Running SLA targets at risk or breached at as_of, soonest due (longest overdue) first.",
-            _HISTORY_FILTERS,
+            "Running SLA targets at risk or breached at as_of, soonest due (longest overdue) first "
+            "(a page of them: limit and offset count targets).",
+            (
+                *_HISTORY_FILTERS,
+                *_paging("Targets to return", "Targets to skip"),
+            ),
             sla_state.AT_RISK_COLUMNS,
             _sla_at_risk,
         ),

@@ -641,10 +641,11 @@ def at_risk_targets(evaluated: Iterable[EvaluatedTicket]) -> list[tuple[Evaluate
     return found
 
 
-def sla_at_risk(context: PipeContext, filters: Filters) -> PipeResult:
+def sla_at_risk(context: PipeContext, filters: Filters, *, limit: int, offset: int) -> PipeResult:
     """A ticket resolved at ``as_of`` has no running target (METRICS.md: resolving fulfils the
     resolution targets and stops the reply clocks), so only the others are evaluated.  The order is
-    ``at_risk_targets``'s (due first, undated last, then ticket, target type, instance)."""
+    ``at_risk_targets``'s (due first, undated last, then ticket, target type, instance); a page of
+    ``limit`` targets after ``offset`` is answered, their count in ``rows_before_limit``."""
     found = _evaluated_targets(context, filters, unresolved_only=True)
     targets = found.targets
     chosen = pc.and_(
@@ -664,6 +665,7 @@ def sla_at_risk(context: PipeContext, filters: Filters) -> PipeResult:
         }
     )
     order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+    order = order.slice(offset, limit)
     picked, keys = picked.take(order), keys.take(order)
     rows = pa.array(picked.column("row").to_numpy(), pa.int64())
     table = pa.table(
@@ -680,4 +682,6 @@ def sla_at_risk(context: PipeContext, filters: Filters) -> PipeResult:
             "at_risk": picked.column("at_risk"),
         }
     )
-    return PipeResult(AT_RISK_COLUMNS, TableRows(table), found.tickets.num_rows, 0.0)
+    matched = int(pc.sum(chosen).as_py() or 0)
+    evaluated = found.tickets.num_rows
+    return PipeResult(AT_RISK_COLUMNS, TableRows(table), evaluated, 0.0, rows_before_limit=matched)

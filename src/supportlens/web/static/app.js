@@ -557,17 +557,25 @@ async function status(body, signal, fetchPipe, window) {
   return true;
 }
 
-async function atRisk(body, signal, fetchPipe, window) {
-  const rows = await fetchPipe("sla_at_risk", pipeParams(state, window));
+// The at-risk view lists the first targets (soonest due) and says how many there are in all.
+const AT_RISK_SHOWN = 500;
+
+async function atRisk(body, signal, window) {
+  const answer = await pipeAnswer(
+    "sla_at_risk",
+    { ...pipeParams(state, window), limit: AT_RISK_SHOWN },
+    signal,
+  );
+  const shown = answer.data;
+  const total = answer.rows_before_limit_at_least ?? shown.length;
   document.getElementById("at-risk-updated").textContent =
     `updated ${new Date().toLocaleTimeString()}, refreshes every ${refreshSeconds(state)} s`;
-  if (!rows.length) return false;
-  const shown = rows.slice(0, 500);
+  if (!shown.length) return false;
   const columns = ["Ticket", "Target", "Priority", "Agent", "Due", "Remaining", "State"];
   body.replaceChildren(
     element("p", {
       class: "hint",
-      text: `${count(rows.length)} targets${rows.length > shown.length ? `, the first ${shown.length} shown` : ""}: soonest due first.`,
+      text: `${count(total)} targets${total > shown.length ? `, the first ${shown.length} shown` : ""}: soonest due first.`,
     }),
     scrollTable(
       "at-risk",
@@ -617,12 +625,9 @@ function refresh() {
     `${formatUtc(window.start).slice(0, 16)} – ${formatUtc(window.end).slice(0, 16)} UTC`;
   clearInterval(atRiskTimer);
   if (state.view === "at-risk") {
-    runPanel("at-risk", signal, (body) => atRisk(body, signal, fetchPipe, window));
+    runPanel("at-risk", signal, (body) => atRisk(body, signal, window));
     atRiskTimer = setInterval(
-      () => {
-        const again = makeFetcher(signal);
-        runPanel("at-risk", signal, (body) => atRisk(body, signal, again, windowOf(state)));
-      },
+      () => runPanel("at-risk", signal, (body) => atRisk(body, signal, windowOf(state))),
       refreshSeconds(state) * 1000,
     );
     return;
