@@ -79,6 +79,14 @@ class SyncTarget:
 
 
 T = TypeVar("T", bound=SyncTarget)
+R = TypeVar("R")
+
+
+def without_retries(requests: list[R]) -> list[R]:
+    """The requests less each one identical to the one right before it: a request retried (after a
+    timeout on a loaded machine, or a 5xx) repeats itself; a connector never asks for the same page
+    twice in a row otherwise.  Page counts are made on these."""
+    return [request for index, request in enumerate(requests) if index == 0 or request != requests[index - 1]]
 
 
 @contextmanager
