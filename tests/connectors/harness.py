@@ -14,7 +14,7 @@ from supportlens.connectors.alerts import SyncAlerts
 from supportlens.connectors.engine import ConnectorKind, SyncEngine
 from supportlens.connectors.store import RunRecord
 from supportlens.runtime import Runtime
-from supportlens.store.schema import TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS
+from supportlens.store.schema import TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS, Table
 from supportlens.tickets.records import now_ms
 from tests.fakes.clock import FakeClock
 from tests.fakes.server import serve_app
@@ -44,14 +44,56 @@ def engine_on(
 
 @dataclass
 class SyncTarget:
-    """A workspace a connector test syncs into, and what the pipes then say per ticket."""
+    """A workspace a connector test syncs into from a fake account served on 127.0.0.1 (read on a
+    fake clock), and what the pipes then say per ticket."""
 
     runtime: Runtime
     workspace: Workspace
     engine: SyncEngine
+    account: Any  # the connector's fake account (its test narrows the type)
+    url: str
+    clock: FakeClock
+
+    def connection_of(
+        self, kind: str, name: str, credentials: dict[str, str], options: dict[str, Any]
+    ) -> str:
+        """A connection of this workspace to the fake account (every 4 hours, times in UTC)."""
+        connection = self.runtime.connections.create(
+            self.workspace.id,
+            kind=kind,
+            name=name,
+            base_url=self.url,
+            credentials=credentials,
+            schedule_hours=4.0,
+            timezone="UTC",
+            options=options,
+        )
+        return connection.id
 
     def sync(self, connection_id: str, *, full: bool = False) -> RunRecord:
         return self.engine.run(self.workspace.id, connection_id, full=full)
+
+    def events(self) -> int:
+        return self.runtime.engine.count(TICKET_EVENTS, self.workspace.id)
+
+    def crash_between_pages(self, connection_id: str, *, after_pages: int, committed_pages: int) -> str:
+        """A sync the account breaks off (503) after ``after_pages`` pages, of which
+        ``committed_pages`` were committed; the cursor it kept (the account works again after)."""
+        self.account.outage_after_pages = after_pages
+        crashed = self.sync(connection_id)
+        assert crashed.status == "failed"
+        assert crashed.pages == committed_pages
+        assert "503" in crashed.errors[-1]
+        self.account.outage_after_pages = None
+        return self.runtime.connections.cursor(connection_id) or "{}"
+
+    def assert_a_clean_sync_writes_as_many(self, table: Table, connect: Callable[[], str]) -> None:
+        """Everything once: a clean sync of the same account into another workspace writes as many
+        rows of ``table``."""
+        written = self.runtime.engine.count(table, self.workspace.id)
+        self.workspace = self.runtime.metadata.create_workspace("clean")
+        assert self.sync(connect()).status == "succeeded"
+        assert self.runtime.engine.count(table, self.workspace.id) == written
 
     def by_ticket(self, pipe: str, query: dict[str, str]) -> dict[str, dict[str, Any]]:
         """The pipe's rows by ticket id; one row per ticket (a doubled ticket fails here)."""

@@ -30,7 +30,6 @@ from supportlens.ingest.freshdesk import SOURCE_CHANNELS
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
 from tests.connectors.harness import SyncTarget, serving, without_retries
-from tests.fakes.clock import FakeClock
 from tests.fakes.freshdesk import (
     API_KEY,
     CUSTOM_STATUSES,
@@ -50,21 +49,10 @@ class Desk(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: FreshdeskAccount
-    url: str
-    clock: FakeClock
 
     def connect(self, name: str = "freshdesk", **options: Any) -> str:
-        connection = self.runtime.connections.create(
-            self.workspace.id,
-            kind="freshdesk",
-            name=name,
-            base_url=self.url,
-            credentials={"api_key": options.pop("api_key", API_KEY)},
-            schedule_hours=4.0,
-            timezone="UTC",
-            options={**OPTIONS, **options},
-        )
-        return connection.id
+        credentials = {"api_key": options.pop("api_key", API_KEY)}
+        return self.connection_of("freshdesk", name, credentials, {**OPTIONS, **options})
 
     def time_metrics(self, as_of: int) -> dict[str, dict[str, Any]]:
         return self.by_ticket("ticket_time_metrics", {"as_of": _day_time(as_of)})
@@ -222,16 +210,9 @@ def test_the_activities_export_gives_the_status_history(desk: Desk) -> None:
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])
 def test_a_crash_between_pages_resumes_without_loss_or_duplicates(desk: Desk) -> None:
-    account = desk.account
-    account.outage_after_pages = 6
     connection = desk.connect()
-    crashed = desk.sync(connection)
-    assert crashed.status == "failed"
-    assert crashed.pages == 5  # the 6th page's conversations were never read: not committed
-    assert "503" in crashed.errors[-1]
-    kept = orjson.loads(desk.runtime.connections.cursor(connection) or "{}")["tickets"]
-
-    account.outage_after_pages = None
+    # The 6th page's conversations were never read: not committed.
+    kept = orjson.loads(desk.crash_between_pages(connection, after_pages=6, committed_pages=5))["tickets"]
     asked = len(desk.tickets_requests())
     resumed = desk.sync(connection)
     assert resumed.status == "succeeded", resumed.errors
@@ -239,11 +220,7 @@ def test_a_crash_between_pages_resumes_without_loss_or_duplicates(desk: Desk) ->
     assert desk.tickets_requests()[asked]["updated_since"] == lookback.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert_matches_truth(desk, history=False)
 
-    # Everything once: a clean sync of the same account into another workspace has as many events.
-    events = desk.runtime.engine.count(TICKET_EVENTS, desk.workspace.id)
-    desk.workspace = desk.runtime.metadata.create_workspace("clean")
-    assert desk.sync(desk.connect()).status == "succeeded"
-    assert desk.runtime.engine.count(TICKET_EVENTS, desk.workspace.id) == events
+    desk.assert_a_clean_sync_writes_as_many(TICKET_EVENTS, desk.connect)
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])

@@ -35,7 +35,6 @@ from supportlens.ingest.tickets import Invalid
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKETS
 from tests.connectors.harness import SyncTarget, serving, without_retries
-from tests.fakes.clock import FakeClock
 from tests.fakes.hubspot import (
     SEARCH_PATH,
     TOKEN,
@@ -59,21 +58,9 @@ class Portal(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: HubSpotAccount
-    url: str
-    clock: FakeClock
 
     def connect(self, name: str = "hubspot", *, token: str = TOKEN, **options: Any) -> str:
-        connection = self.runtime.connections.create(
-            self.workspace.id,
-            kind="hubspot",
-            name=name,
-            base_url=self.url,
-            credentials={"token": token},
-            schedule_hours=4.0,
-            timezone="UTC",
-            options={"pipelines": COUNTED, **options},
-        )
-        return connection.id
+        return self.connection_of("hubspot", name, {"token": token}, {"pipelines": COUNTED, **options})
 
     def time_metrics(self) -> dict[str, dict[str, Any]]:
         return self.by_ticket("ticket_time_metrics", {"as_of": _day_time(END_MS + 86_400_000)})
@@ -259,15 +246,8 @@ def test_the_fake_serves_what_the_reference_says(portal: Portal) -> None:
 @pytest.mark.parametrize("engine_name", ["duckdb"])
 def test_a_crash_between_pages_resumes_without_loss_or_duplicates(portal: Portal) -> None:
     account = portal.account
-    account.outage_after_pages = 4
     connection = portal.connect()
-    crashed = portal.sync(connection)
-    assert crashed.status == "failed"
-    assert crashed.pages == 4
-    assert "503" in crashed.errors[-1]
-    kept = orjson.loads(portal.runtime.connections.cursor(connection) or "{}")["modified"]
-
-    account.outage_after_pages = None
+    kept = orjson.loads(portal.crash_between_pages(connection, after_pages=4, committed_pages=4))["modified"]
     asked = len(account.search_bodies())
     resumed = portal.sync(connection)
     assert resumed.status == "succeeded", resumed.errors
@@ -275,11 +255,7 @@ def test_a_crash_between_pages_resumes_without_loss_or_duplicates(portal: Portal
     assert since == int(datetime.fromisoformat(kept).timestamp() * 1000) - 600_000
     assert_matches_truth(portal)
 
-    # Everything once: a clean sync of the same account into another workspace has as many tickets.
-    tickets = portal.runtime.engine.count(TICKETS, portal.workspace.id)
-    portal.workspace = portal.runtime.metadata.create_workspace("clean")
-    assert portal.sync(portal.connect()).status == "succeeded"
-    assert portal.runtime.engine.count(TICKETS, portal.workspace.id) == tickets
+    portal.assert_a_clean_sync_writes_as_many(TICKETS, portal.connect)
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])

@@ -33,7 +33,6 @@ from supportlens.ingest.tickets import Rejection
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
 from tests.connectors.harness import SyncTarget, serving, without_retries
-from tests.fakes.clock import FakeClock
 from tests.fakes.livechat import (
     ACCOUNT_ID,
     AGENTS,
@@ -58,30 +57,17 @@ class Desk(SyncTarget):
     """A fake account served on 127.0.0.1, and a sync engine that reads it on the fake clock."""
 
     account: LiveChatAccount
-    url: str
-    clock: FakeClock
 
     def connect(
         self, name: str = "livechat", credentials: dict[str, str] | None = None, **options: Any
     ) -> str:
-        connection = self.runtime.connections.create(
-            self.workspace.id,
-            kind="livechat",
-            name=name,
-            base_url=self.url,
-            credentials=credentials or {"account_id": ACCOUNT_ID, "token": PAT},
-            schedule_hours=4.0,
-            timezone="UTC",
-            options=options,
+        return self.connection_of(
+            "livechat", name, credentials or {"account_id": ACCOUNT_ID, "token": PAT}, options
         )
-        return connection.id
 
     def time_metrics(self) -> dict[str, dict[str, Any]]:
         as_of = (END + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
         return self.by_ticket("ticket_time_metrics", {"as_of": as_of})
-
-    def events(self) -> int:
-        return self.runtime.engine.count(TICKET_EVENTS, self.workspace.id)
 
     def handoffs(self) -> dict[str, int]:
         tickets = list(self.account.truth())
@@ -250,16 +236,8 @@ def test_only_recently_started_active_threads_hold_the_cursor(desk: Desk) -> Non
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])
 def test_a_crash_between_pages_resumes_without_loss_or_duplicates(desk: Desk) -> None:
-    account = desk.account
-    account.outage_after_pages = 6
     connection = desk.connect()
-    crashed = desk.sync(connection)
-    assert crashed.status == "failed"
-    assert crashed.pages == 6
-    assert "503" in crashed.errors[-1]
-    kept = orjson.loads(desk.runtime.connections.cursor(connection) or "{}")["from"]
-
-    account.outage_after_pages = None
+    kept = orjson.loads(desk.crash_between_pages(connection, after_pages=6, committed_pages=6))["from"]
     asked = len(desk.archive_requests())
     resumed = desk.sync(connection)
     assert resumed.status == "succeeded", resumed.errors
@@ -267,11 +245,7 @@ def test_a_crash_between_pages_resumes_without_loss_or_duplicates(desk: Desk) ->
     assert desk.archive_requests()[asked]["filters"]["from"] == rfc3339(since)
     assert_matches_truth(desk)
 
-    # Everything once: a clean sync of the same account into another workspace has as many events.
-    events = desk.events()
-    desk.workspace = desk.runtime.metadata.create_workspace("clean")
-    assert desk.sync(desk.connect()).status == "succeeded"
-    assert desk.events() == events
+    desk.assert_a_clean_sync_writes_as_many(TICKET_EVENTS, desk.connect)
 
 
 @pytest.mark.parametrize("engine_name", ["duckdb"])
