@@ -50,6 +50,7 @@ from supportlens.demo.activities import (
     generate_activity_columns,
     generate_exports,
 )
+from tests.fakes.server import Fault
 
 API_KEY = "fd-key-0123456789abcdef"
 GROUP_BASE = 5_000_000
@@ -171,15 +172,6 @@ class TicketTruth:
         for (at, status), end in zip(self.statuses, [*[s[0] for s in self.statuses[1:]], as_of], strict=True):
             spent[status.lower()] = spent.get(status.lower(), 0) + max(0, min(end, as_of) - at)
         return spent
-
-
-@dataclass
-class Fault:
-    """What the server answers instead, for one request."""
-
-    status: int = 503
-    retry_after: int | None = None
-    delay: float = 0.0  # seconds before answering normally (past the client's timeout: a timeout)
 
 
 @dataclass

@@ -46,6 +46,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.fakes.server import Fault as ServedFault
+
 TOKEN = "pat-na1-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 OPEN, CLOSED = "OPEN", "CLOSED"
 # (pipeline id, label, [(stage id, label, ticketState)]): HubSpot's default pipeline and two custom
@@ -190,13 +192,10 @@ class Owner:
 
 
 @dataclass
-class Fault:
-    """What the server answers instead, for one request."""
+class Fault(ServedFault):
+    """What the server answers instead, for one request; a 429 names the limit it hit."""
 
-    status: int = 503
-    policy: str = "SECONDLY"  # of a 429
-    retry_after: int | None = None
-    delay: float = 0.0  # seconds before answering normally (past the client's timeout: a timeout)
+    policy: str = "SECONDLY"
 
 
 class BadRequest(Exception):

@@ -7,11 +7,21 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
 from tests.live import free_port
+
+
+@dataclass
+class Fault:
+    """What the server answers instead, for one request."""
+
+    status: int = 503
+    retry_after: int | None = None
+    delay: float = 0.0  # seconds before answering normally (past the client's timeout: a timeout)
 
 
 @contextmanager

@@ -65,6 +65,7 @@ from supportlens.demo.activities import (
     TAGS,
     generate_activity_columns,
 )
+from tests.fakes.server import Fault
 
 EMAIL = "admin@acme.example.com"
 API_TOKEN = "zd-token-0123456789abcdef"
@@ -230,15 +231,6 @@ class TicketTruth:
 
     def seconds_in_status(self, as_of: int) -> dict[str, int]:
         return _seconds_in(list(self.statuses), as_of)
-
-
-@dataclass
-class Fault:
-    """What the server answers instead, for one request."""
-
-    status: int = 503
-    retry_after: int | None = None
-    delay: float = 0.0  # seconds before answering normally (past the client's timeout: a timeout)
 
 
 @dataclass
