@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 
 from supportlens import __version__
@@ -42,7 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime.open(resolved)
         app.state.runtime = runtime
         # Made here, inside the server's event loop, which its waits belong to.
-        app.state.admission = Admission(resolved.query_concurrency, resolved.query_queue_seconds)
+        app.state.admission = Admission(
+            resolved.query_concurrency,
+            resolved.query_queue_seconds,
+            keep_bytes=resolved.answer_cache_mb * 1024 * 1024,
+            size=pipes.answer_size,
+        )
+        app.state.ingest_limiter = CapacityLimiter(resolved.ingest_concurrency)
         evaluator = runtime.sla_evaluator()
         # Background work; an interval of 0 turns one off.
         periodic = [

@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     query_queue_seconds: float = Field(
         default=60.0, gt=0, description="How long a pipe run may wait for its turn before 503."
     )
+    ingest_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
+        gt=0,
+        description="Events API requests validated at once (default: half the CPU count); more wait.",
+    )
+    pipe_max_age_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "How old a pipe answer may be for requests without Cache-Control (0: exact, every write"
+            " committed before the request is counted)."
+        ),
+    )
+    answer_cache_mb: int = Field(
+        default=64, ge=0, description="Memory for pipe answers kept for requests that accept older ones."
+    )
     writer_batch_rows: int = Field(default=200_000, gt=0, description="Rows the writer commits at once.")
     writer_queue_rows: int = Field(
         default=2_000_000, gt=0, description="Queued (202) rows before new requests get 429."

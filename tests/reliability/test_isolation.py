@@ -715,6 +715,32 @@ def test_fixed_filter_cannot_be_widened_by_any_parameters(
     _same(filtered, pipe, "json", list(_pipe_query(pipe).items()) + params)
 
 
+@pytest.mark.parametrize("pipe", sorted(PIPES))
+def test_kept_answers_never_cross_workspaces_or_fixed_filters(
+    pair: tuple[Served, Workspace, Workspace], filtered: Filtered, pipe: str
+) -> None:
+    """Requests that accept older answers (``Cache-Control: max-age``) get one kept for their own
+    workspace and fixed filters only.  Each token first asks exactly (its answer is kept under its
+    key), all of them the same query; then each accepts an hour-old answer and must get its own,
+    equal to what the admin of a workspace holding just its rows gets."""
+    served, alpha, bravo = pair
+    url, params = f"/v0/pipes/{pipe}.json", _pipe_query(pipe)
+    askers = [
+        (alpha.tenant.headers(), alpha.tenant.headers()),
+        (bravo.tenant.headers(), bravo.tenant.headers()),
+        (filtered.full.headers(), filtered.full.headers()),
+        ({"Authorization": f"Bearer {filtered.token}"}, filtered.oracle.headers()),
+    ]
+    for asker, _ in askers:
+        assert served.client.get(url, params=params, headers=asker).status_code == 200
+    for asker, exact in askers:
+        kept = served.client.get(url, params=params, headers={**asker, "Cache-Control": "max-age=3600"})
+        want = served.client.get(url, params=params, headers=exact)
+        assert kept.status_code == want.status_code == 200, (pipe, kept.text[:300])
+        assert "age" in kept.headers
+        assert _without_statistics(kept.content) == _without_statistics(want.content), pipe
+
+
 def test_fixed_filter_applies_to_the_ticket_sla_route(filtered: Filtered) -> None:
     served = filtered.served
     headers = {"Authorization": f"Bearer {filtered.token}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anyio import CapacityLimiter
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,6 +23,15 @@ def runtime(request: Request) -> Runtime:
 def admission(request: Request) -> Admission:
     """Who runs pipes now and who waits (api/admission.py)."""
     found: Admission = request.app.state.admission
+    return found
+
+
+def ingest_limiter(request: Request) -> CapacityLimiter:
+    """Events API bodies validated at once (``ingest_concurrency``).  Validation is mostly
+    GIL-bound Python: more threads at once only take the GIL from the writer, which every
+    ``wait=true`` request waits for (measured at 1M tickets, 48 clients posting 200 rows: one at a
+    time 145 requests/s, unbounded 69)."""
+    found: CapacityLimiter = request.app.state.ingest_limiter
     return found
 
 
@@ -44,12 +54,14 @@ _BEARER = HTTPBearer(auto_error=False, description="A token: 'Authorization: Bea
 _QUERY = APIKeyQuery(name="token", auto_error=False, description="A token as the 'token' query parameter.")
 
 
-def caller(
+async def caller(
     request: Request,
     _bearer: HTTPAuthorizationCredentials | None = Security(_BEARER),
     _query: str | None = Security(_QUERY),
 ) -> Caller:
-    """The authenticated caller: 401 without a live token."""
+    """The authenticated caller: 401 without a live token.  Two indexed SQLite lookups, done on the
+    event loop: a hop to a worker thread would make every request, even an answer already kept
+    (api/admission.py), wait for a free thread behind busy ones."""
     secret = _secret(request)
     if secret is None:
         raise ApiError(401, "missing token: send 'Authorization: Bearer <token>' or '?token=<token>'")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import zlib
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from supportlens.api.deps import Caller, caller, runtime
+from supportlens.api.deps import Caller, caller, ingest_limiter, runtime
 from supportlens.api.errors import ApiError, error_responses
 from supportlens.ingest.service import DATASOURCES, IngestResult
 from supportlens.ingest.writer import QueueFull
@@ -107,7 +107,7 @@ async def post_events(
         return rt.ingest.ingest_payload(who.workspace.id, name, body)
 
     try:
-        result = await run_in_threadpool(ingest)
+        result = await to_thread.run_sync(ingest, limiter=ingest_limiter(request))
     except QueueFull as exc:
         raise ApiError(429, str(exc), headers={"Retry-After": "1"}) from None
     payload = {"successful_rows": result.successful_rows, "quarantined_rows": result.quarantined_rows}

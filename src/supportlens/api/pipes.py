@@ -47,6 +47,33 @@ def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
     return documented
 
 
+def answer_size(response: Response) -> int | None:
+    """Bytes of a pipe answer worth keeping for later requests (only successful ones)."""
+    return len(response.body) if response.status_code == 200 else None
+
+
+def requested_max_age(cache_control: str | None, default: float) -> float:
+    """Seconds of age the request accepts: ``Cache-Control: max-age=N`` (the smallest if several),
+    0 for ``no-cache``, else the server's default.  Other directives are ignored (RFC 9111)."""
+    if cache_control is None:
+        return default
+    ages: list[float] = []
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        name = name.strip().lower()
+        if name == "no-cache":
+            ages.append(0.0)
+        elif name == "max-age":
+            value = value.strip().strip('"')
+            if not value.isdigit():
+                raise ApiError(
+                    400,
+                    f"Cache-Control: max-age must be a whole number of seconds, got {value!r}",
+                )
+            ages.append(float(value))
+    return min(ages) if ages else default
+
+
 def _route(pipe: Pipe) -> None:
     async def handler(request: Request, format: str = FORMAT, who: Caller = Depends(caller)) -> Response:
         if format not in FORMATS:
@@ -61,9 +88,14 @@ def _route(pipe: Pipe) -> None:
 
         fixed = tuple(sorted(who.token.fixed_filters.items()))
         key = (who.workspace.id, pipe.name, format, tuple(sorted(query.items())), fixed)
-        shared: Response = await admission(request).run(key, answer)
-        # A response of its own for each request that shared the run.
-        return Response(shared.body, status_code=shared.status_code, media_type=shared.media_type)
+        max_age = requested_max_age(request.headers.get("cache-control"), rt.settings.pipe_max_age_seconds)
+        served = await admission(request).run(key, answer, max_age)
+        shared: Response = served.value
+        # A response of its own for each request that shared the run or the kept answer.
+        headers = {"Age": str(int(served.age))} if max_age > 0 else None
+        return Response(
+            shared.body, status_code=shared.status_code, media_type=shared.media_type, headers=headers
+        )
 
     router.add_api_route(
         f"/v0/pipes/{pipe.name}.{{format}}",
