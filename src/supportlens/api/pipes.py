@@ -29,8 +29,20 @@ _SCHEMAS: dict[Kind, dict[str, Any]] = {
 FORMAT = Path(description="json, csv, ndjson or parquet", json_schema_extra={"enum": sorted(FORMATS)})
 
 
+CACHE_CONTROL = {
+    "name": "Cache-Control",
+    "in": "header",
+    "required": False,
+    "description": (
+        "max-age=N accepts an answer computed from data up to N seconds old (its age in the Age"
+        " header); no-cache or none: exact, every acknowledged write counted (docs/pipes.md)."
+    ),
+    "schema": {"type": "string", "examples": ["max-age=60", "no-cache"]},
+}
+
+
 def _openapi_parameters(params: tuple[Param, ...]) -> list[dict[str, Any]]:
-    documented = []
+    documented = [CACHE_CONTROL]
     for param in params:
         schema = dict(_SCHEMAS.get(param.kind, {"type": "string"}))
         if param.default is not None:
@@ -105,8 +117,16 @@ def _route(pipe: Pipe) -> None:
         summary=pipe.description,
         openapi_extra={"parameters": _openapi_parameters(pipe.params)},
         response_class=Response,
-        responses=result_responses(pipe.columns),
+        responses=_with_age(result_responses(pipe.columns)),
     )
+
+
+def _with_age(responses: dict[int | str, Any]) -> dict[int | str, Any]:
+    age = {
+        "description": "Seconds since the answer's data was read",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+    return {**responses, 200: {**responses[200], "headers": {"Age": age}}, **error_responses(503)}
 
 
 for _pipe in PIPES.values():
