@@ -44,6 +44,7 @@ TARGET_P99_MS = 500.0
 # How old the pipe answers each run's clients accept (Cache-Control: max-age; None: exact, every
 # write acknowledged before the request counted).  Dashboards: a minute, like an auto-refresh.
 MODES: dict[str, int | None] = {"exact": None, "max-age=60": 60}
+TIMELINE_SECONDS = 10
 INGEST_SHARE = 0.2  # of the requests: event ingestion; the rest are pipe reads
 INGEST_ROWS = 200  # new tickets per ingest request (plus updates of the client's previous batch)
 
@@ -53,6 +54,7 @@ class Sample:
     kind: str
     seconds: float
     ok: bool
+    sent: float  # time.perf_counter() when it was sent
 
 
 @dataclass
@@ -79,9 +81,30 @@ class LoadResult:
             "errors": overall["errors"],
             "reads": _summary(reads, self.seconds),
             "kinds": kinds,
+            "timeline": self._timeline(),
             "error_examples": self.errors[:10],
             "met": overall["errors"] == 0 and overall["p99_ms"] <= TARGET_P99_MS,
         }
+
+    def _timeline(self) -> list[dict[str, Any]]:
+        """Reads and ingestion per ``TIMELINE_SECONDS`` window by the time sent: where the slow
+        requests of the run were (the first computations of a fresh server, or all along)."""
+        if not self.samples:
+            return []
+        first = min(s.sent for s in self.samples)
+        windows: dict[int, list[Sample]] = defaultdict(list)
+        for sample in self.samples:
+            windows[int((sample.sent - first) // TIMELINE_SECONDS)].append(sample)
+        timeline = []
+        for window, samples in sorted(windows.items()):
+            row: dict[str, Any] = {"from_s": window * TIMELINE_SECONDS}
+            for name, part in (
+                ("reads", [s for s in samples if s.kind != "ingest"]),
+                ("ingest", [s for s in samples if s.kind == "ingest"]),
+            ):
+                row[name] = _summary(part, TIMELINE_SECONDS)
+            timeline.append(row)
+        return timeline
 
 
 def _summary(samples: list[Sample], seconds: float) -> dict[str, Any]:
@@ -132,7 +155,7 @@ async def _client(
                 problem = "" if ok else f"{kind}: HTTP {answer.status_code} {answer.text[:200]}"
             except httpx.HTTPError as exc:
                 ok, problem = False, f"{kind}: {type(exc).__name__} {exc}"
-            result.samples.append(Sample(kind, time.perf_counter() - started, ok))
+            result.samples.append(Sample(kind, time.perf_counter() - started, ok, started))
             if not ok:
                 result.errors.append(problem)
 

@@ -164,6 +164,17 @@ def _load_section() -> list[str]:
                 f"| {kind} | {row['requests']:,} | {row['throughput_rps']} | {row['p50_ms']} | {row['p99_ms']} | "
                 f"{row['max_ms']} | {row['errors']} |"
             )
+        lines += ["", "By the time requests were sent (p50 / p99 ms):", ""]
+        lines += [
+            "| From s | Reads | Reads p50 / p99 | Ingest | Ingest p50 / p99 |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for row in run["timeline"]:
+            reads, ingest = row["reads"], row["ingest"]
+            lines.append(
+                f"| {row['from_s']} | {reads['requests']:,} | {reads['p50_ms']} / {reads['p99_ms']} | "
+                f"{ingest['requests']:,} | {ingest['p50_ms']} / {ingest['p99_ms']} |"
+            )
         if run["error_examples"]:
             lines += ["", "First errors:", ""] + [f"* `{e}`" for e in run["error_examples"]]
         lines.append("")
