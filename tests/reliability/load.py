@@ -259,6 +259,8 @@ def run(
     figures = {
         # The server runs with default settings (server_env): pipe requests admitted this many at once.
         "query_concurrency": Settings(data_dir=data_dir).query_concurrency,
+        "clients": clients,
+        "seconds": seconds,
         "tickets": tickets,
         "activity_tickets": activity_tickets,
         "prepare_seconds": round(prepare_seconds, 1),

@@ -131,8 +131,8 @@ def _load_section() -> list[str]:
     lines = [
         "## Load",
         "",
-        f"{_when(figures)}: {figures['clients']} concurrent clients for {figures['seconds']} s (requests started "
-        f"before the end are waited for) against a live server holding {figures['tickets']:,} tickets "
+        f"{_when(figures)}: {figures['clients']} concurrent clients for {figures['seconds']:g} s (requests started "
+        f"before the end are waited for and counted) against a live server holding {figures['tickets']:,} tickets "
         f"(+{figures['activity_tickets']:,} known by their activity log). Each client picks at random: "
         f"{figures['ingest_share']:.0%} event ingestion (`support_tickets`, {figures['ingest_rows_per_request']} "
         "new tickets plus updates, `wait=true`), otherwise the next pipe of `GET /v0/pipes` in turn "
@@ -152,7 +152,8 @@ def _load_section() -> list[str]:
         lines += [
             f"### {mode}",
             "",
-            f"**{run['requests']:,} requests, {run['throughput_rps']} requests/s, p50 {run['p50_ms']} ms, "
+            f"**{run['requests']:,} requests in {run['seconds']} s, {run['throughput_rps']} requests/s, "
+            f"p50 {run['p50_ms']} ms, "
             f"p99 {run['p99_ms']} ms, {run['errors']} errors.** Target (no errors, p99 ≤ "
             f"{figures['target_p99_ms']:g} ms): {met}.",
             "",
