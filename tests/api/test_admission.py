@@ -14,6 +14,7 @@ import pytest
 
 from supportlens.api.admission import Admission
 from supportlens.api.errors import ApiError
+from supportlens.api.pipes import requested_max_age
 from supportlens.store.base import QueryTimeout
 from tests.api.conftest import Api, open_api
 
@@ -278,14 +279,25 @@ def test_cache_control_over_http(tmp_path: Path) -> None:
         assert _total(api, **{"Cache-Control": "no-cache"})[0] == 3
         assert _total(api, **{"Cache-Control": "max-age=0"})[0] == 3
         assert _total(api, **{"Cache-Control": "public, max-age=3600"})[0] == 3  # the newest kept
-        bad = api.client.get(
-            "/v0/pipes/ticket_metrics.json", headers={**api.headers(), "Cache-Control": "max-age=soon"}
-        )
-        assert bad.status_code == 400
-        assert "Cache-Control" in bad.json()["error"]
+        for wrong in ("max-age=soon", "max-age=-1", "max-age="):
+            bad = api.client.get(
+                "/v0/pipes/ticket_metrics.json", headers={**api.headers(), "Cache-Control": wrong}
+            )
+            assert bad.status_code == 400, wrong
+            assert "Cache-Control" in bad.json()["error"]
     for api in open_api("duckdb", tmp_path / "lagging", pipe_max_age_seconds=3600):
         _post(api, "T1")
         assert _total(api)[0] == 1
         _post(api, "T2")
         assert _total(api)[0] == 1  # the server's default accepts older answers
         assert _total(api, **{"Cache-Control": "no-cache"})[0] == 2
+
+
+def test_a_max_age_must_be_ascii_digits() -> None:
+    # Servers decode header bytes as latin-1: "²" passes str.isdigit but is no number (was a 500).
+    assert requested_max_age("max-age=60", 0) == 60
+    assert requested_max_age("no-cache, max-age=60", 5) == 0
+    assert requested_max_age("public", 5) == 5
+    with pytest.raises(ApiError) as refused:
+        requested_max_age("max-age=\u00b2", 0)
+    assert refused.value.status_code == 400

@@ -77,7 +77,7 @@ def requested_max_age(cache_control: str | None, default: float) -> float:
             ages.append(0.0)
         elif name == "max-age":
             value = value.strip().strip('"')
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # str.isdigit alone takes '²'
                 raise ApiError(
                     400,
                     f"Cache-Control: max-age must be a whole number of seconds, got {value!r}",
