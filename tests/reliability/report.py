@@ -142,8 +142,8 @@ def _load_section() -> list[str]:
         "",
         "Two runs, each against a freshly started server (so the first requests of each pipe are computed "
         "while the load is on): clients whose reads must be **exact** (no `Cache-Control`: every write "
-        "acknowledged before the request is counted), then clients that, like a dashboard, accept "
-        'answers up to a minute old (`Cache-Control: max-age=60`; docs/pipes.md, "Freshness"). The '
+        "acknowledged before the request is counted), then clients that accept "
+        'answers up to a minute old, as a dashboard could (`Cache-Control: max-age=60`; docs/pipes.md, "Freshness"). The '
         "second run's store also holds the tickets the first one added.",
         "",
     ]
