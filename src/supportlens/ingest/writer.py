@@ -25,7 +25,7 @@ from supportlens.domain.calendars import CalendarChoice, default_business_hours
 from supportlens.domain.events import BOOKKEEPING
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusMap
 from supportlens.ingest.state import live_state
-from supportlens.store.base import Engine, ParamType, WriteBatch, ticket_keys
+from supportlens.store.base import Engine, ParamType, WriteBatch, first_per_key, ticket_keys
 from supportlens.store.schema import QUARANTINE, TICKET_EVENTS, TICKET_SNAPSHOTS, TICKETS
 
 log = logging.getLogger(__name__)
@@ -397,10 +397,4 @@ def _resolved_by_workspace(snapshots: pa.Table, maps: dict[str, StatusMap]) -> p
 
 def _first_arrivals(events: pa.Table) -> pa.Table:
     """One row per event id: the first to arrive (lowest sequence number)."""
-    if events.num_rows == 0:
-        return events
-    ordered = events.sort_by([("event_id", "ascending"), ("seq", "ascending")])
-    ids = ordered.column("event_id").combine_chunks()
-    first = pc.not_equal(ids[1:], ids[:-1])
-    keep = pa.concat_arrays([pa.array([True]), first])
-    return ordered.filter(keep)
+    return first_per_key(events, ["event_id"], [("seq", "ascending")])

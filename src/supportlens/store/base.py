@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from supportlens.domain.events import HISTORY_FILTER
 from supportlens.domain.periods import UtcBucket
@@ -116,6 +117,27 @@ def ticket_keys(workspace_id: str, ticket_ids: list[str]) -> pa.Table:
         },
         schema=TICKET_KEYS,
     )
+
+
+def first_per_key(table: pa.Table, keys: list[str], order: list[tuple[str, str]]) -> pa.Table:
+    """The first row of each key (non-null key columns) by ``order``, with the rows sorted by key:
+    one sort and a comparison of neighbours, no Python loop over the rows."""
+    if table.num_rows <= 1:
+        return table
+    ordered = table.sort_by([(key, "ascending") for key in keys] + order)
+    changed: pa.Array | None = None
+    for key in keys:
+        column = ordered.column(key).combine_chunks()
+        differs = pc.not_equal(column[1:], column[:-1])
+        changed = differs if changed is None else pc.or_(changed, differs)
+    assert changed is not None
+    return ordered.filter(pa.concat_arrays([pa.array([True]), changed]))
+
+
+def newest_per_ticket(snapshots: pa.Table) -> pa.Table:
+    """The newest of a batch's snapshots of each ticket: latest ``version_at``, then latest
+    arrival (``seq``)."""
+    return first_per_key(snapshots, list(TICKETS.key), [("version_at", "descending"), ("seq", "descending")])
 
 
 @dataclass(frozen=True, slots=True)

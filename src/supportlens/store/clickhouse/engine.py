@@ -23,6 +23,7 @@ from supportlens.store.base import (
     QueryResult,
     QueryTimeout,
     WriteBatch,
+    newest_per_ticket,
     query_timeout,
 )
 from supportlens.store.schema import (
@@ -254,12 +255,8 @@ def _newest_per_ticket(snapshots: pa.Table, *, skip: set[tuple[Any, ...]]) -> pa
     """Within one insert ClickHouse keeps an arbitrary row among equal versions, so the batch is
     reduced to its newest snapshot per ticket (by version_at, then arrival order) first; tickets
     in ``skip`` are left out."""
-    ordered = snapshots.sort_by([("version_at", "descending"), ("seq", "descending")])
-    keys = zip(*(ordered.column(k).to_pylist() for k in TICKETS.key), strict=True)
-    seen: set[tuple[Any, ...]] = set(skip)
-    keep: list[int] = []
-    for index, key in enumerate(keys):
-        if key not in seen:
-            seen.add(key)
-            keep.append(index)
-    return ordered.take(pa.array(keep, pa.int64()))
+    newest = newest_per_ticket(snapshots)
+    if not skip:
+        return newest
+    keys = zip(*(newest.column(k).to_pylist() for k in TICKETS.key), strict=True)
+    return newest.filter(pa.array([key not in skip for key in keys], pa.bool_()))
