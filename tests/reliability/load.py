@@ -272,7 +272,7 @@ def run(
     prepare_seconds = time.perf_counter() - started
     _log(log, f"data ready in {prepare_seconds:.0f} s; serving")
     runs = {}
-    for number, (name, profile) in enumerate(RUNS.items()):
+    for number, (title, profile) in enumerate(RUNS.items()):
         # A fresh server on a fresh copy of the data for each run: nothing computed or written by
         # the previous one is reused.
         copy = work / f"data-{number}"
@@ -283,8 +283,8 @@ def run(
                 result = asyncio.run(drive(url, token, profile, clients=clients, seconds=seconds))
         finally:
             shutil.rmtree(copy)
-        runs[name] = {"max_age": profile.max_age, "ingest_rows": profile.ingest_rows, **result.figures()}
-        _log(log, f"{name}: " + _table(runs[name]))
+        runs[title] = {"max_age": profile.max_age, "ingest_rows": profile.ingest_rows, **result.figures()}
+        _log(log, f"{title}: " + _table(runs[title]))
     figures = {
         # The server runs with default settings (server_env): pipe requests admitted this many at once.
         "query_concurrency": Settings(data_dir=data_dir).query_concurrency,
