@@ -5,11 +5,13 @@ Python callback, or swallowing it), and a call that ends in time is never interr
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from supportlens.runtime import within_time_limit
+from supportlens.runtime import Runtime, within_time_limit
 from supportlens.store.base import QueryTimeout
+from tests.conftest import make_settings
 
 LIMIT = 0.2
 BOUND = 10.0  # a broken limit fails the test instead of spinning for ever
@@ -58,3 +60,19 @@ def test_work_done_in_time_is_answered_and_never_interrupted_later() -> None:
     ends = time.monotonic() + 2 * LIMIT
     while time.monotonic() < ends:  # past the limit: nothing may land here
         pass
+
+
+def test_writing_out_a_pipe_answer_is_within_the_limit(tmp_path: Path) -> None:
+    """``Runtime.answer_pipe``: the answer's rendering counts against the limit (a listing of a
+    million rows spends most of its time there)."""
+    runtime = Runtime.open(make_settings("duckdb", tmp_path, query_timeout_seconds=LIMIT))
+    try:
+        workspace = runtime.metadata.create_workspace("limits")
+        rendered = runtime.answer_pipe("ticket_metrics", workspace, {}, None, lambda result: result.rows)
+        assert len(rendered) == 1  # quick work is answered
+        started = time.monotonic()
+        with pytest.raises(QueryTimeout, match=r"0\.2 s time limit"):
+            runtime.answer_pipe("ticket_metrics", workspace, {}, None, lambda result: _spin())
+        assert time.monotonic() - started < BOUND / 2
+    finally:
+        runtime.close()

@@ -289,11 +289,25 @@ class Runtime:
     ) -> PipeResult:
         """Run a pipe under the configured time limit, which bounds the whole run (every query
         and the work between them), not each query alone: ``QueryTimeout`` past it."""
+        return self.answer_pipe(name, workspace, query, fixed_filters, lambda result: result)
+
+    def answer_pipe(
+        self,
+        name: str,
+        workspace: Workspace,
+        query: Mapping[str, str],
+        fixed_filters: Mapping[str, str] | None,
+        render: Callable[[PipeResult], T],
+    ) -> T:
+        """``run_pipe``, then ``render`` its result, both within the time limit: writing out a
+        listing of a million rows is work the limit bounds too."""
         pipe = PIPES.get(name)
         if pipe is None:
             raise UnknownPipe(name)
         context = self.pipe_context(workspace, fixed_filters)
-        return within_time_limit(self.settings.query_timeout_seconds, partial(pipe.run, context, query))
+        return within_time_limit(
+            self.settings.query_timeout_seconds, lambda: render(pipe.run(context, query))
+        )
 
 
 def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:

@@ -122,7 +122,15 @@ def test_the_models_own_checks_name_each_field(api: Api) -> None:
     ]
     not_json = b'{"name": "Acme", "email": "a@b.example", "custom": {"score": NaN}}'
     assert _errors(api.client.post("/v1/customers", content=not_json, headers=headers)) == [
-        ("custom", "Value error, NaN and Infinity are not JSON values")
+        ("custom", "Value error, score: NaN and Infinity are not JSON values")
+    ]
+    too_big = b'{"name": "Acme", "email": "a@b.example", "custom": {"ids": [1, 18446744073709551616]}}'
+    assert _errors(api.client.post("/v1/customers", content=too_big, headers=headers)) == [
+        (
+            "custom",
+            "Value error, ids[1]: integers must be within the 64-bit range"
+            " (-9223372036854775808 to 18446744073709551615)",
+        )
     ]
     assert _create(api, ACME).status_code == 201
     nulled = api.client.patch("/v1/customers/cust_1234567890", json={"name": None}, headers=api.headers())

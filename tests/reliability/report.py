@@ -104,7 +104,8 @@ def _limits() -> list[str]:
         "## Time limits",
         "",
         f"{_when(figures)}: {figures['tickets']:,} demo tickets. The slowest pipe with its defaults, "
-        f"`{figures['slow_pipe']}`, takes {figures['slow_pipe_unlimited_seconds']} s without a tight limit. "
+        f"`{figures['slow_pipe']}`, takes {figures['slow_pipe_unlimited_seconds']} s without a tight limit "
+        "(the fastest of three requests, every cache warm). "
         f"With `SUPPORTLENS_QUERY_TIMEOUT_SECONDS={figures['limit_seconds']:g}`, {figures['concurrent_slow_clients']} "
         f"client(s) asked for it again and again for {figures['window_seconds']:g} s while two others asked "
         "cheap questions (`/health`, `ticket_details?limit=5`).",
@@ -119,7 +120,7 @@ def _limits() -> list[str]:
         f"{figures['cheap_max_ms']} ms |",
         "",
         "The limit bounds a whole pipe run (every query, each interrupted by the engine at what remains, "
-        "and the Python work between them), not each query alone.",
+        "and the Python work between them) and the writing of its answer, not each query alone.",
         "",
     ]
 

@@ -47,8 +47,9 @@ def test_long_query_is_stopped_at_the_limit_while_others_are_served(tmp_path: Pa
     run_cli(relaxed, "demo", "--tickets", str(tickets), "--activity-tickets", str(activity), "-w", "limits")
     headers = {"Authorization": f"Bearer {token}"}
 
-    # Each pipe with its defaults, and listings of everything, under a generous limit, twice
-    # (the second time is what a repeated query costs): the slowest is "a long query".
+    # Each pipe with its defaults, and listings of everything, under a generous limit, three times:
+    # the fastest is what a repeated query costs with every cache warm (a stopped run may still have
+    # filled some, so the hammered query gets faster).  The slowest is "a long query".
     with ServerProcess(relaxed, tmp_path / "relaxed.log") as server:
         url = server.start()
         with httpx.Client(base_url=url, headers=headers, timeout=600) as http:
@@ -58,10 +59,12 @@ def test_long_query_is_stopped_at_the_limit_while_others_are_served(tmp_path: Pa
             queries = [(name, {}) for name in names] + listings
             took: dict[tuple[str, str], float] = {}
             for name, params in queries:
-                for _ in range(2):
+                times: list[float] = []
+                for _ in range(3):
                     answer, seconds = _timed_get(http, f"/v0/pipes/{name}.json", params)
                     assert answer.status_code == 200, (name, answer.text[:300])
-                took[(name, str(httpx.QueryParams(params)))] = seconds
+                    times.append(seconds)
+                took[(name, str(httpx.QueryParams(params)))] = min(times)
     (slow, slow_query) = max(took, key=took.__getitem__)
     unlimited = took[(slow, slow_query)]
     assert unlimited >= 0.8, f"no query runs long enough over this data to test a limit: {took}"

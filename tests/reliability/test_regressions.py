@@ -8,7 +8,10 @@ the OpenAPI document.
   before 1970 or from 2200: the row is quarantined naming its column, the parameter is a 400/422.
 * The document listed each pipe's ``format`` path parameter twice, left the pipes' and the
   quarantine's answers (four formats) and every /v0 error undocumented, promised a 422 that /v0 never
-  sends (it answers 400), and declared no security scheme."""
+  sends (it answers 400), and declared no security scheme.
+* An integer past 64 bits in free-form JSON (``POST /v1/support/tickets`` with ``custom_fields:
+  {"": -9223372036854775809}``) raised in orjson when the ticket was stored: a 500.  NaN was stored as
+  null.  Free-form JSON fields now refuse both with a 422 naming the field and the place in it."""
 
 from __future__ import annotations
 
@@ -144,3 +147,66 @@ def test_the_document_describes_what_the_api_does(served: tuple[Served, Tenant])
                 }
                 formats = next(p for p in operation["parameters"] if p["name"] == "format")
                 assert formats["schema"]["enum"] == ["csv", "json", "ndjson", "parquet"]
+
+
+TOO_BIG = 2**64  # one past the largest integer orjson writes
+TOO_SMALL = -(2**63) - 1
+
+
+def test_numbers_no_store_can_keep_are_refused_by_every_free_form_field(
+    served: tuple[Served, Tenant],
+) -> None:
+    server, tenant = served
+    created = server.client.post("/v1/support/tickets", json={"title": "kept"}, headers=tenant.headers())
+    assert created.status_code == 201, created.text
+    ticket = created.json()["ticket"]["id"]
+    raw = tenant.headers() | {"Content-Type": "application/json"}
+    for method, url, body, field, place in (
+        (
+            "POST",
+            "/v1/support/tickets",
+            {"title": "t", "custom_fields": {"": TOO_SMALL}},
+            "custom_fields",
+            '[""]',
+        ),
+        ("POST", "/v1/support/tickets", {"title": "t", "metadata": {"a": [1, TOO_BIG]}}, "metadata", "a[1]"),
+        ("PATCH", f"/v1/support/tickets/{ticket}", {"metadata": {"n": TOO_BIG}}, "metadata", "n"),
+        ("PATCH", f"/v1/support/tickets/{ticket}", {"custom_fields": {"n": TOO_BIG}}, "custom_fields", "n"),
+        (
+            "POST",
+            f"/v1/support/tickets/{ticket}/comments",
+            {"content": "c", "author": {"type": "agent", "id": "a1"}, "metadata": {"n": TOO_BIG}},
+            "metadata",
+            "n",
+        ),
+        (
+            "POST",
+            f"/v1/support/tickets/{ticket}/escalate",
+            {"escalation_level": 1, "reason": "r", "metadata": {"n": {"deep": TOO_BIG}}},
+            "metadata",
+            "n.deep",
+        ),
+        (
+            "POST",
+            f"/v1/support/tickets/{ticket}/notify",
+            {"type": "email", "recipients": [{"email": "a@b.example"}], "variables": {"n": TOO_BIG}},
+            "variables",
+            "n",
+        ),
+        ("PATCH", "/v1/connections/nope", {"options": {"n": TOO_BIG}}, "options", "n"),
+    ):
+        response = server.client.request(method, url, json=body, headers=tenant.headers())
+        assert response.status_code == 422, (url, body, response.text)
+        errors = {error["field"]: error["message"] for error in response.json()["errors"]}
+        assert f"{place}: integers must be within the 64-bit range" in errors.get(field, ""), (url, errors)
+    nan = b'{"title": "t", "metadata": {"score": NaN}}'
+    response = server.client.post("/v1/support/tickets", content=nan, headers=raw)
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["errors"]
+        == [{"field": "metadata", "message": "Value error, score: NaN and Infinity are not JSON values"}]
+        or "NaN" in response.text
+    )
+    # Nothing refused was stored: the only ticket is the one created first.
+    listed = server.client.get("/v1/support/tickets", headers=tenant.headers()).json()
+    assert [t["id"] for t in listed["tickets"]] == [ticket]

@@ -22,6 +22,7 @@ from supportlens.api.tickets import MAX_PAGE_SIZE, Pagination, page_of
 from supportlens.connectors.aliases import Suggestion
 from supportlens.connectors.options import shared_options
 from supportlens.connectors.store import Alert, RunRecord, StoredConnection
+from supportlens.json_values import JsonObject
 
 router = APIRouter(tags=["connections"], responses=problem_responses(400, 401, 403, 404, 422))
 
@@ -52,7 +53,7 @@ class ConnectionCreate(BaseModel):
     )
     schedule_hours: float = Field(default=4.0, gt=0, le=24 * 31, description="Sync every this many hours.")
     timezone: Zone = Field(default="UTC", description="Of source times without an offset.")
-    options: dict[str, Any] = Field(
+    options: JsonObject = Field(
         default_factory=dict,
         description="Status and priority maps, pipelines, ... (each connector's page); for every kind:"
         " retention_days (rolling window) and ticket_id_prefix (before every ticket id; set it before"
@@ -68,7 +69,7 @@ class ConnectionChange(BaseModel):
     credentials: Credentials | None = None
     schedule_hours: float | None = Field(default=None, gt=0, le=24 * 31)
     timezone: Zone | None = None
-    options: dict[str, Any] | None = None
+    options: JsonObject | None = None
     enabled: bool | None = None
 
 

@@ -20,6 +20,7 @@ from supportlens.api.tickets import (
     page_of,
     ticket_errors,
 )
+from supportlens.json_values import JsonObject
 from supportlens.notify.records import Channel, Notification, NotificationStatus, Outcome, Recipient
 from supportlens.notify.service import (
     MAX_RECIPIENTS,
@@ -53,7 +54,7 @@ class NotifyRequest(BaseModel):
     )
     subject: str | None = Field(None, max_length=1000, description="Email only; replaces the template's.")
     message: str | None = Field(None, max_length=10_000, description="The text of the custom template.")
-    variables: dict[str, Any] = Field(
+    variables: JsonObject = Field(
         default_factory=dict, description="Template variables; the ticket's fields are the defaults."
     )
     include_comments: bool = Field(

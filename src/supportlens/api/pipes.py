@@ -96,7 +96,13 @@ def _route(pipe: Pipe) -> None:
         rt = runtime(request)
 
         def answer() -> Response:
-            return render(rt.run_pipe(pipe.name, who.workspace, query, who.token.fixed_filters), format)
+            return rt.answer_pipe(
+                pipe.name,
+                who.workspace,
+                query,
+                who.token.fixed_filters,
+                lambda result: render(result, format),
+            )
 
         fixed = tuple(sorted(who.token.fixed_filters.items()))
         key = (who.workspace.id, pipe.name, format, tuple(sorted(query.items())), fixed)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from supportlens.json_values import storable_json
 from supportlens.records.formats import MAX_EMAIL_LENGTH, is_email
 from supportlens.records.schemas import FieldPath
 
@@ -43,10 +44,8 @@ def _custom(fields: dict[str, Any]) -> dict[str, Any]:
     reserved = sorted(RESERVED_FIELDS.intersection(fields))
     if reserved:
         raise ValueError(f"{', '.join(reserved)}: built-in fields, set at the top level, not in custom")
-    try:
-        size = len(json.dumps(fields, separators=(",", ":"), allow_nan=False).encode())
-    except ValueError:  # Python's JSON parser reads them, no JSON answer can carry them
-        raise ValueError("NaN and Infinity are not JSON values") from None
+    storable_json(fields)
+    size = len(json.dumps(fields, separators=(",", ":")).encode())
     if size > MAX_CUSTOM_BYTES:
         raise ValueError(f"custom fields take {size} bytes; at most {MAX_CUSTOM_BYTES} are accepted")
     return fields

@@ -6,12 +6,13 @@ Unknown fields are refused (a typo must not be silently dropped); every error na
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from supportlens.domain.models import PRIORITY_ALIASES, PRIORITY_ORDER, normalize_label, normalize_priority
+from supportlens.json_values import JsonObject
 
 _FORBID = ConfigDict(extra="forbid")
 MAX_TAGS = 50
@@ -89,14 +90,14 @@ class NewTicket(BaseModel):
     severity: Label | None = None
     service_affected: Label | None = None
     location: Location | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     channel: Label | None = None
     tags: Tags = Field(default_factory=list)
     assigned_to: Identifier | None = Field(
         default=None, description="An agent id; else routing rules decide."
     )
     group_id: Identifier | None = Field(default=None, description="The team that owns the ticket.")
-    custom_fields: dict[str, Any] = Field(
+    custom_fields: JsonObject = Field(
         default_factory=dict, description="Validated against the workspace's tickets schema."
     )
 
@@ -114,8 +115,8 @@ class TicketChanges(BaseModel):
     estimated_resolution: datetime | None = None
     internal_notes: LongText | None = None
     customer_update: LongText | None = None
-    metadata: dict[str, Any] | None = None
-    custom_fields: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
+    custom_fields: JsonObject | None = None
     title: Text | None = None
     description: LongText | None = None
     category: Label | None = None
@@ -159,7 +160,7 @@ class NewComment(BaseModel):
     type: Label = "comment"
     visibility: Literal["customer", "internal"] = "customer"
     author: Author
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class Escalation(BaseModel):
@@ -167,7 +168,7 @@ class Escalation(BaseModel):
     escalation_level: int = Field(ge=1, le=10)
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
     notify: list[Email] = Field(default_factory=list, max_length=50)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     comments: LongText | None = Field(default=None, description="An internal note that goes with it.")
 
 
