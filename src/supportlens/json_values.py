@@ -29,15 +29,15 @@ def storable_json(value: Any) -> Any:
 
 
 def _problem(value: Any, path: FieldPath) -> str | None:
-    where = field_path(path) or "the value"
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return None
     if isinstance(value, int):
         if SMALLEST_INTEGER <= value <= LARGEST_INTEGER:
             return None
-        return f"{where}: integers must be within the 64-bit range ({SMALLEST_INTEGER} to {LARGEST_INTEGER})"
+        bounds = f"({SMALLEST_INTEGER} to {LARGEST_INTEGER})"
+        return f"{_where(path)}: integers must be within the 64-bit range {bounds}"
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{where}: NaN and Infinity are not JSON values"
+        return None if math.isfinite(value) else f"{_where(path)}: NaN and Infinity are not JSON values"
     if isinstance(value, dict):
         for key, item in value.items():
             found = _problem(item, (*path, str(key)))
@@ -50,6 +50,11 @@ def _problem(value: Any, path: FieldPath) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def _where(path: FieldPath) -> str:
+    """Rendered only for the value refused: the walk itself builds no strings."""
+    return field_path(path) or "the value"
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]

@@ -185,9 +185,9 @@ class DuckDBEngine(Engine):
         if writer is None:
             raise RuntimeError("the DuckDB store is not open")
         # Read by DuckDB's replacement scans below.
-        snapshots = _to_naive_utc(batch.snapshots)  # noqa: F841
+        snapshots = _to_naive_utc(batch.snapshots)
         # Chosen in Arrow: a window over the batch's full rows cost DuckDB more than the rest.
-        newest = _to_naive_utc(newest_per_ticket(batch.snapshots))  # noqa: F841
+        newest = newest_per_ticket(snapshots)  # noqa: F841
         derived = _to_naive_utc(batch.derived)  # noqa: F841
         events = _to_naive_utc(batch.events)  # noqa: F841
         rejected = _to_naive_utc(batch.quarantine)  # noqa: F841
