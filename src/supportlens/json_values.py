@@ -7,9 +7,11 @@ met later as a 500 or silently turned into null."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator
 
 from supportlens.paths import FieldPath, field_path
@@ -58,3 +60,14 @@ def _where(path: FieldPath) -> str:
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+
+
+def record_text(value: Any) -> str:
+    """The JSON text of a record read from elsewhere (a helpdesk's API), kept as a row's raw
+    content: orjson's, or the standard library's for the integers past 64 bits that orjson cannot
+    write, so that such a record is checked (and quarantined with its reason) like any other
+    instead of failing the sync that read it."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))

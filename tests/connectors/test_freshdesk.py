@@ -414,3 +414,26 @@ def test_an_unreadable_activity_is_reported_and_the_rest_imported(
     assert (kept["datasource"], kept["column_name"]) == ("freshdesk_activities", "performed_at")
     assert '"yesterday"' in kept["raw"]
     assert_matches_truth(desk, history=True)
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb"])
+@pytest.mark.parametrize("desk", [50], indirect=True)
+def test_a_number_past_64_bits_is_quarantined_and_the_sync_goes_on(desk: Desk) -> None:
+    """A helpdesk may send any JSON number (a numeric custom field used as the category); one that
+    no store can hold is refused with its reason and its raw record kept, not a failed sync."""
+    odd = min(desk.account.tickets)
+    desk.account.tickets[odd].category = 2**70  # type: ignore[assignment]
+    run = desk.sync(desk.connect())
+    assert run.status == "succeeded", run.errors
+    assert run.quarantined == 1
+    (kept,) = desk.runtime.engine.fetch_arrow(
+        "SELECT datasource, column_name, error, raw FROM quarantine WHERE workspace_id = $ws",
+        {"ws": desk.workspace.id},
+        timeout=10,
+    ).to_pylist()
+    assert (kept["datasource"], kept["column_name"]) == ("support_tickets", "category")
+    assert kept["error"] == "expected a string, got int"
+    assert orjson.loads(kept["raw"].replace(str(2**70), "0"))["ticket_id"] == str(odd)
+    assert f'"category":{2**70},' in kept["raw"]
+    # Every ticket is there: the others, and this one from its conversations.
+    assert set(desk.details()) == {str(ticket_id) for ticket_id in desk.account.tickets}

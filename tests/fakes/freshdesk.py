@@ -50,6 +50,7 @@ from supportlens.demo.activities import (
     generate_activity_columns,
     generate_exports,
 )
+from supportlens.json_values import record_text
 from tests.fakes.server import Fault
 
 API_KEY = "fd-key-0123456789abcdef"
@@ -428,7 +429,7 @@ class FreshdeskAccount:
         headers = dict(request.state.rate)
         if link is not None:
             headers["Link"] = f'<{link}>; rel="next"'
-        return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
+        return Response(record_text(body), status, headers=headers, media_type="application/json")
 
     @staticmethod
     def _validation(field_name: str, message: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -47,31 +48,57 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+# Rows made into Python values and written out a slice at a time: converting or dumping a whole
+# listing in one C call holds the GIL for seconds at 1M rows, which stalls every other request
+# (they all share the GIL) and keeps the time limit from stopping the render (it can only act
+# between Python steps).  Slices of this size hold it for a few milliseconds each.
+RENDER_SLICE_ROWS = 2_000
+
+
+def row_slices(result: PipeResult) -> Iterator[Sequence[dict[str, Any]]]:
+    """The result's rows, a slice of at most RENDER_SLICE_ROWS at a time, in order."""
+    if result.table is not None:
+        for start in range(0, result.table.num_rows, RENDER_SLICE_ROWS):
+            yield result.table.slice(start, RENDER_SLICE_ROWS).to_pylist()
+        return
+    rows = result.rows
+    for start in range(0, len(rows), RENDER_SLICE_ROWS):
+        yield rows[start : start + RENDER_SLICE_ROWS]
+
+
+def _json_array(result: PipeResult) -> bytes:
+    """``orjson.dumps(list(result.rows))``, written a slice at a time."""
+    # Each slice is dumped as an array, whose brackets are dropped to splice it into one array.
+    items = [orjson.dumps(list(rows))[1:-1] for rows in row_slices(result)]
+    return b"[" + b",".join(item for item in items if item) + b"]"
+
+
 def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
     names = [name for name, _ in result.columns]
     if fmt == "json":
-        body: dict[str, Any] = {
-            "meta": [{"name": name, "type": kind} for name, kind in result.columns],
-            "data": list(result.rows),
-            "rows": len(result.rows),
-        }
+        head = {"meta": [{"name": name, "type": kind} for name, kind in result.columns]}
+        tail: dict[str, Any] = {"rows": len(result.rows)}
         if result.rows_before_limit is not None:
-            body["rows_before_limit_at_least"] = result.rows_before_limit
-        body["statistics"] = {
+            tail["rows_before_limit_at_least"] = result.rows_before_limit
+        tail["statistics"] = {
             "elapsed": round(result.elapsed, 6),
             "rows_read": result.rows_read,
             "bytes_read": 0,
         }
-        return Response(orjson.dumps(body), status_code=status_code, media_type=FORMATS[fmt])
+        # {"meta":[...],"data":[...],"rows":N,...}: the two dumped objects without their braces.
+        body = b"".join(
+            (orjson.dumps(head)[:-1], b',"data":', _json_array(result), b",", orjson.dumps(tail)[1:])
+        )
+        return Response(body, status_code=status_code, media_type=FORMATS[fmt])
     if fmt == "ndjson":
-        payload = b"".join(orjson.dumps(row) + b"\n" for row in result.rows)
+        payload = b"".join(orjson.dumps(row) + b"\n" for rows in row_slices(result) for row in rows)
         return Response(payload, status_code=status_code, media_type=FORMATS[fmt])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(names)
-        for row in result.rows:
-            writer.writerow([_csv_value(row[name]) for name in names])
+        for rows in row_slices(result):
+            writer.writerows([_csv_value(row[name]) for name in names] for row in rows)
         return Response(buffer.getvalue(), status_code=status_code, media_type=FORMATS[fmt])
     if fmt == "parquet":
         schema = pa.schema([pa.field(name, _arrow_type(kind)) for name, kind in result.columns])

@@ -85,6 +85,7 @@ from supportlens.connectors.options import paging
 from supportlens.domain.models import normalize_label
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP
 from supportlens.ingest.tickets import Invalid
+from supportlens.json_values import record_text
 
 __all__ = ["HUBSPOT", "HubSpotConnector", "HubSpotOptions", "Stage", "cross_check", "ticket_row"]
 
@@ -478,7 +479,7 @@ class HubSpotConnector:
             try:
                 row, found = ticket_row(record, self._stages, self._options), cross_check(record)
             except Invalid as invalid:  # kept in quarantine with the reason, the rest goes on
-                page.rejected.append((orjson.dumps(record).decode(), invalid.rejection))
+                page.rejected.append((record_text(record), invalid.rejection))
                 continue
             page.tickets.append(row)
             for problem in found:

@@ -86,6 +86,7 @@ from supportlens.connectors.engine import ConnectorKind
 from supportlens.connectors.http import RateBudget, SourceClient, SourceError
 from supportlens.connectors.options import paging
 from supportlens.ingest.tickets import Rejection
+from supportlens.json_values import record_text
 
 __all__ = [
     "LIVECHAT",
@@ -444,7 +445,7 @@ class LiveChatConnector:
             for chat in chats:
                 records = readable(chat, bots)
                 if isinstance(records, Rejection):  # kept in quarantine; the other entries go on
-                    page.rejected.append((orjson.dumps(chat).decode(), records))
+                    page.rejected.append((record_text(chat), records))
                     continue
                 page.tickets.append(records.ticket)
                 page.events.extend(records.events)

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import orjson
-
 from supportlens.connectors.base import SourcePage
 from supportlens.ingest.service import SUPPORT_TICKETS, TICKET_EVENTS_SOURCE, IngestService, RawRow
+from supportlens.json_values import record_text
 
 
 @dataclass(slots=True)
@@ -22,7 +21,7 @@ class SyncCounts:
 
 
 def _rows(values: list[dict[str, object]]) -> Iterable[RawRow]:
-    return (RawRow(value, orjson.dumps(value, default=str).decode()) for value in values)
+    return (RawRow(value, record_text(value)) for value in values)
 
 
 def write_pages(
