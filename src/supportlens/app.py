@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(resolved)
         app.state.runtime = runtime
+        # Queued, not waited for: answers stay exact meanwhile (the slower way).
+        app.state.restating_facts = runtime.restate_outdated_facts()
         # Made here, inside the server's event loop, which its waits belong to.
         app.state.admission = Admission(
             resolved.query_concurrency,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import sys
@@ -153,7 +154,28 @@ def serve(
     # GIL switch interval each hand-over to the event loop waits up to 5 ms per busy thread, which
     # makes even cheap requests slow under load.  A shorter interval keeps the loop responsive.
     sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=bind_host, port=bind_port, log_level="info", log_config=_serve_logging()
+    )
+
+
+def _serve_logging() -> dict[str, Any]:
+    """uvicorn's logging, and SupportLens' own records (restatements, upgrades, failed writes and
+    syncs) through the same handler: without one, Python shows only warnings, without a time."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["app"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(asctime)s %(name)s: %(message)s",
+    }
+    config["handlers"]["app"] = {
+        "formatter": "app",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["supportlens"] = {"handlers": ["app"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _print_run_token(base_url: str) -> None:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import TypeVar
 
 from supportlens.analytics.common import PipeContext, PipeResult
+from supportlens.analytics.facts import outdated_facts
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
 from supportlens.analytics.sla_memo import SettledTargets
@@ -218,6 +219,31 @@ class Runtime:
             return unchanged
         return self.writer.restate(workspace_id, progress=progress)
 
+    def restate_outdated_facts(self) -> dict[str, Future[int]]:
+        """At server start: queue the restatement of each workspace whose stored time facts were
+        computed under status names or calendars it no longer has (by an earlier release, or a
+        restatement a stop cut short), by workspace id.  Answers stay exact meanwhile: a query
+        that meets an outdated fact computes from the activity log, which is slower."""
+        queued: dict[str, Future[int]] = {}
+        for workspace in self.metadata.workspaces():
+            outdated = outdated_facts(
+                self.engine,
+                workspace.id,
+                self.configuration.status_map(workspace.id),
+                self.configuration.calendar_choice(workspace.id, workspace.timezone),
+            )
+            if outdated:
+                log.info(
+                    "%d tickets of workspace %s hold time facts computed under other status names or"
+                    " calendars; restating the workspace in the background",
+                    outdated,
+                    workspace.name,
+                )
+                restating = self.writer.restate(workspace.id)
+                restating.add_done_callback(partial(_log_restated, workspace.name))
+                queued[workspace.id] = restating
+        return queued
+
     def calendar_signature(self, workspace: Workspace) -> tuple[str, tuple[tuple[str, str], ...]]:
         """What decides each ticket's business time: the default calendar and every group's."""
         choice = self.configuration.calendar_choice(workspace.id, workspace.timezone)
@@ -308,6 +334,11 @@ class Runtime:
         return within_time_limit(
             self.settings.query_timeout_seconds, lambda: render(pipe.run(context, query))
         )
+
+
+def _log_restated(workspace_name: str, restating: Future[int]) -> None:
+    if restating.exception() is None:  # a failure is logged by the writer
+        log.info("restated %d tickets of workspace %s", restating.result(), workspace_name)
 
 
 def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:

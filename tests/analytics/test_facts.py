@@ -5,17 +5,21 @@ upgrade from a store without them."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supportlens.analytics import activity, time_metrics
 from supportlens.analytics.common import selection
 from supportlens.analytics.params import Window
+from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.statuses import StatusCategory
@@ -144,6 +148,39 @@ def test_an_upgrade_fills_the_facts(engine_name: str, tmp_path: Path) -> None:
         assert facts == log == expected
     finally:
         upgraded.close()
+
+
+def test_facts_outdated_at_start_are_restated_in_the_background(
+    engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Facts computed under status names or calendars the workspace no longer has (an earlier
+    release's built-in names, or a restatement a stop cut short: here, names changed without one)
+    are found when the server starts, which queues the workspace's restatement; the answers are the
+    same before (from the log) and after (from the facts again)."""
+    settings_ = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings_)
+    try:
+        batch = list(zip(FIXED, ["night", None, "india", "east"], strict=True))
+        workspace, _, _ = load_grouped(runtime, batch)
+        assert runtime.restate_outdated_facts() == {}  # every fact is current
+        runtime.configuration.set_status_names(workspace.id, {"pending": StatusCategory.ON_HOLD})
+        facts, expected = _answers(runtime, workspace, at(3000), True)
+        assert facts is None
+    finally:
+        runtime.close()
+
+    app = create_app(settings_)
+    with caplog.at_level(logging.INFO, logger="supportlens.runtime"), TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        started: Runtime = app.state.runtime
+        assert f"tickets of workspace {workspace.name} hold time facts computed under other" in caplog.text
+        restating = app.state.restating_facts
+        assert set(restating) == {workspace.id}
+        assert restating[workspace.id].result() == len(FIXED)
+        facts, log = _answers(started, workspace, at(3000), True)
+        assert facts is not None
+        assert facts == log == expected
+        assert started.restate_outdated_facts() == {}
 
 
 def _quality(found: activity.TicketQuality) -> dict[str, tuple[bool, bool, bool, int, bool]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.api.test_pipes_api import HISTORY
 from tests.live import CLI, cli_env, live_server
 from tests.live import run_cli as _cli
 from tests.randomized import postings
+from tests.reliability.live_process import ServerProcess, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -166,3 +168,17 @@ def test_cli_tokens(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "scopes are admin, append and read" in bad.stderr
+
+
+def test_the_server_log_carries_supportlens_records(tmp_path: Path) -> None:
+    """``serve`` shows SupportLens' own records (here the store opening), with their time and
+    source, next to uvicorn's; without a handler Python would show only warnings."""
+    log = tmp_path / "server.log"
+    data = tmp_path / "data"
+    data.mkdir()
+    with ServerProcess(server_env(data), log) as server:
+        server.start()
+    lines = log.read_text().splitlines()
+    opened = [line for line in lines if "supportlens.runtime: store open: duckdb engine" in line]
+    assert len(opened) == 1, lines
+    assert re.match(r"INFO: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} supportlens\.runtime: ", opened[0]), opened

@@ -43,11 +43,13 @@ from supportlens.analytics.timeline import (
 from supportlens.domain.calendars import BusinessClock, CalendarChoice
 from supportlens.domain.metrics import minutes_array
 from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
-from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS
+from supportlens.store.base import Engine, ParamType
+from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS, TICKETS
 
 # Bumped whenever what the facts mean changes: every stored fact then reads as stale.
 FACTS_VERSION = 1
 _FAR_FUTURE_MS = 2**62
+_CHECK_TIMEOUT_SECONDS = 300.0  # a count over the workspace's tickets, once at start
 _DAY_MS = 86_400_000
 
 
@@ -57,6 +59,20 @@ def facts_key(statuses: StatusMap, calendar_fingerprint: str) -> str:
     effective = {**DEFAULT_STATUS_CATEGORIES, **statuses.custom}
     names = orjson.dumps(sorted((name, category.value) for name, category in effective.items()))
     return f"{FACTS_VERSION}:{hashlib.sha256(names).hexdigest()[:12]}:{calendar_fingerprint}"
+
+
+def outdated_facts(engine: Engine, workspace_id: str, statuses: StatusMap, calendars: CalendarChoice) -> int:
+    """How many of the workspace's tickets hold facts computed under status names or a calendar it
+    no longer has: by an earlier release (``facts_key`` names the built-in status names and this
+    code's ``FACTS_VERSION``), or before a change that was not restated."""
+    keys = sorted({facts_key(statuses, fingerprint) for fingerprint in calendars.fingerprints()})
+    d = engine.dialect
+    sql = (
+        f"SELECT count(*) AS n FROM {d.table(TICKETS)} WHERE workspace_id = {d.param('ws', ParamType.STRING)}"
+        f" AND facts_key IS NOT NULL AND NOT ({d.in_list('facts_key', 'keys')})"
+    )
+    found = engine.fetch(sql, {"ws": workspace_id, "keys": keys}, timeout=_CHECK_TIMEOUT_SECONDS)
+    return int(found.rows[0][0])
 
 
 def status_fragments(names: tuple[str, ...], spent_ms: I64, shown: BOOL) -> pa.ChunkedArray | pa.Array:
