@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,22 +38,24 @@ def live_server(env: dict[str, str]) -> Iterator[str]:
     """Serves the data directory of ``env`` until the block ends; yields the base URL once /health
     answers."""
     port = free_port()
-    process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    try:
-        while True:
-            assert process.poll() is None, (
-                process.stderr.read().decode() if process.stderr else "server exited"
-            )
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start within 60 s"
-            time.sleep(0.1)  # polling for the port to open, not hiding a race
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    # Its log goes to a file: a pipe nobody reads while it serves would block it once full.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stderr=log)
+        try:
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"server exited:\n{log.read().decode(errors='replace')}")
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start within 60 s"
+                time.sleep(0.1)  # polling for the port to open, not hiding a race
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
