@@ -1,6 +1,7 @@
 """``sla_at_risk`` evaluates only the tickets not resolved at ``as_of``; on random histories (reopens,
 resolutions after ``as_of``, snapshot-only tickets), on both engines, it lists exactly the targets
-that evaluating every ticket lists."""
+that evaluating every ticket lists.  ``sla_attainment`` counts exactly those targets too (both take
+them unordered, from the vectorized evaluator and the reference together)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ from supportlens.analytics.activity import Filters
 from supportlens.analytics.common import PipeContext, conditions
 from supportlens.analytics.params import Window
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.sla_state import SlaSetup, at_risk_targets, evaluate_tickets, sla_at_risk
+from supportlens.analytics.sla_state import (
+    SlaGroupBy,
+    SlaSetup,
+    at_risk_targets,
+    evaluate_tickets,
+    sla_at_risk,
+    sla_attainment,
+)
 from supportlens.configuration.sla import SlaPolicyDefinition
+from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.sla import TargetStatus
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
@@ -73,6 +83,19 @@ def test_at_risk_equals_evaluating_every_ticket(
             item[:3] for item in expected[1:3]
         ]
         assert page.rows_before_limit == len(expected)
+
+        # Attainment per agent and target type: the completed and running targets of every ticket.
+        tally: dict[tuple[str | None, str], list[int]] = {}
+        for evaluated in every:
+            for target in evaluated.sla.targets:
+                key = (evaluated.ticket["agent_id"], target.type.value)
+                counts = tally.setdefault(key, [0, 0, 0])
+                counts[{TargetStatus.ACHIEVED: 0, TargetStatus.BREACHED: 1}.get(target.state, 2)] += 1
+        attained = sla_attainment(context, filters, by=SlaGroupBy.AGENT, unit=PeriodUnit.DAY)
+        assert {
+            (r["group"], r["target_type"]): [r["achieved"], r["breached"], r["running"]]
+            for r in attained.rows
+        } == tally, minute
 
 
 def _in_window(context: PipeContext) -> Conditions:

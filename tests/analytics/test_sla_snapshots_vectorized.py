@@ -188,6 +188,21 @@ def test_every_target_is_evaluate_snapshots(data: st.DataObject) -> None:
         _table(tickets), policies=policies, calendars_for=choice.for_group, statuses=statuses, as_of=as_of
     )
     assert _rows(found) == expected
+    # Unordered (for callers that count or sort them): the same rows.
+    unordered = evaluate_snapshots(
+        _table(tickets),
+        policies=policies,
+        calendars_for=choice.for_group,
+        statuses=statuses,
+        as_of=as_of,
+        in_order=False,
+    )
+    assert sorted(_rows(unordered), key=_order) == expected
+
+
+def _order(row: dict[str, Any]) -> tuple[int, int]:
+    """By ticket row, then in the reference's order of target types (one instance each here)."""
+    return row["row"], list(TargetType).index(TargetType(row["type"]))
 
 
 def test_no_tickets_no_targets() -> None:

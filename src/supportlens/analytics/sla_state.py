@@ -289,18 +289,26 @@ def evaluate_tickets(
 class EvaluatedTargets:
     """The tickets matching a selection (TICKET_COLUMNS, by creation time then id) and every target of
     each as columns (``domain.sla_snapshots.TARGET_SCHEMA``: ``row`` is the ticket's row), in the
-    order ``evaluate_tickets`` lists them, with the same values."""
+    order ``evaluate_tickets`` lists them unless asked otherwise, with the same values."""
 
     tickets: pa.Table
     targets: pa.Table
 
 
 def evaluate_targets(
-    context: PipeContext, where: Conditions, *, as_of: datetime, setup: SlaSetup, page: str = ""
+    context: PipeContext,
+    where: Conditions,
+    *,
+    as_of: datetime,
+    setup: SlaSetup,
+    page: str = "",
+    in_order: bool = True,
 ) -> EvaluatedTargets:
     """``evaluate_tickets``'s targets as columns: the tickets with events by the reference, one at a
     time (they are few), the snapshot-only ones by the vectorized evaluator, all at once.  ``page``
-    (``LIMIT ... OFFSET ...``) takes a page of the tickets in their order."""
+    (``LIMIT ... OFFSET ...``) takes a page of the tickets in their order.  ``in_order=False``: the
+    targets in no particular order, for callers that count or sort them (putting millions of rows
+    in order is a good part of the work)."""
     sql = (
         f"SELECT {', '.join(TICKET_COLUMNS)}, last_event_at AS logged_until, seq AS ticket_seq"
         f" FROM {tickets_from(context)} WHERE {where.where} ORDER BY created_at, ticket_id {page}"
@@ -317,18 +325,22 @@ def evaluate_targets(
     # Tickets with a history (``last_event_at`` is set exactly on those) go to the reference.
     last_event_ms, has_events = timestamp_ms(read, "logged_until")
     snapshot_rows = np.flatnonzero(~has_events)
-    snapshots = table.take(pa.array(snapshot_rows, pa.int64()))
+    # Only what the snapshot evaluation reads: a take of every column cost as much as the rest.
+    snapshots = table.select(_SNAPSHOT_SOURCE).take(pa.array(snapshot_rows, pa.int64()))
     found = evaluate_snapshots(
         _snapshot_columns(snapshots, setup.statuses),
         policies=setup.policies,
         calendars_for=calendars_for,
         statuses=setup.statuses,
         as_of=as_of,
+        in_order=in_order,
     )
     found = found.set_column(0, "row", pa.array(snapshot_rows[found.column("row").to_numpy()], pa.int64()))
     logged_rows = np.flatnonzero(has_events)
     with_events = _with_events(context, setup, read, logged_rows, last_event_ms, as_of, calendars_for)
     targets = pa.concat_tables([found, _target_columns(with_events)])
+    if not in_order:
+        return EvaluatedTargets(table, targets)
     order = np.argsort(targets.column("row").to_numpy(), kind="stable")
     return EvaluatedTargets(table, targets.take(pa.array(order, pa.int64())))
 
@@ -378,6 +390,20 @@ def _with_events(
 
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+_SNAPSHOT_SOURCE = (
+    "status",
+    "resolved_at",
+    "updated_at",
+    "created_at",
+    "first_response_at",
+    "priority",
+    "category",
+    "channel",
+    "group_id",
+    "tags",
+)
 
 
 def _snapshot_columns(tickets: pa.Table, statuses: StatusMap) -> pa.Table:
@@ -432,8 +458,9 @@ def _selection(context: PipeContext, filters: Filters, *, unresolved_only: bool 
 def _evaluated_targets(
     context: PipeContext, filters: Filters, *, unresolved_only: bool = False
 ) -> EvaluatedTargets:
+    """The targets in no particular order: their users count them or sort them themselves."""
     where = _selection(context, filters, unresolved_only=unresolved_only)
-    return evaluate_targets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context))
+    return evaluate_targets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context), in_order=False)
 
 
 # ticket_sla --------------------------------------------------------------------------------------
