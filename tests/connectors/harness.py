@@ -105,6 +105,15 @@ class SyncTarget:
     def details(self) -> dict[str, dict[str, Any]]:
         return self.by_ticket("ticket_details", {"created_after": "2000-01-01"})
 
+    def only_quarantined(self) -> dict[str, Any]:
+        """The one row the workspace has in quarantine (DuckDB): datasource, column_name, error, raw."""
+        (kept,) = self.runtime.engine.fetch_arrow(
+            "SELECT datasource, column_name, error, raw FROM quarantine WHERE workspace_id = $ws",
+            {"ws": self.workspace.id},
+            timeout=10,
+        ).to_pylist()
+        return dict(kept)
+
     def assert_retention_covers_the_sync(self, connection_id: str) -> None:
         """Every ticket the sync wrote is known to retention: nothing has left the window today,
         and ten years on a pass removes them all, events and snapshots with them."""

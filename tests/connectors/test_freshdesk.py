@@ -406,11 +406,7 @@ def test_an_unreadable_activity_is_reported_and_the_rest_imported(
     assert run.status == "succeeded", run.errors
     assert f"activities export of {day}: 1 activities could not be read (first: performed_at" in caplog.text
     assert run.quarantined == 1
-    (kept,) = desk.runtime.engine.fetch_arrow(
-        "SELECT datasource, column_name, raw FROM quarantine WHERE workspace_id = $ws",
-        {"ws": desk.workspace.id},
-        timeout=10,
-    ).to_pylist()
+    kept = desk.only_quarantined()
     assert (kept["datasource"], kept["column_name"]) == ("freshdesk_activities", "performed_at")
     assert '"yesterday"' in kept["raw"]
     assert_matches_truth(desk, history=True)
@@ -426,11 +422,7 @@ def test_a_number_past_64_bits_is_quarantined_and_the_sync_goes_on(desk: Desk) -
     run = desk.sync(desk.connect())
     assert run.status == "succeeded", run.errors
     assert run.quarantined == 1
-    (kept,) = desk.runtime.engine.fetch_arrow(
-        "SELECT datasource, column_name, error, raw FROM quarantine WHERE workspace_id = $ws",
-        {"ws": desk.workspace.id},
-        timeout=10,
-    ).to_pylist()
+    kept = desk.only_quarantined()
     assert (kept["datasource"], kept["column_name"]) == ("support_tickets", "category")
     assert kept["error"] == "expected a string, got int"
     assert orjson.loads(kept["raw"].replace(str(2**70), "0"))["ticket_id"] == str(odd)

@@ -368,11 +368,7 @@ def test_a_malformed_ticket_is_quarantined_and_the_rest_imported(portal: Portal)
     run = portal.sync(portal.connect())
     assert run.status == "succeeded", run.errors
     assert run.quarantined == 1
-    (kept,) = portal.runtime.engine.fetch_arrow(
-        "SELECT datasource, column_name, raw FROM quarantine WHERE workspace_id = $ws",
-        {"ws": portal.workspace.id},
-        timeout=10,
-    ).to_pylist()
+    kept = portal.only_quarantined()
     assert (kept["datasource"], kept["column_name"]) == ("connector_records", "time_to_close")
     assert orjson.loads(kept["raw"])["id"] == str(broken.id)
     assert_matches_truth(portal, unread=frozenset({str(broken.id)}))
