@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import sys
@@ -139,6 +138,7 @@ def serve(
     import uvicorn
 
     from supportlens.app import create_app
+    from supportlens.serve_logging import serve_logging
 
     settings = Settings()
     bind_host, bind_port = host or settings.host, port or settings.port
@@ -155,27 +155,8 @@ def serve(
     # makes even cheap requests slow under load.  A shorter interval keeps the loop responsive.
     sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
     uvicorn.run(
-        create_app(settings), host=bind_host, port=bind_port, log_level="info", log_config=_serve_logging()
+        create_app(settings), host=bind_host, port=bind_port, log_level="info", log_config=serve_logging()
     )
-
-
-def _serve_logging() -> dict[str, Any]:
-    """uvicorn's logging, and SupportLens' own records (restatements, upgrades, failed writes and
-    syncs) through the same handler: without one, Python shows only warnings, without a time."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["app"] = {
-        "()": "uvicorn.logging.DefaultFormatter",
-        "fmt": "%(levelprefix)s %(asctime)s %(name)s: %(message)s",
-    }
-    config["handlers"]["app"] = {
-        "formatter": "app",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stderr",
-    }
-    config["loggers"]["supportlens"] = {"handlers": ["app"], "level": "INFO", "propagate": False}
-    return config
 
 
 def _print_run_token(base_url: str) -> None:

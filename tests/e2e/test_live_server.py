@@ -22,7 +22,7 @@ from tests.api.test_pipes_api import HISTORY
 from tests.live import CLI, cli_env, live_server
 from tests.live import run_cli as _cli
 from tests.randomized import postings
-from tests.reliability.live_process import ServerProcess, server_env
+from tests.reliability.live_process import ServerProcess, create_workspace, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -170,15 +170,26 @@ def test_cli_tokens(tmp_path: Path) -> None:
     assert "scopes are admin, append and read" in bad.stderr
 
 
-def test_the_server_log_carries_supportlens_records(tmp_path: Path) -> None:
+def test_the_server_log_carries_supportlens_records_and_no_token(tmp_path: Path) -> None:
     """``serve`` shows SupportLens' own records (here the store opening), with their time and
-    source, next to uvicorn's; without a handler Python would show only warnings."""
+    source, next to uvicorn's; without a handler Python would show only warnings.  A token passed
+    in the query string (as Tinybird clients do) is redacted from the access line."""
     log = tmp_path / "server.log"
     data = tmp_path / "data"
     data.mkdir()
-    with ServerProcess(server_env(data), log) as server:
-        server.start()
-    lines = log.read_text().splitlines()
+    env = server_env(data)
+    token = create_workspace(env, "logged")
+    with ServerProcess(env, log) as server:
+        url = server.start()
+        answer = httpx.get(f"{url}/v0/pipes/ticket_details.json?limit=1&token={token}", timeout=30)
+        assert answer.status_code == 200
+        refused = httpx.get(f"{url}/v0/pipes/ticket_details.json?token={token}x&limit=1", timeout=30)
+        assert refused.status_code == 401
+    text = log.read_text()
+    lines = text.splitlines()
     opened = [line for line in lines if "supportlens.runtime: store open: duckdb engine" in line]
     assert len(opened) == 1, lines
     assert re.match(r"INFO: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} supportlens\.runtime: ", opened[0]), opened
+    assert token not in text
+    assert '"GET /v0/pipes/ticket_details.json?limit=1&token=[redacted] HTTP/1.1" 200' in text
+    assert '"GET /v0/pipes/ticket_details.json?token=[redacted]&limit=1 HTTP/1.1" 401' in text
