@@ -68,9 +68,8 @@ def row_slices(result: PipeResult) -> Iterator[Sequence[dict[str, Any]]]:
 
 def _json_array(result: PipeResult) -> bytes:
     """``orjson.dumps(list(result.rows))``, written a slice at a time."""
-    # Each slice is dumped as an array, whose brackets are dropped to splice it into one array.
-    items = [orjson.dumps(list(rows))[1:-1] for rows in row_slices(result)]
-    return b"[" + b",".join(item for item in items if item) + b"]"
+    # Each slice (never empty) is dumped as an array, whose brackets are dropped to splice it in.
+    return b"[" + b",".join(orjson.dumps(list(rows))[1:-1] for rows in row_slices(result)) + b"]"
 
 
 def render(result: PipeResult, fmt: str, *, status_code: int = 200) -> Response:
