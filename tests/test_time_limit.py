@@ -55,6 +55,25 @@ def test_an_interruption_swallowed_by_a_library_gives_no_answer() -> None:
         within_time_limit(LIMIT, swallowing)
 
 
+def test_work_that_drops_the_stop_and_goes_on_is_stopped_again() -> None:
+    """As when the stop lands in a weakref callback during a garbage collection, which Python prints
+    and drops: the work goes on, and is stopped again soon after, not at its end."""
+    dropped: list[BaseException] = []
+
+    def dropping_once() -> None:
+        try:
+            _spin()
+        except BaseException as exc:
+            dropped.append(exc)
+        _spin()
+
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout, match=r"0\.2 s time limit"):
+        within_time_limit(LIMIT, dropping_once)
+    assert len(dropped) == 1
+    assert time.monotonic() - started < LIMIT + 1.0
+
+
 def test_work_done_in_time_is_answered_and_never_interrupted_later() -> None:
     assert within_time_limit(LIMIT, lambda: "done") == "done"
     ends = time.monotonic() + 2 * LIMIT

@@ -354,42 +354,62 @@ class _PastTimeLimit(QueryTimeout):
     """Raised asynchronously in a thread whose work ran past its time limit (``within_time_limit``)."""
 
 
+# How often the stop is raised again while the work still runs: an exception raised inside a weakref
+# callback or a destructor (a garbage collection can run them anywhere) is printed and dropped.
+RESTOP_SECONDS = 0.05
+
+
 def within_time_limit(seconds: float, work: Callable[[], T]) -> T:
     """``work()`` on this thread, stopped with ``QueryTimeout`` once ``seconds`` have passed.
 
     Queries share the limit (``store.base.time_limit``: each runs for what remains of it and the
     engine interrupts it at the end).  Work between queries (Python computing over fetched rows)
-    is stopped by raising ``QueryTimeout`` in this thread at the limit; that is only done while
-    ``work`` runs (a lock orders it with the end of the work), so the exception never reaches code
-    outside this call.  Once it has been raised, the call ends in ``QueryTimeout`` whatever ``work``
-    did with it: a library may wrap it in its own error (DuckDB does, in a Python callback) or
-    swallow it and go on, and neither may turn into a 500 or into an answer."""
+    is stopped by raising ``QueryTimeout`` in this thread at the limit, and again every
+    ``RESTOP_SECONDS`` while the work goes on (a stop can land where Python drops it).  That is
+    only done while ``work`` runs (a lock orders it with the end of the work), so the exception
+    never reaches code outside this call.  Once it has been raised, the call ends in
+    ``QueryTimeout`` whatever ``work`` did with it: a library may wrap it in its own error (DuckDB
+    does, in a Python callback) or swallow it and go on, and neither may turn into a 500 or into an
+    answer."""
     thread_id = threading.get_ident()
     lock = threading.Lock()
+    finished = threading.Event()
     running = True
     fired = False
 
-    def stop() -> None:
+    def stop_until_finished() -> None:
         nonlocal fired
-        with lock:
-            if running:
+        wait = seconds
+        while not finished.wait(wait):
+            with lock:
+                if not running:
+                    return
                 fired = True
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(thread_id), ctypes.py_object(_PastTimeLimit)
                 )
+            wait = RESTOP_SECONDS
 
-    timer = threading.Timer(seconds, stop)
-    timer.daemon = True
+    def end() -> None:
+        """Marks the work over; a stop landing meanwhile (already sent) is absorbed here."""
+        nonlocal running
+        while running or not finished.is_set():
+            try:
+                with lock:
+                    running = False
+                finished.set()
+            except _PastTimeLimit:
+                continue
+
+    stopper = threading.Thread(target=stop_until_finished, name="time-limit", daemon=True)
     past_limit = QueryTimeout(f"query stopped after the {seconds:g} s time limit")
     try:
         try:
-            timer.start()
+            stopper.start()
             with time_limit(seconds):
                 answer = work()
         finally:
-            with lock:
-                running = False
-            timer.cancel()
+            end()
     except QueryTimeout:
         raise past_limit from None
     except Exception:
