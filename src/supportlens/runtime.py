@@ -20,7 +20,7 @@ from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.facts import outdated_facts
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
-from supportlens.analytics.sla_memo import SettledTargets
+from supportlens.analytics.sla_memo import SettledTargets, TargetStates
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
@@ -86,6 +86,7 @@ class Runtime:
     # Work the API starts and does not wait for (a sync): finished before the stores close.
     # Settled SLA targets kept between pipe runs (analytics/sla_memo.py).
     sla_memo: SettledTargets = field(default_factory=SettledTargets)
+    sla_states: TargetStates = field(default_factory=TargetStates)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
     )
@@ -304,6 +305,7 @@ class Runtime:
             sla_policies=partial(self.configuration.policy_set, workspace.id),
             calendars=partial(self.configuration.calendar_choice, workspace.id, workspace.timezone),
             sla_memo=self.sla_memo,
+            sla_states=self.sla_states,
         )
 
     def run_pipe(

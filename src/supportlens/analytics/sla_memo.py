@@ -22,9 +22,15 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
 
 from supportlens.domain.calendars import CalendarChoice
 from supportlens.domain.sla import PolicySet, TargetState, TargetStatus
+from supportlens.domain.sla_snapshots import TARGET_SCHEMA
 from supportlens.domain.statuses import StatusMap
 
 _COMPLETED = frozenset({TargetStatus.ACHIEVED, TargetStatus.BREACHED})
@@ -68,3 +74,164 @@ class SettledTargets:
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+
+# Target states by ticket version ------------------------------------------------------------------
+#
+# ``sla_attainment`` counts every target of every ticket in its window by state: at a million
+# tickets, evaluating them all took seconds a request, though between two requests only the tickets
+# written meanwhile change.  What it reads of a target (STATE_COLUMNS) no longer changes once the
+# evaluation time is at or after the ticket's last event or timestamp (``domain/sla.py::_state``:
+# which targets started and when they completed come from events; a running target is active or
+# paused by the status it is in), so those columns are kept per ticket version: ``seq`` of its
+# current-state row, which every change of the ticket raises.  A request takes the kept targets of
+# the versions it selects, if each version's last moment is at or before its evaluation time, and
+# evaluates the rest.
+
+# The target columns kept (and all that ``sla_attainment`` reads), besides ``row``.
+STATE_COLUMNS = ("type", "policy_id", "priority", "state", "completed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class _Versions:
+    """Kept ticket versions of one workspace under one setup: ``seqs`` sorted, each version's
+    targets ``targets[starts[i]:starts[i + 1]]``, usable at evaluation times from ``valid_from_ms``."""
+
+    setup: str
+    seqs: npt.NDArray[np.int64]
+    valid_from_ms: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    targets: pa.Table  # STATE_COLUMNS
+
+    @property
+    def target_count(self) -> int:
+        return int(self.targets.num_rows)
+
+
+class TargetStates:
+    """STATE_COLUMNS of the targets of ticket versions, per workspace, for the latest setup seen.
+    Bounded by ``max_targets``: past it, only the versions the latest request used stay."""
+
+    def __init__(self, max_targets: int = 8_000_000) -> None:
+        self._max = max_targets
+        self._lock = threading.Lock()
+        self._kept: dict[str, _Versions] = {}
+
+    def find(
+        self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int
+    ) -> tuple[npt.NDArray[np.bool_], pa.Table]:
+        """Which of the ticket versions ``seqs`` have kept targets usable at ``as_of_ms``, and those
+        targets: STATE_COLUMNS and ``row``, the index into ``seqs`` of their ticket."""
+        with self._lock:
+            kept = self._kept.get(workspace_id)
+        if kept is None or kept.setup != setup or not len(kept.seqs) or not len(seqs):
+            return np.zeros(len(seqs), dtype=bool), _no_targets()
+        at = np.minimum(np.searchsorted(kept.seqs, seqs), len(kept.seqs) - 1)
+        found = (kept.seqs[at] == seqs) & (kept.valid_from_ms[at] <= as_of_ms)
+        rows = np.flatnonzero(found)
+        versions = at[rows]
+        first, counts = kept.starts[versions], kept.starts[versions + 1] - kept.starts[versions]
+        targets = kept.targets.take(pa.array(_ranges(first, counts), pa.int64()))
+        row = pa.array(np.repeat(rows, counts), pa.int64())
+        return found, targets.add_column(0, "row", row)
+
+    def keep(
+        self,
+        workspace_id: str,
+        setup: str,
+        seqs: npt.NDArray[np.int64],
+        valid_from_ms: npt.NDArray[np.int64],
+        targets: pa.Table,
+        *,
+        as_of_ms: int,
+        in_use: npt.NDArray[np.int64],
+    ) -> None:
+        """Keeps the targets (STATE_COLUMNS and ``row``, an index into ``seqs``) of the ticket
+        versions ``seqs`` evaluated at ``as_of_ms``: those whose last moment is at or before it.
+        ``in_use``: the versions the request took from here, which stay when the bound is hit."""
+        fresh = _versions(setup, seqs, valid_from_ms, targets, valid_from_ms <= as_of_ms)
+        with self._lock:
+            kept = self._kept.get(workspace_id)
+            if kept is not None and kept.setup == setup:
+                fresh = _merged(kept, fresh)
+                if fresh.target_count > self._max:
+                    fresh = _only(fresh, np.concatenate([in_use, seqs]))
+            self._kept[workspace_id] = fresh
+
+
+def _no_targets() -> pa.Table:
+    return TARGET_SCHEMA.empty_table().select(["row", *STATE_COLUMNS])
+
+
+def _ranges(first: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The indexes first[0] .. first[0] + counts[0] - 1, then those of the next range, and so on."""
+    ends = np.cumsum(counts)
+    return np.repeat(first - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+
+
+def _versions(
+    setup: str,
+    seqs: npt.NDArray[np.int64],
+    valid_from_ms: npt.NDArray[np.int64],
+    targets: pa.Table,
+    chosen: npt.NDArray[np.bool_],
+) -> _Versions:
+    """The ``chosen`` ticket versions with their targets (``row``: index into ``seqs``)."""
+    rows = np.flatnonzero(chosen)
+    order = np.argsort(seqs[rows], kind="stable")
+    entry_of_row = np.full(len(seqs), -1, dtype=np.int64)
+    entry_of_row[rows[order]] = np.arange(len(rows))
+    entry = entry_of_row[np.asarray(targets.column("row").to_numpy(), dtype=np.int64)]
+    taken = np.flatnonzero(entry >= 0)
+    taken = taken[np.argsort(entry[taken], kind="stable")]
+    counts = np.bincount(entry[taken], minlength=len(rows)).astype(np.int64)
+    return _Versions(
+        setup,
+        seqs[rows][order],
+        valid_from_ms[rows][order],
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        targets.select(list(STATE_COLUMNS)).take(pa.array(taken, pa.int64())),
+    )
+
+
+def _rebuilt(
+    setup: str,
+    parts: Sequence[_Versions],
+    index: npt.NDArray[np.int64],
+) -> _Versions:
+    """The versions at ``index`` of ``parts`` taken together, in that order."""
+    seqs = np.concatenate([part.seqs for part in parts])
+    offsets = np.cumsum([0, *(part.target_count for part in parts)])
+    first = np.concatenate([part.starts[:-1] + offset for part, offset in zip(parts, offsets, strict=False)])
+    counts = np.concatenate([np.diff(part.starts) for part in parts])
+    table = pa.concat_tables([part.targets for part in parts])
+    return _Versions(
+        setup,
+        seqs[index],
+        np.concatenate([part.valid_from_ms for part in parts])[index],
+        np.concatenate([[0], np.cumsum(counts[index])]).astype(np.int64),
+        table.take(pa.array(_ranges(first[index], counts[index]), pa.int64())),
+    )
+
+
+def _merged(kept: _Versions, fresh: _Versions) -> _Versions:
+    """Both sets of versions (a version in both: the kept one, they are equal), in order."""
+    if len(kept.seqs) and len(fresh.seqs):
+        at = np.minimum(np.searchsorted(kept.seqs, fresh.seqs), len(kept.seqs) - 1)
+        fresh = _rebuilt(fresh.setup, [fresh], np.flatnonzero(kept.seqs[at] != fresh.seqs))
+    if not len(fresh.seqs):
+        return kept
+    seqs = np.concatenate([kept.seqs, fresh.seqs])
+    if not len(kept.seqs) or fresh.seqs[0] > kept.seqs[-1]:  # new versions, the usual case: appended
+        return _Versions(
+            kept.setup,
+            seqs,
+            np.concatenate([kept.valid_from_ms, fresh.valid_from_ms]),
+            np.concatenate([kept.starts, fresh.starts[1:] + kept.target_count]),
+            pa.concat_tables([kept.targets, fresh.targets]),
+        )
+    return _rebuilt(kept.setup, [kept, fresh], np.argsort(seqs, kind="stable"))
+
+
+def _only(kept: _Versions, seqs: npt.NDArray[np.int64]) -> _Versions:
+    return _rebuilt(kept.setup, [kept], np.flatnonzero(np.isin(kept.seqs, seqs)))

@@ -39,7 +39,7 @@ from supportlens.analytics.activity import Filters, period_labels
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.sla_memo import setup_fingerprint
+from supportlens.analytics.sla_memo import STATE_COLUMNS, setup_fingerprint
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
@@ -287,9 +287,10 @@ def evaluate_tickets(
 
 @dataclass(frozen=True, slots=True)
 class EvaluatedTargets:
-    """The tickets matching a selection (TICKET_COLUMNS, by creation time then id) and every target of
-    each as columns (``domain.sla_snapshots.TARGET_SCHEMA``: ``row`` is the ticket's row), in the
-    order ``evaluate_tickets`` lists them unless asked otherwise, with the same values."""
+    """The tickets matching a selection (TICKET_COLUMNS, ``logged_until``: the last event's time,
+    ``ticket_seq``: the version; by creation time then id) and every target of each as columns
+    (``domain.sla_snapshots.TARGET_SCHEMA``: ``row`` is the ticket's row), in the order
+    ``evaluate_tickets`` lists them unless asked otherwise, with the same values."""
 
     tickets: pa.Table
     targets: pa.Table
@@ -314,7 +315,7 @@ def evaluate_targets(
         f" FROM {tickets_from(context)} WHERE {where.where} ORDER BY created_at, ticket_id {page}"
     )
     read = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
-    table = read.drop_columns(["logged_until", "ticket_seq"])
+    table = read
     calendars: dict[str | None, Mapping[str | None, Schedule]] = {}  # per group, built once
 
     def calendars_for(group_id: str | None) -> Mapping[str | None, Schedule]:
@@ -463,6 +464,75 @@ def _evaluated_targets(
     return evaluate_targets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context), in_order=False)
 
 
+def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
+    """The targets of the selected tickets, only ``STATE_COLUMNS``, in no particular order: those of
+    ticket versions kept from earlier runs (analytics/sla_memo.py, ``TargetStates``), the others
+    evaluated, and kept in turn.  ``tickets`` holds ticket_id, agent_id, group_id, category,
+    created_at and ``ticket_seq``."""
+    where = _selection(context, filters)
+    setup = SlaSetup.of(context)
+    kept, as_of = context.sla_states, filters.as_of
+    if kept is None:
+        every = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
+        return EvaluatedTargets(every.tickets, every.targets.select(["row", *STATE_COLUMNS]))
+    sql = (
+        "SELECT ticket_id, agent_id, group_id, category, created_at, seq AS ticket_seq"
+        f" FROM {tickets_from(context)} WHERE {where.where}"
+    )
+    tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
+    seqs = _seqs(tickets)
+    workspace_id, as_of_ms = context.scope.workspace_id, _micros(as_of) // 1000
+    fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses)
+    found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
+    missing = np.flatnonzero(~found)
+    if not len(missing):
+        return EvaluatedTargets(tickets, taken)
+    whole = len(missing) > _WHOLE_EVALUATION_SHARE * len(seqs)
+    if not whole:
+        where = where.copy()
+        where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
+    fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
+    states = fresh.targets.select(["row", *STATE_COLUMNS])
+    kept.keep(
+        workspace_id,
+        fingerprint,
+        _seqs(fresh.tickets),
+        _last_moment_ms(fresh.tickets),
+        states,
+        as_of_ms=as_of_ms,
+        in_use=seqs[found],
+    )
+    if whole:
+        return EvaluatedTargets(fresh.tickets, states)
+    # Each evaluated ticket's row among ours (a ticket written meanwhile may have left the selection).
+    missing_ids = tickets.column("ticket_id").take(missing).combine_chunks()
+    ours = pc.index_in(fresh.tickets.column("ticket_id"), value_set=missing_ids)
+    row_of = np.asarray(ours.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    row_of = np.where(row_of >= 0, missing[np.maximum(row_of, 0)], -1)
+    rows = row_of[np.asarray(states.column("row").to_numpy(), dtype=np.int64)]
+    states = states.set_column(0, "row", pa.array(rows, pa.int64())).filter(pa.array(rows >= 0))
+    return EvaluatedTargets(tickets, pa.concat_tables([taken, states]))
+
+
+# Past this share of the selected tickets without kept targets, the whole selection is evaluated
+# (a list of ids that long costs more to bind and match than it saves).
+_WHOLE_EVALUATION_SHARE = 0.1
+
+
+def _seqs(tickets: pa.Table) -> npt.NDArray[np.int64]:
+    return np.asarray(tickets.column("ticket_seq").cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _last_moment_ms(tickets: pa.Table) -> npt.NDArray[np.int64]:
+    """The latest of each ticket's timestamps and last event: from then on, what ``STATE_COLUMNS``
+    say of its targets no longer changes."""
+    latest = np.full(tickets.num_rows, np.iinfo(np.int64).min, dtype=np.int64)
+    for name in (*_TIMES, "logged_until"):
+        ms, present = timestamp_ms(tickets, name)
+        latest = np.where(present, np.maximum(latest, ms), latest)
+    return latest
+
+
 # ticket_sla --------------------------------------------------------------------------------------
 
 TICKET_SLA_COLUMNS: list[tuple[str, str]] = [
@@ -591,7 +661,7 @@ def _labels(
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
     """Achieved ÷ (achieved + breached) of the completed targets of the tickets created in the window,
     per group and target type; ``running`` targets (active or paused) do not count yet."""
-    found = _evaluated_targets(context, filters)
+    found = _target_states(context, filters)
     targets = found.targets
     state = targets.column("state")
     counted = pa.table(

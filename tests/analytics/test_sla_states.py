@@ -1,0 +1,212 @@
+"""What ``sla_attainment`` reads of the targets of ticket versions, kept between runs
+(analytics/sla_memo.py, ``TargetStates``), on both engines: on random histories and snapshots,
+with writes between the runs (new events, newer and older snapshots, new tickets) and evaluation
+times in any order (earlier ones than a kept version's last moment too), every answer equals the
+answer of a run that keeps nothing; kept versions are used, not evaluated again."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supportlens.analytics.activity import Filters
+from supportlens.analytics.params import Window
+from supportlens.analytics.sla_memo import STATE_COLUMNS, TargetStates
+from supportlens.analytics.sla_state import SlaGroupBy, sla_attainment
+from supportlens.auth.repository import Workspace
+from supportlens.configuration.sla import SlaPolicyDefinition
+from supportlens.domain.events import TicketEvent
+from supportlens.domain.periods import PeriodUnit
+from supportlens.ingest.service import RawRow
+from supportlens.runtime import Runtime
+from tests.analytics.test_sla_at_risk import POLICY
+from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
+from tests.domain.test_timeline import History, at, histories
+from tests.ingest.test_ticket_events import _row
+
+_AGENTS = st.sampled_from([None, "A1", "A2"])
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> dict[str, Any]:
+    """A snapshot of one of four tickets (S0..S3: posted again, the newest ``updated_at`` wins)."""
+    created = draw(st.integers(0, 200))
+    status = draw(st.sampled_from(["open", "pending", "solved", "closed", None]))
+    snapshot: dict[str, Any] = {
+        "ticket_id": f"S{draw(st.integers(0, 3))}",
+        "created_at": at(created).isoformat(),
+        "status": status,
+        "priority": draw(st.sampled_from([None, "low", "high"])),
+        "agent_id": draw(_AGENTS),
+        "updated_at": at(created + draw(st.integers(0, 400))).isoformat(),
+    }
+    if draw(st.booleans()):
+        snapshot["first_response_at"] = at(created + draw(st.integers(0, 90))).isoformat()
+    if status in ("solved", "closed") and draw(st.booleans()):
+        snapshot["resolved_at"] = at(created + draw(st.integers(0, 500))).isoformat()
+    return snapshot
+
+
+def _post_events(runtime: Runtime, workspace: Workspace, ticket_id: str, history: History, tag: str) -> None:
+    """``history``'s events as more events of ``ticket_id`` (ids apart from every earlier one)."""
+    rows = []
+    for event in history.events:
+        fields = {name: getattr(event, name) for name in TicketEvent.__slots__}
+        renamed = TicketEvent(**{**fields, "ticket_id": ticket_id, "event_id": f"{tag}{event.event_id}"})
+        rows.append(_row(renamed))
+    _ingest(runtime, workspace, "ticket_events", rows)
+
+
+def _ingest(runtime: Runtime, workspace: Workspace, datasource: str, rows: list[dict[str, Any]]) -> None:
+    result = runtime.ingest.ingest(workspace.id, datasource, [RawRow(r, str(r)) for r in rows])
+    result.committed.result()
+    assert result.quarantined_rows == 0
+
+
+def _attainment(
+    runtime: Runtime, workspace: Workspace, filters: Filters, by: SlaGroupBy, *, kept: bool
+) -> Any:
+    context = runtime.pipe_context(workspace)
+    if not kept:
+        context = dataclasses.replace(context, sla_states=None)
+    return list(sla_attainment(context, filters, by=by, unit=PeriodUnit.DAY).rows)
+
+
+def _filters(as_of: datetime, agent_id: str | None) -> Filters:
+    return Filters(Window(at(-60), at(3000)), agent_id, None, None, None, None, as_of)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    grouped_batches(),
+    st.lists(snapshots(), max_size=5),
+    st.lists(
+        st.tuples(
+            st.integers(0, 900),
+            st.sampled_from([SlaGroupBy.AGENT, SlaGroupBy.PRIORITY, SlaGroupBy.PERIOD]),
+            _AGENTS,
+            st.lists(snapshots(), max_size=3),
+            st.lists(st.tuples(st.integers(0, 7), histories()), max_size=2),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_kept_states_give_the_answers_of_a_fresh_evaluation(
+    runtime: Runtime,
+    batch: list[tuple[History, str | None]],
+    first_snapshots: list[dict[str, Any]],
+    reads: list[tuple[int, SlaGroupBy, str | None, list[dict[str, Any]], list[tuple[int, History]]]],
+) -> None:
+    workspace, _, _ = load_grouped(runtime, batch)
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    if first_snapshots:
+        _ingest(runtime, workspace, "support_tickets", first_snapshots)
+    for number, (minute, by, agent, more_snapshots, more_events) in enumerate(reads):
+        filters = _filters(at(minute), agent)
+        kept = _attainment(runtime, workspace, filters, by, kept=True)
+        assert kept == _attainment(runtime, workspace, filters, by, kept=False), (number, minute)
+        # Written before the next read: new snapshots, newer or older versions of the same, and
+        # more events of the tickets with a log (T<i>) or of new ones.
+        if more_snapshots:
+            _ingest(runtime, workspace, "support_tickets", more_snapshots)
+        for index, (ticket, history) in enumerate(more_events):
+            _post_events(runtime, workspace, f"T{ticket}", history, f"r{number}x{index}")
+
+
+def test_kept_versions_are_used_and_a_new_version_is_evaluated(runtime: Runtime) -> None:
+    workspace = runtime.metadata.create_workspace("acme")
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    opened = {
+        "ticket_id": "S1",
+        "created_at": at(0).isoformat(),
+        "updated_at": at(0).isoformat(),
+        "status": "open",
+        "agent_id": "A1",
+    }
+    _ingest(runtime, workspace, "support_tickets", [opened, {**opened, "ticket_id": "S2"}])
+    filters = _filters(at(100), None)
+    first = _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=True)
+    kept = runtime.sla_states._kept[workspace.id]
+    assert len(kept.seqs) == 2
+    # A second run evaluates nothing: the kept states are marked, and they are what it counts.
+    runtime.sla_states._kept[workspace.id] = dataclasses.replace(
+        kept, targets=kept.targets.set_column(3, "state", pa.array(["achieved"] * kept.target_count))
+    )
+    marked = _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=True)
+    assert sum(r["achieved"] for r in marked) == kept.target_count
+    assert sum(r["achieved"] for r in first) == 0
+    runtime.sla_states._kept[workspace.id] = kept
+    # A reply to S1 is a new version of it: evaluated, kept beside the old one; S2 still kept.
+    answered = {**opened, "first_response_at": at(10).isoformat(), "updated_at": at(10).isoformat()}
+    _ingest(runtime, workspace, "support_tickets", [answered])
+    after = _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=True)
+    assert after == _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=False) != first
+    assert len(runtime.sla_states._kept[workspace.id].seqs) == 3
+    # An evaluation time before a version's last moment does not use it.
+    early = _filters(at(5), None)
+    assert _attainment(runtime, workspace, early, SlaGroupBy.AGENT, kept=True) == _attainment(
+        runtime, workspace, early, SlaGroupBy.AGENT, kept=False
+    )
+    # Another policy: nothing kept under the old one is used.
+    strict = {
+        "name": "Strict",
+        "default": True,
+        "targets": {"default": [{"type": "resolution", "minutes": 5}]},
+    }
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(strict))
+    assert _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=True) == _attainment(
+        runtime, workspace, filters, SlaGroupBy.AGENT, kept=False
+    )
+
+
+def _states(rows: list[int], kinds: list[str]) -> pa.Table:
+    columns: dict[str, Any] = {"row": pa.array(rows, pa.int64()), "type": pa.array(kinds, pa.string())}
+    for name in STATE_COLUMNS[1:]:
+        columns[name] = pa.nulls(
+            len(rows), pa.timestamp("ms", tz="UTC") if name == "completed_at" else pa.string()
+        )
+    return pa.table(columns)
+
+
+def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
+    states = TargetStates(max_targets=4)
+    seqs = np.array([30, 10, 20], dtype=np.int64)
+    # Version 20 has no target; 30's last moment is after the evaluation time: not kept.
+    states.keep(
+        "w",
+        "setup",
+        seqs,
+        np.array([0, 0, 0], dtype=np.int64),
+        _states([0, 1, 1], ["a", "b", "c"]),
+        as_of_ms=0,
+        in_use=np.array([], dtype=np.int64),
+    )
+    found, targets = states.find("w", "setup", np.array([20, 10, 99], dtype=np.int64), 0)
+    assert found.tolist() == [True, True, False]
+    assert list(zip(targets.column("row").to_pylist(), targets.column("type").to_pylist(), strict=True)) == [
+        (1, "b"),
+        (1, "c"),
+    ]
+    assert not states.find("w", "other setup", seqs, 0)[0].any()
+    assert not states.find("w", "setup", seqs, -1)[0].any()  # before the versions' last moment
+    # Older and newer versions merge in order; past the bound only the versions in use and the
+    # new ones stay.
+    states.keep(
+        "w",
+        "setup",
+        np.array([5, 40], dtype=np.int64),
+        np.array([0, 0], dtype=np.int64),
+        _states([0, 1, 1], ["d", "e", "f"]),
+        as_of_ms=0,
+        in_use=np.array([20], dtype=np.int64),
+    )
+    kept = states._kept["w"]
+    assert kept.seqs.tolist() == [5, 20, 40]
+    assert kept.targets.column("type").to_pylist() == ["d", "e", "f"]
