@@ -56,10 +56,11 @@ _PARAM_TYPES: dict[ParamType, str] = {
     ParamType.INT: "Int64",
 }
 
+# As DateTime64(3), like the stored times: a DateTime reaches Arrow as bare uint32 seconds.
 _BUCKETS: dict[UtcBucket, str] = {
-    UtcBucket.DAY: "toStartOfDay({}, 'UTC')",
-    UtcBucket.HOUR: "toStartOfHour({}, 'UTC')",
-    UtcBucket.QUARTER_HOUR: "toStartOfFifteenMinutes({}, 'UTC')",
+    UtcBucket.DAY: "toDateTime64(toStartOfDay({}, 'UTC'), 3, 'UTC')",
+    UtcBucket.HOUR: "toDateTime64(toStartOfHour({}, 'UTC'), 3, 'UTC')",
+    UtcBucket.QUARTER_HOUR: "toDateTime64(toStartOfFifteenMinutes({}, 'UTC'), 3, 'UTC')",
 }
 
 _TIMEOUT_CODE = 159  # TIMEOUT_EXCEEDED
