@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from supportlens.ingest.timestamps import format_timestamps
 from supportlens.store.schema import FACT_CLOCKS
 
 I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
 _F = "Nullable(Float64)"
 _MAX_BACKLOG_DAYS = 3_700  # about ten years of daily rows
 
@@ -192,6 +194,14 @@ def _group_codes(
         return list(names), codes
     column = {GroupBy.AGENT: "agent_id", GroupBy.GROUP: "group_id"}.get(by, by.value)
     return label_codes(tickets.column(column).combine_chunks())
+
+
+def _counts(codes: I64, groups: int, chosen: BOOL | None) -> list[int]:
+    """How many rows of each group (``codes``: each row's group) are ``chosen`` (None: every row),
+    in one pass: a mask and a sum per group cost a pass over every row per group."""
+    picked = codes if chosen is None else codes[chosen]
+    counted: list[int] = np.bincount(picked, minlength=groups).tolist()
+    return counted
 
 
 def label_codes(values: pa.Array) -> tuple[list[str | None], I64]:
@@ -515,29 +525,27 @@ def resolution_quality(
     from the stored time facts where they serve, else from the log."""
     quality = quality_from_facts(context, filters) or quality_from_log(context, filters)
     groups, codes = _group_codes(context, quality.tickets, by, unit)
-    rows: list[dict[str, Any]] = []
-    for code, label in enumerate(groups):
-        members = codes == code
-        done = members & quality.resolved
-        replies = quality.replies[done]
-        resolved = int(done.sum())
-        reopened = int(quality.reopened[done].sum())
-        one, two, multi = int((replies == 1).sum()), int((replies == 2).sum()), int((replies > 2).sum())
-        fcr = int(quality.first_contact[done].sum())
-        rows.append(
-            {
-                "group": label,
-                "tickets": int(members.sum()),
-                "tickets_with_history": int((members & quality.logged).sum()),
-                "resolved_tickets": resolved,
-                "reopened_tickets": reopened,
-                "reopen_rate": percentage(reopened, resolved),
-                "one_touch_rate": percentage(one, resolved),
-                "two_touch_rate": percentage(two, resolved),
-                "multi_touch_rate": percentage(multi, resolved),
-                "first_contact_resolution_rate": percentage(fcr, resolved),
-            }
-        )
+    done = quality.resolved
+    replies = quality.replies
+    count = partial(_counts, codes, len(groups))
+    tickets, with_history, resolved = count(None), count(quality.logged), count(done)
+    reopened, fcr = count(done & quality.reopened), count(done & quality.first_contact)
+    one, two, multi = count(done & (replies == 1)), count(done & (replies == 2)), count(done & (replies > 2))
+    rows: list[dict[str, Any]] = [
+        {
+            "group": label,
+            "tickets": tickets[code],
+            "tickets_with_history": with_history[code],
+            "resolved_tickets": resolved[code],
+            "reopened_tickets": reopened[code],
+            "reopen_rate": percentage(reopened[code], resolved[code]),
+            "one_touch_rate": percentage(one[code], resolved[code]),
+            "two_touch_rate": percentage(two[code], resolved[code]),
+            "multi_touch_rate": percentage(multi[code], resolved[code]),
+            "first_contact_resolution_rate": percentage(fcr[code], resolved[code]),
+        }
+        for code, label in enumerate(groups)
+    ]
     return PipeResult(QUALITY_COLUMNS, rows, quality.tickets.num_rows, 0.0)
 
 
@@ -563,22 +571,22 @@ def csat(context: PipeContext, filters: Filters, *, by: GroupBy, unit: PeriodUni
     column = tickets.column("satisfaction_score")
     has = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     scores = np.asarray(column.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    rows: list[dict[str, Any]] = []
-    for code, label in enumerate(groups):
-        members = codes == code
-        rated = scores[members & has]
-        ratings = len(rated)
-        rows.append(
-            {
-                "group": label,
-                "tickets": int(members.sum()),
-                "ratings": ratings,
-                "csat_pct": percentage(int((rated >= 4).sum()), ratings) if ratings else None,
-                "csat_mean": round2(Fraction(int(rated.sum()), ratings)) if ratings else None,
-                "response_rate": None,
-                "nps": None,
-            }
-        )
+    count = partial(_counts, codes, len(groups))
+    members, ratings, satisfied = count(None), count(has), count(has & (scores >= 4))
+    sums = np.zeros(len(groups), dtype=np.int64)
+    np.add.at(sums, codes[has], scores[has])
+    rows: list[dict[str, Any]] = [
+        {
+            "group": label,
+            "tickets": members[code],
+            "ratings": ratings[code],
+            "csat_pct": percentage(satisfied[code], ratings[code]) if ratings[code] else None,
+            "csat_mean": round2(Fraction(int(sums[code]), ratings[code])) if ratings[code] else None,
+            "response_rate": None,
+            "nps": None,
+        }
+        for code, label in enumerate(groups)
+    ]
     return PipeResult(CSAT_COLUMNS, rows, tickets.num_rows, 0.0)
 
 
