@@ -20,7 +20,7 @@ from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.facts import outdated_facts
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
-from supportlens.analytics.sla_memo import SettledTargets, TargetStates
+from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
@@ -84,8 +84,8 @@ class Runtime:
     sync: SyncEngine  # runs a connection's sync through the ingest path
     retention: Retention  # removes synced tickets that left their connection's rolling window
     # Work the API starts and does not wait for (a sync): finished before the stores close.
-    # Settled SLA targets kept between pipe runs (analytics/sla_memo.py).
-    sla_memo: SettledTargets = field(default_factory=SettledTargets)
+    # SLA evaluations kept between pipe runs (analytics/sla_memo.py).
+    sla_memo: KeptEvaluations = field(default_factory=KeptEvaluations)
     sla_states: TargetStates = field(default_factory=TargetStates)
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")

@@ -1,13 +1,13 @@
-"""Settled SLA targets kept between pipe runs (analytics/sla_memo.py), on both engines: every answer
-of the SLA pipes equals the answer of a run without kept targets, before and after a new event, a
-policy change and an earlier as_of; only settled tickets are kept, and a kept ticket is not read
-again."""
+"""SLA evaluations kept between pipe runs (analytics/sla_memo.py), on both engines: every answer of
+the SLA pipes equals the answer of a run without kept evaluations, before and after a new event, a
+policy change, a later and an earlier as_of; settled and running tickets are kept, and a kept ticket
+is not read again."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from supportlens.analytics.sla_memo import SettledTargets
+from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
 from supportlens.auth.repository import Workspace
 from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.ingest.service import RawRow
@@ -36,11 +36,12 @@ def _answers(runtime: Runtime, workspace: Workspace, **extra: str) -> list[list[
 
 
 def _fresh(runtime: Runtime, workspace: Workspace, **extra: str) -> list[list[dict[str, Any]]]:
-    kept, runtime.sla_memo = runtime.sla_memo, SettledTargets()
+    kept = runtime.sla_memo, runtime.sla_states
+    runtime.sla_memo, runtime.sla_states = KeptEvaluations(), TargetStates()
     try:
         return _answers(runtime, workspace, **extra)
     finally:
-        runtime.sla_memo = kept
+        runtime.sla_memo, runtime.sla_states = kept
 
 
 def test_kept_targets_give_the_answers_of_a_fresh_evaluation(runtime: Runtime) -> None:
@@ -59,12 +60,20 @@ def test_kept_targets_give_the_answers_of_a_fresh_evaluation(runtime: Runtime) -
     )
     first = _answers(runtime, workspace)
     assert first == _fresh(runtime, workspace)
-    fingerprinted = [
-        key for key in ("DONE", "OPEN") if runtime.sla_memo._entries.get((workspace.id, key)) is not None
+    entries = runtime.sla_memo._entries
+    assert {key for _, key in entries} == {"DONE", "OPEN"}  # settled and running tickets are kept
+    # Kept evaluations are used, not made again: a kept one emptied shows in the next answer.
+    seq, setup, running = entries[(workspace.id, "OPEN")]
+    entries[(workspace.id, "OPEN")] = (seq, setup, running._replace(targets=()))
+    assert _answers(runtime, workspace, as_of="2026-03-11T00:00:00Z")[0] == [
+        row for row in first[0] if row["ticket_id"] != "OPEN"
     ]
-    assert fingerprinted == ["DONE"]  # only the settled ticket is kept
-    # Kept targets are used (not read again: the log is not even consulted for them).
+    entries[(workspace.id, "OPEN")] = (seq, setup, running)
     assert _answers(runtime, workspace) == first
+    # Later and earlier times than the kept one (after the last events): the running ticket's
+    # clock advanced, as evaluating it then gives.
+    for moment in ("2026-03-02T10:10:00Z", "2026-03-02T12:30:00Z", "2026-03-04T09:00:00.123456Z"):
+        assert _answers(runtime, workspace, as_of=moment) == _fresh(runtime, workspace, as_of=moment), moment
     # A new event on the settled ticket: it is evaluated again.
     _post(
         runtime,

@@ -159,10 +159,13 @@ def test_repository_policies(repository: ConfigurationRepository) -> None:
     policies = repository.policy_set("w1")
     assert [p.id for p in policies.policies] == [first.id, third.id]
     assert policies.default.id == second.id
+    # Unchanged policies: the same set, with the policy choices it has made already.
+    assert repository.policy_set("w1") is policies
 
     ordered = repository.set_policy_order("w1", [third.id, second.id, first.id])
     assert [p.name for p in ordered] == ["C", "B", "A"]
     assert [p.id for p in repository.policy_set("w1").policies] == [third.id, first.id]
+    assert repository.policy_set("w1") is not policies
     for wrong in (
         [third.id, second.id],
         [third.id, second.id, first.id, first.id],

@@ -37,6 +37,7 @@ from supportlens.domain.sla import (
     TargetStatus,
     TargetType,
     TicketSla,
+    advanced,
     attainment,
     escalations_due,
     evaluate,
@@ -363,6 +364,41 @@ def test_targets_match_minute_by_minute_oracle(case: Case) -> None:
             tuple(sorted(escalations)),
         )
     assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases(), st.integers(0, 3 * 1440), st.integers(0, 3 * 1440), st.integers(0, 59_999_999))
+def test_an_evaluation_advanced_to_a_later_or_earlier_time_equals_evaluating_then(
+    case: Case, first: int, second: int, micros: int
+) -> None:
+    """Targets evaluated at or after the last event, advanced to another such time (sub-millisecond
+    instants too), are the targets evaluated at that time."""
+    events = [dataclasses.replace(e, at=case.moved(e.at)) for e in case.history.events]
+    last = max(e.at for e in events)
+    kept_at = last + timedelta(minutes=first, microseconds=micros)
+    asked_at = last + timedelta(minutes=second, microseconds=micros // 7)
+    calendars = {None: CALENDARS[case.calendar]}
+
+    def at_time(moment: datetime) -> TicketSla:
+        return evaluate(
+            events, policies=case.policies, calendars=calendars, statuses=DEFAULT_STATUS_MAP, as_of=moment
+        )
+
+    kept = at_time(kept_at)
+    assert kept.status_since is not None
+    policies = {p.id: p for p in (*case.policies.policies, case.policies.default)}
+    moved = tuple(
+        advanced(
+            target,
+            status_since=kept.status_since,
+            evaluated_at=kept_at,
+            policy=policies[target.policy_id],
+            calendars=calendars,
+            as_of=asked_at,
+        )
+        for target in kept.targets
+    )
+    assert moved == at_time(asked_at).targets
 
 
 @settings(max_examples=100, deadline=None)

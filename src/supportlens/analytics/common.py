@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.scope import Conditions, Scope
-from supportlens.analytics.sla_memo import SettledTargets, TargetStates
+from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
 from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
 from supportlens.domain.metrics import average, average_minutes, minutes
 from supportlens.domain.sla import PolicySet
@@ -38,8 +38,8 @@ class PipeContext:
     # the calendar of each group.  Unset: the built-in policy, and ``calendar`` for every ticket.
     sla_policies: Callable[[], PolicySet] | None = None
     calendars: Callable[[], CalendarChoice] | None = None
-    # Settled SLA targets of tickets with events, kept between runs (analytics/sla_memo.py).
-    sla_memo: SettledTargets | None = None
+    # SLA evaluations of tickets with events, kept between runs (analytics/sla_memo.py).
+    sla_memo: KeptEvaluations | None = None
     # What sla_attainment reads of the targets of ticket versions, kept between runs (the same module).
     sla_states: TargetStates | None = None
 

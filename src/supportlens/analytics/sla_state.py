@@ -39,7 +39,7 @@ from supportlens.analytics.activity import Filters, period_labels
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.sla_memo import STATE_COLUMNS, setup_fingerprint
+from supportlens.analytics.sla_memo import STATE_COLUMNS, KeptEvaluation, setup_fingerprint
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
@@ -47,10 +47,12 @@ from supportlens.domain.metrics import minutes_array, percentage
 from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.sla import (
     PolicySet,
+    SlaPolicy,
     TargetState,
     TargetStatus,
     TargetType,
     TicketSla,
+    advanced,
     evaluate,
     evaluate_snapshot,
 )
@@ -98,9 +100,11 @@ class SlaSetup:
         policies = context.sla_policies() if context.sla_policies else PolicySet((), builtin_policy())
         return cls(policies, context.calendar_choice(), context.statuses)
 
+    def policies_by_id(self) -> dict[str, SlaPolicy]:
+        return {p.id: p for p in (*self.policies.policies, self.policies.default)}
+
     def policy_name(self, policy_id: str) -> str:
-        found = (p for p in (*self.policies.policies, self.policies.default) if p.id == policy_id)
-        return next(found).name
+        return self.policies_by_id()[policy_id].name
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,15 +360,15 @@ def _with_events(
     calendars_for: Callable[[str | None], Mapping[str | None, Schedule]],
 ) -> list[tuple[int, TargetState]]:
     """The targets of the ticket rows with events, by the reference, or as kept from an earlier run
-    when they are settled (analytics/sla_memo.py)."""
+    and advanced to ``as_of`` (analytics/sla_memo.py)."""
     memo, workspace_id = context.sla_memo, context.scope.workspace_id
     ids = read.column("ticket_id").take(pa.array(rows, pa.int64())).to_pylist()
     groups = read.column("group_id").take(pa.array(rows, pa.int64())).to_pylist()
     seqs = read.column("ticket_seq").take(pa.array(rows, pa.int64())).to_pylist()
-    # Kept targets serve an evaluation time at or after the ticket's last event.
+    # Kept evaluations serve an evaluation time at or after the ticket's last event.
     after_last = (last_event_ms[rows] * 1000 <= _micros(as_of)).tolist()
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses) if memo else ""
-    kept: dict[int, Sequence[TargetState]] = {}
+    kept: dict[int, KeptEvaluation] = {}
     if memo is not None:
         for index, (ticket_id, seq, usable) in enumerate(zip(ids, seqs, after_last, strict=True)):
             found = memo.get(workspace_id, ticket_id, int(seq), fingerprint) if usable else None
@@ -373,18 +377,40 @@ def _with_events(
     missing = [ticket_id for index, ticket_id in enumerate(ids) if index not in kept]
     logs = events_from_table(context.engine.events_of(workspace_id, missing)) if missing else {}
     found_targets: list[tuple[int, TargetState]] = []
+    policies = setup.policies_by_id()
     for index, (row, ticket_id, group_id) in enumerate(zip(rows.tolist(), ids, groups, strict=True)):
-        targets = kept.get(index)
-        if targets is None:
-            targets = evaluate(
+        earlier = kept.get(index)
+        if earlier is not None:
+            targets: Sequence[TargetState] = [
+                advanced(
+                    target,
+                    status_since=earlier.status_since,
+                    evaluated_at=earlier.evaluated_at,
+                    policy=policies[target.policy_id],
+                    calendars=calendars_for(group_id),
+                    as_of=as_of,
+                )
+                for target in earlier.targets
+            ]
+        else:
+            sla = evaluate(
                 logs[ticket_id],
                 policies=setup.policies,
                 calendars=calendars_for(group_id),
                 statuses=setup.statuses,
                 as_of=as_of,
-            ).targets
-            if memo is not None and after_last[index]:
-                memo.keep(workspace_id, ticket_id, int(seqs[index]), fingerprint, targets)
+            )
+            targets = sla.targets
+            if memo is not None and after_last[index] and sla.status_since is not None:
+                memo.keep(
+                    workspace_id,
+                    ticket_id,
+                    int(seqs[index]),
+                    fingerprint,
+                    targets,
+                    evaluated_at=as_of,
+                    status_since=sla.status_since,
+                )
         found_targets.extend((row, target) for target in targets)
     return found_targets
 

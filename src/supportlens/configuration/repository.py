@@ -151,6 +151,7 @@ def _stored_json(definition: CalendarDefinition) -> str:
 class ConfigurationRepository(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        self._policy_sets: dict[str, PolicySet] = {}
 
     # Calendars
 
@@ -444,10 +445,16 @@ class ConfigurationRepository(SqliteStore):
         """The workspace's policies in order, and its default policy, else the built-in one."""
         stored = self.policies(workspace_id)
         default = next((p.definition.to_domain(p.id) for p in stored if p.definition.default), None)
-        return PolicySet(
+        built = PolicySet(
             tuple(p.definition.to_domain(p.id) for p in stored if not p.definition.default),
             default or builtin_policy(),
         )
+        # The same policies as last time: that set, whose choices per ticket attributes are made.
+        with self._lock:
+            if self._policy_sets.get(workspace_id) == built:
+                return self._policy_sets[workspace_id]
+            self._policy_sets[workspace_id] = built
+        return built
 
     # Status names
 

@@ -408,6 +408,8 @@ class TicketSla:
     policy_id: str  # the policy in force at the evaluation time (for targets starting now)
     targets: tuple[TargetState, ...]
     escalations: tuple[Escalation, ...]
+    # Since when the ticket is in the status it is in at the evaluation time (``advanced`` reads it).
+    status_since: datetime | None = None
 
     def target(self, kind: TargetType, instance: int = 0) -> TargetState | None:
         return next((t for t in self.targets if t.type is kind and t.instance == instance), None)
@@ -646,19 +648,59 @@ def _state(
     end = started.completed_at if started.completed_at is not None else history.horizon
     target_ms = target.minutes * MS_PER_MINUTE
     elapsed, reached = _progress(_runs(history.intervals, started.started_at, end, runs_in), clock, target_ms)
-    remaining = target_ms - elapsed
-    breached = elapsed > target_ms
     if started.completed_at is not None:
-        state = TargetStatus.BREACHED if breached else TargetStatus.ACHIEVED
+        state = TargetStatus.BREACHED if elapsed > target_ms else TargetStatus.ACHIEVED
     elif history.current in runs_in:
         state = TargetStatus.ACTIVE
     else:
         state = TargetStatus.PAUSED
+    return _measured(
+        TargetState(
+            type=started.type,
+            instance=started.instance,
+            policy_id=policy.id,
+            priority=started.priority,
+            target_minutes=target.minutes,
+            business_hours=target.business_hours,
+            started_at=started.started_at,
+            due_at=None,
+            state=state,
+            breached=False,
+            achieved_at=None,
+            breached_at=None,
+            completed_at=started.completed_at,
+            elapsed_ms=0,
+            remaining_ms=0,
+            at_risk=False,
+        ),
+        policy,
+        clock,
+        elapsed=elapsed,
+        reached=reached,
+        horizon=history.horizon,
+    )
+
+
+def _measured(
+    kept: TargetState,
+    policy: SlaPolicy,
+    clock: _Clock,
+    *,
+    elapsed: int,
+    reached: datetime | None,
+    horizon: datetime,
+) -> TargetState:
+    """``kept`` (what the target is: type, instance, policy, start, completion, state) with what
+    its clock says: ``elapsed`` up to its completion or the horizon, and when it reached its
+    target (None if it has not)."""
+    target_ms = kept.target_minutes * MS_PER_MINUTE
+    remaining = target_ms - elapsed
+    breached = elapsed > target_ms
     due_at = reached
-    if reached is None and state is not TargetStatus.PAUSED:
-        due_at = clock.add(started.completed_at or history.horizon, remaining)
+    if reached is None and kept.state is not TargetStatus.PAUSED:
+        due_at = clock.add(kept.completed_at or horizon, remaining)
     at_risk = (
-        state is TargetStatus.ACTIVE
+        kept.state is TargetStatus.ACTIVE
         and not breached
         and (
             (policy.at_risk_minutes is not None and remaining <= policy.at_risk_minutes * MS_PER_MINUTE)
@@ -666,23 +708,58 @@ def _state(
         )
     )
     return TargetState(
-        type=started.type,
-        instance=started.instance,
-        policy_id=policy.id,
-        priority=started.priority,
-        target_minutes=target.minutes,
-        business_hours=target.business_hours,
-        started_at=started.started_at,
+        type=kept.type,
+        instance=kept.instance,
+        policy_id=kept.policy_id,
+        priority=kept.priority,
+        target_minutes=kept.target_minutes,
+        business_hours=kept.business_hours,
+        started_at=kept.started_at,
         due_at=due_at,
-        state=state,
+        state=kept.state,
         breached=breached,
-        achieved_at=started.completed_at if state is TargetStatus.ACHIEVED else None,
+        achieved_at=kept.completed_at if kept.state is TargetStatus.ACHIEVED else None,
         breached_at=reached if breached else None,
-        completed_at=started.completed_at,
+        completed_at=kept.completed_at,
         elapsed_ms=elapsed,
         remaining_ms=remaining,
         at_risk=at_risk,
     )
+
+
+def advanced(
+    state: TargetState,
+    *,
+    status_since: datetime,
+    evaluated_at: datetime,
+    policy: SlaPolicy,
+    calendars: Mapping[str | None, Schedule],
+    as_of: datetime,
+) -> TargetState:
+    """A target of a ticket evaluated at ``evaluated_at``, as ``evaluate`` gives it at ``as_of``
+    instead, both at or after the ticket's last event (``TicketSla.status_since`` is when it
+    entered its status).  Nothing happened in between but time: a completed or paused target is
+    as it was; an active one's last run (from the later of its start and ``status_since``) went on
+    to ``as_of``, the earlier runs being closed."""
+    if state.state is not TargetStatus.ACTIVE:
+        return state
+    clock = _Clock(policy_schedule(calendars, policy) if state.business_hours else None)
+    since = max(status_since, state.started_at)
+    target_ms = state.target_minutes * MS_PER_MINUTE
+    closed = state.elapsed_ms - _spent(clock, since, evaluated_at)
+    elapsed = closed + _spent(clock, since, as_of)
+    if target_ms <= closed:  # reached in a closed run: as it was
+        reached = state.due_at
+    elif target_ms <= elapsed:  # reached in the last run, as ``_progress`` finds it
+        reached = clock.add(since, target_ms - closed)
+    else:
+        reached = None
+    return _measured(state, policy, clock, elapsed=elapsed, reached=reached, horizon=as_of)
+
+
+def _spent(clock: _Clock, start: datetime, end: datetime) -> int:
+    """The clock time of a run from ``start`` to ``end``; none when it is empty (``_runs``)."""
+    return clock.ms(start, end) if start < end else 0
 
 
 def _resolved_since(history: _History) -> datetime | None:
@@ -812,7 +889,9 @@ def _assess(
         escalations.extend(_escalations(state, item.policy, as_of))
     escalations.sort(key=lambda e: (e.fires_at, e.level, e.target_type, e.instance))
     current = policies.policy_for(attributes_over_time.at(max(as_of, created_at)))
-    return TicketSla(history.ticket_id, current.id, tuple(targets), tuple(escalations))
+    return TicketSla(
+        history.ticket_id, current.id, tuple(targets), tuple(escalations), history.intervals[-1].start
+    )
 
 
 def escalations_due(
