@@ -5,6 +5,8 @@ them unordered, from the vectorized evaluator and the reference together)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from supportlens.analytics.common import PipeContext, conditions
 from supportlens.analytics.params import Window
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.sla_state import (
+    EvaluatedTicket,
     SlaGroupBy,
     SlaSetup,
     at_risk_targets,
@@ -22,7 +25,7 @@ from supportlens.analytics.sla_state import (
 )
 from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.domain.periods import PeriodUnit
-from supportlens.domain.sla import TargetStatus
+from supportlens.domain.sla import TargetState, TargetStatus, TargetType
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
@@ -84,18 +87,34 @@ def test_at_risk_equals_evaluating_every_ticket(
         ]
         assert page.rows_before_limit == len(expected)
 
-        # Attainment per agent and target type: the completed and running targets of every ticket.
-        tally: dict[tuple[str | None, str], list[int]] = {}
-        for evaluated in every:
-            for target in evaluated.sla.targets:
-                key = (evaluated.ticket["agent_id"], target.type.value)
-                counts = tally.setdefault(key, [0, 0, 0])
-                counts[{TargetStatus.ACHIEVED: 0, TargetStatus.BREACHED: 1}.get(target.state, 2)] += 1
-        attained = sla_attainment(context, filters, by=SlaGroupBy.AGENT, unit=PeriodUnit.DAY)
-        assert {
-            (r["group"], r["target_type"]): [r["achieved"], r["breached"], r["running"]]
-            for r in attained.rows
-        } == tally, minute
+        # Attainment per group and target type: the completed and running targets of every ticket.
+        for by, group_of in _ATTAINMENT_GROUPS.items():
+            tally: dict[tuple[str | None, str], list[int]] = {}
+            for evaluated in every:
+                for target in evaluated.sla.targets:
+                    key = (group_of(evaluated, target), target.type.value)
+                    counts = tally.setdefault(key, [0, 0, 0])
+                    counts[{TargetStatus.ACHIEVED: 0, TargetStatus.BREACHED: 1}.get(target.state, 2)] += 1
+            attained = sla_attainment(context, filters, by=by, unit=PeriodUnit.DAY)
+            assert [(r["group"], r["target_type"]) for r in attained.rows] == sorted(
+                tally,
+                key=lambda key: (key[0] is None, key[0] or "", list(TargetType).index(TargetType(key[1]))),
+            )
+            assert {
+                (r["group"], r["target_type"]): [r["achieved"], r["breached"], r["running"]]
+                for r in attained.rows
+            } == tally, (minute, by)
+
+
+# How the reference's targets fall into sla_attainment's groups.
+_ATTAINMENT_GROUPS: dict[SlaGroupBy, Callable[[EvaluatedTicket, TargetState], str | None]] = {
+    SlaGroupBy.AGENT: lambda ticket, _: ticket.ticket["agent_id"],
+    SlaGroupBy.GROUP: lambda ticket, _: ticket.ticket["group_id"],
+    SlaGroupBy.PRIORITY: lambda _, target: target.priority,
+    SlaGroupBy.POLICY: lambda _, target: target.policy_id,
+    SlaGroupBy.TARGET_TYPE: lambda _, target: target.type.value,
+    SlaGroupBy.NONE: lambda _, __: None,
+}
 
 
 def _in_window(context: PipeContext) -> Conditions:

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 
 from supportlens.analytics.activity import Filters
 from supportlens.analytics.params import Window
-from supportlens.analytics.sla_memo import STATE_COLUMNS, TargetStates
+from supportlens.analytics.sla_memo import STATE_SCHEMA, TargetStates
 from supportlens.analytics.sla_state import SlaGroupBy, sla_attainment
 from supportlens.auth.repository import Workspace
 from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.periods import PeriodUnit
+from supportlens.domain.sla import TargetStatus
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from tests.analytics.test_sla_at_risk import POLICY
@@ -89,7 +90,7 @@ def _filters(as_of: datetime, agent_id: str | None) -> Filters:
     st.lists(
         st.tuples(
             st.integers(0, 900),
-            st.sampled_from([SlaGroupBy.AGENT, SlaGroupBy.PRIORITY, SlaGroupBy.PERIOD]),
+            st.sampled_from(list(SlaGroupBy)),
             _AGENTS,
             st.lists(snapshots(), max_size=3),
             st.lists(st.tuples(st.integers(0, 7), histories()), max_size=2),
@@ -136,8 +137,9 @@ def test_kept_versions_are_used_and_a_new_version_is_evaluated(runtime: Runtime)
     kept = runtime.sla_states._kept[workspace.id]
     assert len(kept.seqs) == 2
     # A second run evaluates nothing: the kept states are marked, and they are what it counts.
+    achieved = list(TargetStatus).index(TargetStatus.ACHIEVED)
     runtime.sla_states._kept[workspace.id] = dataclasses.replace(
-        kept, targets=kept.targets.set_column(3, "state", pa.array(["achieved"] * kept.target_count))
+        kept, targets=kept.targets.set_column(3, "state", pa.array([achieved] * kept.target_count, pa.int8()))
     )
     marked = _attainment(runtime, workspace, filters, SlaGroupBy.AGENT, kept=True)
     assert sum(r["achieved"] for r in marked) == kept.target_count
@@ -166,13 +168,12 @@ def test_kept_versions_are_used_and_a_new_version_is_evaluated(runtime: Runtime)
     )
 
 
-def _states(rows: list[int], kinds: list[str]) -> pa.Table:
-    columns: dict[str, Any] = {"row": pa.array(rows, pa.int64()), "type": pa.array(kinds, pa.string())}
-    for name in STATE_COLUMNS[1:]:
-        columns[name] = pa.nulls(
-            len(rows), pa.timestamp("ms", tz="UTC") if name == "completed_at" else pa.string()
-        )
-    return pa.table(columns)
+def _states(rows: list[int], kinds: list[int]) -> pa.Table:
+    label = pa.nulls(len(rows), pa.string()).dictionary_encode()
+    state = pa.array([0] * len(rows), pa.int8())
+    return pa.table(
+        [pa.array(rows, pa.int64()), pa.array(kinds, pa.int8()), label, label, state], schema=STATE_SCHEMA
+    )
 
 
 def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
@@ -184,15 +185,15 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
         "setup",
         seqs,
         np.array([0, 0, 0], dtype=np.int64),
-        _states([0, 1, 1], ["a", "b", "c"]),
+        _states([0, 1, 1], [1, 2, 3]),
         as_of_ms=0,
         in_use=np.array([], dtype=np.int64),
     )
     found, targets = states.find("w", "setup", np.array([20, 10, 99], dtype=np.int64), 0)
     assert found.tolist() == [True, True, False]
     assert list(zip(targets.column("row").to_pylist(), targets.column("type").to_pylist(), strict=True)) == [
-        (1, "b"),
-        (1, "c"),
+        (1, 2),
+        (1, 3),
     ]
     assert not states.find("w", "other setup", seqs, 0)[0].any()
     assert not states.find("w", "setup", seqs, -1)[0].any()  # before the versions' last moment
@@ -203,10 +204,10 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
         "setup",
         np.array([5, 40], dtype=np.int64),
         np.array([0, 0], dtype=np.int64),
-        _states([0, 1, 1], ["d", "e", "f"]),
+        _states([0, 1, 1], [4, 5, 6]),
         as_of_ms=0,
         in_use=np.array([20], dtype=np.int64),
     )
     kept = states._kept["w"]
     assert kept.seqs.tolist() == [5, 20, 40]
-    assert kept.targets.column("type").to_pylist() == ["d", "e", "f"]
+    assert kept.targets.column("type").to_pylist() == [4, 5, 6]

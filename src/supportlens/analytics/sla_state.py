@@ -35,11 +35,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.activity import Filters, period_labels
+from supportlens.analytics.activity import Filters, period_codes
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.sla_memo import STATE_COLUMNS, KeptEvaluation, setup_fingerprint
+from supportlens.analytics.sla_memo import KeptEvaluation, encoded_states, setup_fingerprint
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
@@ -491,7 +491,7 @@ def _evaluated_targets(
 
 
 def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
-    """The targets of the selected tickets, only ``STATE_COLUMNS``, in no particular order: those of
+    """The targets of the selected tickets as ``sla_memo.STATE_SCHEMA``, in no particular order: those of
     ticket versions kept from earlier runs (analytics/sla_memo.py, ``TargetStates``), the others
     evaluated, and kept in turn.  ``tickets`` holds ticket_id, agent_id, group_id, category,
     created_at and ``ticket_seq``."""
@@ -500,7 +500,7 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
     kept, as_of = context.sla_states, filters.as_of
     if kept is None:
         every = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
-        return EvaluatedTargets(every.tickets, every.targets.select(["row", *STATE_COLUMNS]))
+        return EvaluatedTargets(every.tickets, encoded_states(every.targets))
     sql = (
         "SELECT ticket_id, agent_id, group_id, category, created_at, seq AS ticket_seq"
         f" FROM {tickets_from(context)} WHERE {where.where}"
@@ -518,7 +518,7 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
         where = where.copy()
         where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
     fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
-    states = fresh.targets.select(["row", *STATE_COLUMNS])
+    states = encoded_states(fresh.targets)
     kept.keep(
         workspace_id,
         fingerprint,
@@ -550,7 +550,7 @@ def _seqs(tickets: pa.Table) -> npt.NDArray[np.int64]:
 
 
 def _last_moment_ms(tickets: pa.Table) -> npt.NDArray[np.int64]:
-    """The latest of each ticket's timestamps and last event: from then on, what ``STATE_COLUMNS``
+    """The latest of each ticket's timestamps and last event: from then on, what ``STATE_SCHEMA``
     say of its targets no longer changes."""
     latest = np.full(tickets.num_rows, np.iinfo(np.int64).min, dtype=np.int64)
     for name in (*_TIMES, "logged_until"):
@@ -655,75 +655,82 @@ ATTAINMENT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def _labels(
+def _label_codes(
     context: PipeContext, found: EvaluatedTargets, by: SlaGroupBy, unit: PeriodUnit
-) -> pa.Array | pa.ChunkedArray:
-    """The group of each target: an attribute of the target (type, priority in force when it
-    started, policy) or of its ticket (current agent, category; creation period)."""
+) -> tuple[list[str | None], npt.NDArray[np.int64]]:
+    """The groups and each target's index into them: an attribute of the target (type, priority in
+    force when it started, policy) or of its ticket (current agent, category; creation period)."""
     targets = found.targets
-    rows = pa.array(targets.column("row").to_numpy(), pa.int64())
+    rows = np.asarray(targets.column("row").to_numpy(), dtype=np.int64)
     match by:
         case SlaGroupBy.NONE:
-            return pa.nulls(targets.num_rows, pa.string())
+            return [None], np.zeros(targets.num_rows, dtype=np.int64)
         case SlaGroupBy.TARGET_TYPE:
-            return targets.column("type")
-        case SlaGroupBy.PRIORITY:
-            return targets.column("priority")
-        case SlaGroupBy.POLICY:
-            return targets.column("policy_id")
-        case SlaGroupBy.AGENT:
-            return found.tickets.column("agent_id").take(rows)
-        case SlaGroupBy.GROUP:
-            return found.tickets.column("group_id").take(rows)
-        case SlaGroupBy.CATEGORY:
-            return found.tickets.column("category").take(rows)
+            return [kind.value for kind in TargetType], _codes(targets, "type")
+        case SlaGroupBy.PRIORITY | SlaGroupBy.POLICY:
+            name = "priority" if by is SlaGroupBy.PRIORITY else "policy_id"
+            column = targets.select([name]).unify_dictionaries().column(0)
+            if not column.num_chunks:
+                return [None], rows
+            values = column.chunk(0).dictionary.to_pylist()
+            indices = [_indices(chunk.indices, len(values)) for chunk in column.chunks]
+            return [*values, None], np.concatenate(indices)
         case SlaGroupBy.PERIOD:
-            created = found.tickets.column("created_at").cast(pa.timestamp("ms", tz="UTC"), safe=False)
-            ms = np.asarray(created.cast(pa.int64()).to_numpy(), dtype=np.int64)
-            labels = pa.array(period_labels(ms, unit, context.timezone), pa.string())
-            return labels.take(rows)
+            created, _ = timestamp_ms(found.tickets, "created_at")
+            names, periods = period_codes(created, unit, context.timezone)
+            return list(names), periods[rows]
+        case _:
+            name = {SlaGroupBy.AGENT: "agent_id", SlaGroupBy.GROUP: "group_id"}.get(by, by.value)
+            encoded = pc.dictionary_encode(found.tickets.column(name).combine_chunks())
+            values = encoded.dictionary.to_pylist()
+            return [*values, None], _indices(encoded.indices, len(values))[rows]
+
+
+def _indices(indices: pa.Array, nulls: int) -> npt.NDArray[np.int64]:
+    """Dictionary indices as an array, ``nulls`` standing for null."""
+    return np.asarray(indices.fill_null(nulls).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+_STATE_CODE = {state: code for code, state in enumerate(TargetStatus)}
+
+
+def _codes(targets: pa.Table, name: str) -> npt.NDArray[np.int64]:
+    """A code column of ``sla_memo.STATE_SCHEMA`` as an array."""
+    return np.asarray(targets.column(name).to_numpy(), dtype=np.int64)
 
 
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
     """Achieved ÷ (achieved + breached) of the completed targets of the tickets created in the window,
     per group and target type; ``running`` targets (active or paused) do not count yet."""
     found = _target_states(context, filters)
-    targets = found.targets
-    state = targets.column("state")
-    counted = pa.table(
-        {
-            "group": _labels(context, found, by, unit),
-            "type": targets.column("type"),
-            "achieved": pc.cast(pc.equal(state, TargetStatus.ACHIEVED.value), pa.int64()),
-            "breached": pc.cast(pc.equal(state, TargetStatus.BREACHED.value), pa.int64()),
-            "running": pc.cast(pc.is_null(targets.column("completed_at")), pa.int64()),
-        }
-    )
-    sums = counted.group_by(["group", "type"], use_threads=False).aggregate(
-        [("achieved", "sum"), ("breached", "sum"), ("running", "sum")]
-    )
-    groups = sums.column("group").to_pylist()
-    kinds = sums.column("type").to_pylist()
-    achieved = sums.column("achieved_sum").to_pylist()
-    breached = sums.column("breached_sum").to_pylist()
-    running = sums.column("running_sum").to_pylist()
-    order = sorted(
-        range(sums.num_rows),
-        key=lambda i: (groups[i] is None, groups[i] or "", _TYPE_ORDER[TargetType(kinds[i])]),
-    )
-    rows: list[dict[str, Any]] = [
-        {
-            "group": groups[i],
-            "target_type": kinds[i],
-            "achieved": achieved[i],
-            "breached": breached[i],
-            "running": running[i],
-            "attainment_pct": percentage(achieved[i], achieved[i] + breached[i])
-            if achieved[i] + breached[i]
-            else None,
-        }
-        for i in order
+    groups, group_codes = _label_codes(context, found, by, unit)
+    kinds = list(TargetType)
+    cell = group_codes * len(kinds) + _codes(found.targets, "type")  # one per group and target type
+    size = len(groups) * len(kinds)
+    state = _codes(found.targets, "state")
+    achieved = state == _STATE_CODE[TargetStatus.ACHIEVED]
+    breached = state == _STATE_CODE[TargetStatus.BREACHED]
+    counts = [
+        np.bincount(cell[chosen], minlength=size).tolist()
+        for chosen in (achieved, breached, ~(achieved | breached))
     ]
+    present = [index for index in range(size) if counts[0][index] + counts[1][index] + counts[2][index]]
+    present.sort(
+        key=lambda i: (groups[i // len(kinds)] is None, groups[i // len(kinds)] or "", i % len(kinds))
+    )
+    rows: list[dict[str, Any]] = []
+    for index in present:
+        done, late, running = (count[index] for count in counts)
+        rows.append(
+            {
+                "group": groups[index // len(kinds)],
+                "target_type": kinds[index % len(kinds)].value,
+                "achieved": done,
+                "breached": late,
+                "running": running,
+                "attainment_pct": percentage(done, done + late) if done + late else None,
+            }
+        )
     return PipeResult(ATTAINMENT_COLUMNS, rows, found.tickets.num_rows, 0.0)
 
 
