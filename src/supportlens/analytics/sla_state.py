@@ -691,7 +691,7 @@ def _indices(indices: pa.Array, nulls: int) -> npt.NDArray[np.int64]:
     return np.asarray(indices.fill_null(nulls).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-_STATE_CODE = {state: code for code, state in enumerate(TargetStatus)}
+_OUTCOME = {TargetStatus.ACHIEVED: 0, TargetStatus.BREACHED: 1}
 
 
 def _codes(targets: pa.Table, name: str) -> npt.NDArray[np.int64]:
@@ -707,13 +707,10 @@ def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, un
     kinds = list(TargetType)
     cell = group_codes * len(kinds) + _codes(found.targets, "type")  # one per group and target type
     size = len(groups) * len(kinds)
-    state = _codes(found.targets, "state")
-    achieved = state == _STATE_CODE[TargetStatus.ACHIEVED]
-    breached = state == _STATE_CODE[TargetStatus.BREACHED]
-    counts = [
-        np.bincount(cell[chosen], minlength=size).tolist()
-        for chosen in (achieved, breached, ~(achieved | breached))
-    ]
+    # Achieved 0, breached 1, running (active or paused) 2: counted per cell in one pass.
+    outcome = np.array([_OUTCOME.get(state, 2) for state in TargetStatus], dtype=np.int64)
+    tally = np.bincount(cell * 3 + outcome[_codes(found.targets, "state")], minlength=size * 3)
+    counts = [tally[outcome_code::3].tolist() for outcome_code in range(3)]
     present = [index for index in range(size) if counts[0][index] + counts[1][index] + counts[2][index]]
     present.sort(
         key=lambda i: (groups[i // len(kinds)] is None, groups[i // len(kinds)] or "", i % len(kinds))
