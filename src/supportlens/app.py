@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         # Queued, not waited for: answers stay exact meanwhile (the slower way).
         app.state.restating_facts = runtime.restate_outdated_facts()
+        app.state.warming_sla_pipes = runtime.warm_sla_pipes()
         # Made here, inside the server's event loop, which its waits belong to.
         app.state.admission = Admission(
             resolved.query_concurrency,

@@ -7,11 +7,15 @@ answer of a run that keeps nothing; kept versions are used, not evaluated again.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,15 +23,17 @@ from supportlens.analytics.activity import Filters
 from supportlens.analytics.params import Window
 from supportlens.analytics.sla_memo import STATE_SCHEMA, TargetStates
 from supportlens.analytics.sla_state import SlaGroupBy, sla_attainment
+from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
 from supportlens.configuration.sla import SlaPolicyDefinition
-from supportlens.domain.events import TicketEvent
+from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.sla import TargetStatus
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from tests.analytics.test_sla_at_risk import POLICY
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
+from tests.conftest import make_settings
 from tests.domain.test_timeline import History, at, histories
 from tests.ingest.test_ticket_events import _row
 
@@ -211,3 +217,29 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
     kept = states._kept["w"]
     assert kept.seqs.tolist() == [5, 20, 40]
     assert kept.targets.column("type").to_pylist() == [4, 5, 6]
+
+
+def test_the_server_prepares_the_sla_pipes_at_start(
+    engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Started, the server runs the SLA pipes once on each workspace in the background: the first
+    request finds their evaluations kept."""
+    settings = make_settings(engine_name, tmp_path)
+    runtime = Runtime.open(settings)
+    try:
+        workspace = runtime.metadata.create_workspace("acme")
+        yesterday = datetime.now(UTC) - timedelta(days=1)  # in the pipes' default window
+        opened = {"ticket_id": "S1", "created_at": yesterday.isoformat(), "status": "open"}
+        _ingest(runtime, workspace, "support_tickets", [opened])
+        created = TicketEvent("e1", "T1", yesterday, EventType.CREATED, ActorType.CUSTOMER)
+        _ingest(runtime, workspace, "ticket_events", [_row(created)])
+    finally:
+        runtime.close()
+    app = create_app(settings)
+    with caplog.at_level(logging.INFO, logger="supportlens.runtime"), TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        assert app.state.warming_sla_pipes.result() == 1
+        started: Runtime = app.state.runtime
+        assert len(started.sla_states._kept[workspace.id].seqs) == 2
+        assert {key for _, key in started.sla_memo._entries} == {"T1"}
+        assert f"SLA pipes of workspace {workspace.name} ready in" in caplog.text
