@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.sla import TargetStatus
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
+from supportlens.store.base import QueryTimeout
 from tests.analytics.test_sla_at_risk import POLICY
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
 from tests.conftest import make_settings
@@ -243,3 +246,43 @@ def test_the_server_prepares_the_sla_pipes_at_start(
         assert len(started.sla_states._kept[workspace.id].seqs) == 2
         assert {key for _, key in started.sla_memo._entries} == {"T1"}
         assert f"SLA pipes of workspace {workspace.name} ready in" in caplog.text
+
+
+def test_a_large_evaluation_waits_for_the_one_under_way(engine_name: str, tmp_path: Path) -> None:
+    """While a large evaluation of a workspace holds its turn, another large one waits for it (to
+    find what the first kept), and a time limit still stops a waiting one."""
+    runtime = Runtime.open(make_settings(engine_name, tmp_path, query_timeout_seconds=0.5))
+    try:
+        workspace = runtime.metadata.create_workspace("acme")
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        rows = [
+            {"ticket_id": f"S{n}", "created_at": yesterday.isoformat(), "status": "open"} for n in range(3)
+        ]
+        _ingest(runtime, workspace, "support_tickets", rows)
+        with ThreadPoolExecutor(2) as pool:
+            with runtime.sla_states.evaluating(workspace.id):  # the turn, held by this thread
+                started = time.monotonic()
+                limited = pool.submit(runtime.run_pipe, "sla_attainment", workspace, {})
+                waiting = pool.submit(_default_attainment, runtime, workspace)
+                with pytest.raises(QueryTimeout):
+                    limited.result(timeout=10)
+                assert time.monotonic() - started < 0.5 + 2.0  # stopped while it waited
+                assert not waiting.done()  # still waiting for the turn
+            answers = [waiting.result(timeout=60)]
+        fresh = dataclasses.replace(runtime.pipe_context(workspace), sla_states=None)
+        assert answers == [
+            list(sla_attainment(fresh, _default_filters(), by=SlaGroupBy.NONE, unit=PeriodUnit.DAY).rows)
+        ]
+        assert len(runtime.sla_states._kept[workspace.id].seqs) == 3
+    finally:
+        runtime.close()
+
+
+def _default_filters() -> Filters:
+    now = datetime.now(UTC)
+    return Filters(Window(now - timedelta(days=7), now), None, None, None, None, None, now)
+
+
+def _default_attainment(runtime: Runtime, workspace: Workspace) -> list[dict[str, Any]]:
+    context = runtime.pipe_context(workspace)
+    return list(sla_attainment(context, _default_filters(), by=SlaGroupBy.NONE, unit=PeriodUnit.DAY).rows)

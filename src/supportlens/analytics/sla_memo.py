@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -43,6 +44,34 @@ def setup_fingerprint(policies: PolicySet, calendars: CalendarChoice, statuses: 
     return hashlib.sha256(described.encode()).hexdigest()
 
 
+class _Turns:
+    """Large evaluations of a workspace one at a time: a second one waits for the first, then finds
+    most of what it needs kept (two requests, or a request and the start-up preparation, would
+    otherwise both evaluate everything, each at half the speed).  Reentrant for the thread that
+    holds the turn; waited for in steps, so that a time limit's stop (raised in the waiting
+    thread, ``runtime.within_time_limit``) lands between them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turns: dict[str, threading.RLock] = {}
+
+    @contextmanager
+    def turn(self, workspace_id: str) -> Iterator[None]:
+        with self._lock:
+            turn = self._turns.setdefault(workspace_id, threading.RLock())
+        taken = False
+        try:
+            while not taken:
+                taken = turn.acquire(timeout=_WAIT_STEP_SECONDS)
+            yield
+        finally:
+            if taken:
+                turn.release()
+
+
+_WAIT_STEP_SECONDS = 0.05
+
+
 class KeptEvaluation(NamedTuple):
     """A ticket's targets evaluated at ``evaluated_at``, and since when it is in its status then
     (what ``domain.sla.advanced`` needs)."""
@@ -57,6 +86,11 @@ class KeptEvaluations:
         self._max = max_tickets
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, str], tuple[int, str, KeptEvaluation]] = OrderedDict()
+        self._turns = _Turns()
+
+    def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
+        """Held while evaluating many of the workspace's tickets (``_Turns``)."""
+        return self._turns.turn(workspace_id)
 
     def get(self, workspace_id: str, ticket_id: str, seq: int, setup: str) -> KeptEvaluation | None:
         """The kept evaluation of the ticket if it and the setup are unchanged (the caller checks
@@ -160,6 +194,11 @@ class TargetStates:
         self._max = max_targets
         self._lock = threading.Lock()
         self._kept: dict[str, _Versions] = {}
+        self._turns = _Turns()
+
+    def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
+        """Held while evaluating most of a selection of the workspace's tickets (``_Turns``)."""
+        return self._turns.turn(workspace_id)
 
     def find(
         self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int

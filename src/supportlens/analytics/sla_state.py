@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -368,51 +369,65 @@ def _with_events(
     # Kept evaluations serve an evaluation time at or after the ticket's last event.
     after_last = (last_event_ms[rows] * 1000 <= _micros(as_of)).tolist()
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses) if memo else ""
-    kept: dict[int, KeptEvaluation] = {}
-    if memo is not None:
-        for index, (ticket_id, seq, usable) in enumerate(zip(ids, seqs, after_last, strict=True)):
-            found = memo.get(workspace_id, ticket_id, int(seq), fingerprint) if usable else None
-            if found is not None:
-                kept[index] = found
-    missing = [ticket_id for index, ticket_id in enumerate(ids) if index not in kept]
-    logs = events_from_table(context.engine.events_of(workspace_id, missing)) if missing else {}
-    found_targets: list[tuple[int, TargetState]] = []
-    policies = setup.policies_by_id()
-    for index, (row, ticket_id, group_id) in enumerate(zip(rows.tolist(), ids, groups, strict=True)):
-        earlier = kept.get(index)
-        if earlier is not None:
-            targets: Sequence[TargetState] = [
-                advanced(
-                    target,
-                    status_since=earlier.status_since,
-                    evaluated_at=earlier.evaluated_at,
-                    policy=policies[target.policy_id],
+
+    def kept_evaluations() -> dict[int, KeptEvaluation]:
+        kept: dict[int, KeptEvaluation] = {}
+        if memo is not None:
+            for index, (ticket_id, seq, usable) in enumerate(zip(ids, seqs, after_last, strict=True)):
+                found = memo.get(workspace_id, ticket_id, int(seq), fingerprint) if usable else None
+                if found is not None:
+                    kept[index] = found
+        return kept
+
+    with ExitStack() as turn:
+        kept = kept_evaluations()
+        if memo is not None and len(ids) - len(kept) > _MANY_TO_EVALUATE:
+            # Wait for a large evaluation of the workspace under way: it keeps most of these.
+            turn.enter_context(memo.evaluating(workspace_id))
+            kept = kept_evaluations()
+        missing = [ticket_id for index, ticket_id in enumerate(ids) if index not in kept]
+        logs = events_from_table(context.engine.events_of(workspace_id, missing)) if missing else {}
+        found_targets: list[tuple[int, TargetState]] = []
+        policies = setup.policies_by_id()
+        for index, (row, ticket_id, group_id) in enumerate(zip(rows.tolist(), ids, groups, strict=True)):
+            earlier = kept.get(index)
+            if earlier is not None:
+                targets: Sequence[TargetState] = [
+                    advanced(
+                        target,
+                        status_since=earlier.status_since,
+                        evaluated_at=earlier.evaluated_at,
+                        policy=policies[target.policy_id],
+                        calendars=calendars_for(group_id),
+                        as_of=as_of,
+                    )
+                    for target in earlier.targets
+                ]
+            else:
+                sla = evaluate(
+                    logs[ticket_id],
+                    policies=setup.policies,
                     calendars=calendars_for(group_id),
+                    statuses=setup.statuses,
                     as_of=as_of,
                 )
-                for target in earlier.targets
-            ]
-        else:
-            sla = evaluate(
-                logs[ticket_id],
-                policies=setup.policies,
-                calendars=calendars_for(group_id),
-                statuses=setup.statuses,
-                as_of=as_of,
-            )
-            targets = sla.targets
-            if memo is not None and after_last[index] and sla.status_since is not None:
-                memo.keep(
-                    workspace_id,
-                    ticket_id,
-                    int(seqs[index]),
-                    fingerprint,
-                    targets,
-                    evaluated_at=as_of,
-                    status_since=sla.status_since,
-                )
-        found_targets.extend((row, target) for target in targets)
-    return found_targets
+                targets = sla.targets
+                if memo is not None and after_last[index] and sla.status_since is not None:
+                    memo.keep(
+                        workspace_id,
+                        ticket_id,
+                        int(seqs[index]),
+                        fingerprint,
+                        targets,
+                        evaluated_at=as_of,
+                        status_since=sla.status_since,
+                    )
+            found_targets.extend((row, target) for target in targets)
+        return found_targets
+
+
+# Tickets with events to evaluate past which a run takes its turn (sla_memo._Turns): ~0.2 s of work.
+_MANY_TO_EVALUATE = 1_000
 
 
 def _micros(moment: datetime) -> int:
@@ -509,35 +524,40 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
     seqs = _seqs(tickets)
     workspace_id, as_of_ms = context.scope.workspace_id, _micros(as_of) // 1000
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses)
-    found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
-    missing = np.flatnonzero(~found)
-    if not len(missing):
-        return EvaluatedTargets(tickets, taken)
-    whole = len(missing) > _WHOLE_EVALUATION_SHARE * len(seqs)
-    if not whole:
-        where = where.copy()
-        where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
-    fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
-    states = encoded_states(fresh.targets)
-    kept.keep(
-        workspace_id,
-        fingerprint,
-        _seqs(fresh.tickets),
-        _last_moment_ms(fresh.tickets),
-        states,
-        as_of_ms=as_of_ms,
-        in_use=seqs[found],
-    )
-    if whole:
-        return EvaluatedTargets(fresh.tickets, states)
-    # Each evaluated ticket's row among ours (a ticket written meanwhile may have left the selection).
-    missing_ids = tickets.column("ticket_id").take(missing).combine_chunks()
-    ours = pc.index_in(fresh.tickets.column("ticket_id"), value_set=missing_ids)
-    row_of = np.asarray(ours.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    row_of = np.where(row_of >= 0, missing[np.maximum(row_of, 0)], -1)
-    rows = row_of[np.asarray(states.column("row").to_numpy(), dtype=np.int64)]
-    states = states.set_column(0, "row", pa.array(rows, pa.int64())).filter(pa.array(rows >= 0))
-    return EvaluatedTargets(tickets, pa.concat_tables([taken, states]))
+    with ExitStack() as turn:
+        found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
+        if (~found).sum() > _WHOLE_EVALUATION_SHARE * len(seqs):
+            # Wait for a large evaluation of the workspace under way: it keeps most of these.
+            turn.enter_context(kept.evaluating(workspace_id))
+            found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
+        missing = np.flatnonzero(~found)
+        if not len(missing):
+            return EvaluatedTargets(tickets, taken)
+        whole = len(missing) > _WHOLE_EVALUATION_SHARE * len(seqs)
+        if not whole:
+            where = where.copy()
+            where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
+        fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
+        states = encoded_states(fresh.targets)
+        kept.keep(
+            workspace_id,
+            fingerprint,
+            _seqs(fresh.tickets),
+            _last_moment_ms(fresh.tickets),
+            states,
+            as_of_ms=as_of_ms,
+            in_use=seqs[found],
+        )
+        if whole:
+            return EvaluatedTargets(fresh.tickets, states)
+        # Each evaluated ticket's row among ours (a ticket written meanwhile may have left the selection).
+        missing_ids = tickets.column("ticket_id").take(missing).combine_chunks()
+        ours = pc.index_in(fresh.tickets.column("ticket_id"), value_set=missing_ids)
+        row_of = np.asarray(ours.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        row_of = np.where(row_of >= 0, missing[np.maximum(row_of, 0)], -1)
+        rows = row_of[np.asarray(states.column("row").to_numpy(), dtype=np.int64)]
+        states = states.set_column(0, "row", pa.array(rows, pa.int64())).filter(pa.array(rows >= 0))
+        return EvaluatedTargets(tickets, pa.concat_tables([taken, states]))
 
 
 # Past this share of the selected tickets without kept targets, the whole selection is evaluated
