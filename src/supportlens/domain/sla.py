@@ -655,23 +655,15 @@ def _state(
     else:
         state = TargetStatus.PAUSED
     return _measured(
-        TargetState(
-            type=started.type,
-            instance=started.instance,
-            policy_id=policy.id,
-            priority=started.priority,
-            target_minutes=target.minutes,
-            business_hours=target.business_hours,
-            started_at=started.started_at,
-            due_at=None,
-            state=state,
-            breached=False,
-            achieved_at=None,
-            breached_at=None,
-            completed_at=started.completed_at,
-            elapsed_ms=0,
-            remaining_ms=0,
-            at_risk=False,
+        _Identity(
+            started.type,
+            started.instance,
+            started.priority,
+            target.minutes,
+            target.business_hours,
+            started.started_at,
+            state,
+            started.completed_at,
         ),
         policy,
         clock,
@@ -681,8 +673,21 @@ def _state(
     )
 
 
+class _Identity(NamedTuple):
+    """What a target is, whatever its clock says (``_measured``)."""
+
+    type: TargetType
+    instance: int
+    priority: str | None
+    target_minutes: int
+    business_hours: bool
+    started_at: datetime
+    state: TargetStatus
+    completed_at: datetime | None
+
+
 def _measured(
-    kept: TargetState,
+    kept: _Identity | TargetState,
     policy: SlaPolicy,
     clock: _Clock,
     *,
@@ -690,9 +695,9 @@ def _measured(
     reached: datetime | None,
     horizon: datetime,
 ) -> TargetState:
-    """``kept`` (what the target is: type, instance, policy, start, completion, state) with what
-    its clock says: ``elapsed`` up to its completion or the horizon, and when it reached its
-    target (None if it has not)."""
+    """The target ``kept`` is (type, instance, start, completion, state: ``_Identity``'s fields)
+    under ``policy``, with what its clock says: ``elapsed`` up to its completion or the horizon,
+    and when it reached its target (None if it has not)."""
     target_ms = kept.target_minutes * MS_PER_MINUTE
     remaining = target_ms - elapsed
     breached = elapsed > target_ms
@@ -710,7 +715,7 @@ def _measured(
     return TargetState(
         type=kept.type,
         instance=kept.instance,
-        policy_id=kept.policy_id,
+        policy_id=policy.id,
         priority=kept.priority,
         target_minutes=kept.target_minutes,
         business_hours=kept.business_hours,
