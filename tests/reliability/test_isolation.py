@@ -701,11 +701,20 @@ def test_fixed_filter_cannot_be_widened_by_known_attempts(filtered: Filtered, pi
     _same(filtered, pipe, "csv", [*base, ("category", "technical")])
 
 
+def _not_now(param: tuple[str, str]) -> bool:
+    """A blank ``end_date`` means "now", like ``as_of``: not the same instant for the two answers
+    compared (the window's end they echo differs by the milliseconds between them)."""
+    name, value = param
+    return not (name == "end_date" and not value.strip())
+
+
 @settings(max_examples=300 if LONG else 40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     pipe=st.sampled_from(sorted(PIPES)),
     params=st.lists(
-        st.tuples(st.sampled_from(FILTER_NAMES), st.sampled_from(FILTER_VALUES) | st.text(max_size=12)),
+        st.tuples(
+            st.sampled_from(FILTER_NAMES), st.sampled_from(FILTER_VALUES) | st.text(max_size=12)
+        ).filter(_not_now),
         max_size=5,
     ),
 )
