@@ -286,3 +286,13 @@ def _default_filters() -> Filters:
 def _default_attainment(runtime: Runtime, workspace: Workspace) -> list[dict[str, Any]]:
     context = runtime.pipe_context(workspace)
     return list(sla_attainment(context, _default_filters(), by=SlaGroupBy.NONE, unit=PeriodUnit.DAY).rows)
+
+
+def test_the_preparation_stops_when_the_server_closes(runtime: Runtime) -> None:
+    """Closing does not wait for a preparation that only saves time: none is run once it began."""
+    workspace = runtime.metadata.create_workspace("acme")
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    _ingest(runtime, workspace, "support_tickets", [{"ticket_id": "S1", "created_at": yesterday.isoformat()}])
+    runtime.closing.set()
+    assert runtime.warm_sla_pipes().result() == 0
+    assert workspace.id not in runtime.sla_states._kept

@@ -135,7 +135,7 @@ class KeptEvaluations:
 
 # What is kept of a target (all that ``sla_attainment`` reads), besides ``row``: its type and state
 # as their index in TargetType and TargetStatus, the policy and priority dictionary-encoded.  A
-# million tickets' targets take a third of the memory of the strings, and are counted by code.
+# million tickets' targets take a sixth of the memory of the strings, and are counted by code.
 _LABEL = pa.dictionary(pa.int32(), pa.string())
 STATE_SCHEMA = pa.schema(
     [
