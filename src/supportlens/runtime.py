@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.facts import outdated_facts
+from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
 from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
@@ -88,6 +89,7 @@ class Runtime:
     # SLA evaluations kept between pipe runs (analytics/sla_memo.py).
     sla_memo: KeptEvaluations = field(default_factory=KeptEvaluations)
     sla_states: TargetStates = field(default_factory=TargetStates)
+    folded_logs: FoldedLogs = field(default_factory=FoldedLogs)  # analytics/history_memo.py
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
     )
@@ -337,6 +339,7 @@ class Runtime:
             calendars=partial(self.configuration.calendar_choice, workspace.id, workspace.timezone),
             sla_memo=self.sla_memo,
             sla_states=self.sla_states,
+            folded_logs=self.folded_logs,
         )
 
     def run_pipe(

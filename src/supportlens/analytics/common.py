@@ -11,6 +11,7 @@ from typing import Any, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
 from supportlens.domain.calendars import CalendarChoice, Schedule, default_business_hours
@@ -42,6 +43,8 @@ class PipeContext:
     sla_memo: KeptEvaluations | None = None
     # What sla_attainment reads of the targets of ticket versions, kept between runs (the same module).
     sla_states: TargetStates | None = None
+    # Activity logs read and folded, kept between runs (analytics/history_memo.py).
+    folded_logs: FoldedLogs | None = None
 
     def calendar_choice(self) -> CalendarChoice:
         return self.calendars() if self.calendars else CalendarChoice.only(self.calendar)

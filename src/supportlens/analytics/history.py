@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.analytics.common import PipeContext, tickets_from
+from supportlens.analytics.history_memo import FoldedLog, log_key
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import (
     CalendarClock,
@@ -100,20 +101,21 @@ def load_history(
     """The tickets matching ``where`` (optionally ordered and paged) with their timelines."""
     source = tickets_from(context)
     chosen = f"SELECT {', '.join(TICKET_COLUMNS)} FROM {source} WHERE {where.where} {order_and_limit}"
-    tickets = context.engine.fetch_arrow(chosen, where.params, timeout=context.timeout)
-    events_sql = (
-        f"SELECT ticket_id, occurred_at, seq, type, actor_type, status FROM {TICKET_EVENTS.name} "
-        f"WHERE workspace_id = {where.dialect.param('workspace_id', ParamType.STRING)} "
-        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen) AND {HISTORY_FILTER}"
+    versions = f"{', '.join(TICKET_COLUMNS)}, seq AS history_seq, last_event_at AS history_logged_until"
+    read = context.engine.fetch_arrow(
+        f"SELECT {versions} FROM {source} WHERE {where.where} {order_and_limit}",
+        where.params,
+        timeout=context.timeout,
     )
-    log = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
-    business = row_calendars(context, tickets, as_of, log.column("occurred_at"))
+    tickets = read.drop_columns(["history_seq", "history_logged_until"])
+    log = _folded_log(context, where, chosen, read)
+    business = row_calendars(context, tickets, as_of, log.span)
     calendar_of_row = business.calendar_of
     clock: DurationClock = business if business_hours else CalendarClock()
     timelines: Timelines | None = None
     timeline_of = np.full(tickets.num_rows, -1, dtype=np.int64)
-    if log.num_rows:
-        columns, ticket_ids, _ = event_columns(log)
+    if log.columns is not None:
+        columns, ticket_ids = log.columns, log.ticket_ids
         found = pc.index_in(tickets.column("ticket_id"), value_set=pa.array(ticket_ids, pa.string()))
         timeline_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
         # Every ticket with events is one of the chosen rows (the events were read for those).
@@ -127,6 +129,36 @@ def load_history(
             clock=business.reindexed(calendar_of_timeline) if business_hours else CalendarClock(),
         )
     return History(tickets, timelines, timeline_of, clock, business, as_of)
+
+
+def _folded_log(context: PipeContext, where: Conditions, chosen: str, read: pa.Table) -> FoldedLog:
+    """The events of the ``chosen`` tickets (``read``: their rows with ``history_seq`` and
+    ``history_logged_until``) folded into columns: as kept from an earlier run that chose the same
+    versions (analytics/history_memo.py), else read."""
+    memo = context.folded_logs
+    key = ""
+    if memo is not None:
+        logged = read.column("history_logged_until").is_valid()
+        seqs = read.column("history_seq").filter(logged).cast(pa.int64()).to_numpy()
+        key = log_key(context.scope.workspace_id, np.asarray(seqs, dtype=np.int64))
+        kept = memo.get(key)
+        if kept is not None:
+            return kept
+    events_sql = (
+        f"SELECT ticket_id, occurred_at, seq, type, actor_type, status FROM {TICKET_EVENTS.name} "
+        f"WHERE workspace_id = {where.dialect.param('workspace_id', ParamType.STRING)} "
+        f"AND ticket_id IN (SELECT ticket_id FROM ({chosen}) chosen) AND {HISTORY_FILTER}"
+    )
+    events = context.engine.fetch_arrow(events_sql, where.params, timeout=context.timeout)
+    times = events.column("occurred_at")
+    span = pa.array([pc.min(times).as_py(), pc.max(times).as_py()], times.type)
+    log = FoldedLog(None, [], span)
+    if events.num_rows:
+        columns, ticket_ids, _ = event_columns(events)
+        log = FoldedLog(columns, ticket_ids, span)
+    if memo is not None:
+        memo.keep(key, log)
+    return log
 
 
 def ticket_calendars(context: PipeContext, groups: pa.ChunkedArray) -> tuple[list[Schedule], I64]:
