@@ -15,9 +15,9 @@ from supportlens.analytics.pipes import PIPES
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import EventType
 from supportlens.runtime import Runtime
-from tests.analytics.test_sla_states import _ingest, _post_events, snapshots
+from tests.analytics.test_sla_states import Writes, _post_events, write, writes
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
-from tests.domain.test_timeline import History, at, event, histories
+from tests.domain.test_timeline import History, at, event
 
 # The pipes that read activity logs, with parameters that take each of their paths.
 HISTORY_QUERIES: list[tuple[str, dict[str, str]]] = [
@@ -45,30 +45,19 @@ def _answers(runtime: Runtime, workspace: Workspace, minute: int, *, kept: bool)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     grouped_batches(),
-    st.lists(
-        st.tuples(
-            st.integers(0, 900),
-            st.lists(snapshots(), max_size=2),
-            st.lists(st.tuples(st.integers(0, 7), histories()), max_size=2),
-        ),
-        min_size=1,
-        max_size=3,
-    ),
+    st.lists(st.tuples(st.integers(0, 900), writes()), min_size=1, max_size=3),
 )
 def test_kept_logs_give_the_answers_of_reading_them_again(
     runtime: Runtime,
     batch: list[tuple[History, str | None]],
-    reads: list[tuple[int, list[dict[str, Any]], list[tuple[int, History]]]],
+    reads: list[tuple[int, Writes]],
 ) -> None:
     workspace, _, _ = load_grouped(runtime, batch)
-    for number, (minute, more_snapshots, more_events) in enumerate(reads):
+    for number, (minute, written) in enumerate(reads):
         kept = _answers(runtime, workspace, minute, kept=True)
         assert kept == _answers(runtime, workspace, minute, kept=False), (number, minute)
         assert kept == _answers(runtime, workspace, minute, kept=True), (number, minute)  # from the kept logs
-        if more_snapshots:
-            _ingest(runtime, workspace, "support_tickets", more_snapshots)
-        for index, (ticket, history) in enumerate(more_events):
-            _post_events(runtime, workspace, f"T{ticket}", history, f"r{number}x{index}")
+        write(runtime, workspace, written, f"r{number}")
 
 
 def test_a_kept_log_is_used_and_a_new_event_makes_it_stale(runtime: Runtime) -> None:

@@ -63,6 +63,25 @@ def snapshots(draw: st.DrawFn) -> dict[str, Any]:
     return snapshot
 
 
+Writes = tuple[list[dict[str, Any]], list[tuple[int, History]]]
+
+
+def writes() -> st.SearchStrategy[Writes]:
+    """What is written between two reads: snapshots (new, newer or older versions of S0..S3) and
+    more events of tickets with a log (T<i>) or of new ones."""
+    return st.tuples(
+        st.lists(snapshots(), max_size=3), st.lists(st.tuples(st.integers(0, 7), histories()), max_size=2)
+    )
+
+
+def write(runtime: Runtime, workspace: Workspace, written: Writes, tag: str) -> None:
+    more_snapshots, more_events = written
+    if more_snapshots:
+        _ingest(runtime, workspace, "support_tickets", more_snapshots)
+    for index, (ticket, history) in enumerate(more_events):
+        _post_events(runtime, workspace, f"T{ticket}", history, f"{tag}x{index}")
+
+
 def _post_events(runtime: Runtime, workspace: Workspace, ticket_id: str, history: History, tag: str) -> None:
     """``history``'s events as more events of ``ticket_id`` (ids apart from every earlier one)."""
     rows = []
@@ -101,8 +120,7 @@ def _filters(as_of: datetime, agent_id: str | None) -> Filters:
             st.integers(0, 900),
             st.sampled_from(list(SlaGroupBy)),
             _AGENTS,
-            st.lists(snapshots(), max_size=3),
-            st.lists(st.tuples(st.integers(0, 7), histories()), max_size=2),
+            writes(),
         ),
         min_size=1,
         max_size=4,
@@ -112,22 +130,17 @@ def test_kept_states_give_the_answers_of_a_fresh_evaluation(
     runtime: Runtime,
     batch: list[tuple[History, str | None]],
     first_snapshots: list[dict[str, Any]],
-    reads: list[tuple[int, SlaGroupBy, str | None, list[dict[str, Any]], list[tuple[int, History]]]],
+    reads: list[tuple[int, SlaGroupBy, str | None, Writes]],
 ) -> None:
     workspace, _, _ = load_grouped(runtime, batch)
     runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
     if first_snapshots:
         _ingest(runtime, workspace, "support_tickets", first_snapshots)
-    for number, (minute, by, agent, more_snapshots, more_events) in enumerate(reads):
+    for number, (minute, by, agent, written) in enumerate(reads):
         filters = _filters(at(minute), agent)
         kept = _attainment(runtime, workspace, filters, by, kept=True)
         assert kept == _attainment(runtime, workspace, filters, by, kept=False), (number, minute)
-        # Written before the next read: new snapshots, newer or older versions of the same, and
-        # more events of the tickets with a log (T<i>) or of new ones.
-        if more_snapshots:
-            _ingest(runtime, workspace, "support_tickets", more_snapshots)
-        for index, (ticket, history) in enumerate(more_events):
-            _post_events(runtime, workspace, f"T{ticket}", history, f"r{number}x{index}")
+        write(runtime, workspace, written, f"r{number}")
 
 
 def test_kept_versions_are_used_and_a_new_version_is_evaluated(runtime: Runtime) -> None:
