@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from supportlens.analytics.activity import Filters, period_codes
+from supportlens.analytics.activity import Filters, label_codes, period_codes
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
@@ -701,9 +701,8 @@ def _label_codes(
             return list(names), periods[rows]
         case _:
             name = {SlaGroupBy.AGENT: "agent_id", SlaGroupBy.GROUP: "group_id"}.get(by, by.value)
-            encoded = pc.dictionary_encode(found.tickets.column(name).combine_chunks())
-            values = encoded.dictionary.to_pylist()
-            return [*values, None], _indices(encoded.indices, len(values))[rows]
+            labels, codes = label_codes(found.tickets.column(name).combine_chunks())
+            return labels, codes[rows]
 
 
 def _indices(indices: pa.Array, nulls: int) -> npt.NDArray[np.int64]:
