@@ -95,6 +95,8 @@ class Runtime:
     )
     # Set when closing: background work that is only an optimization (warm_sla_pipes) stops early.
     closing: threading.Event = field(default_factory=threading.Event)
+    # The start-up preparation of each workspace's SLA pipes, done once it is over (warm_sla_pipes).
+    _sla_preparations: dict[str, Future[None]] = field(default_factory=dict, init=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -258,25 +260,46 @@ class Runtime:
         first run takes seconds, the next ones a fraction.  Resolves to the workspaces warmed; a
         run that fails (past the time limit) is logged and the next goes on; closing the runtime
         stops it after the pipe under way."""
-        return self.background.submit(self._warm_sla_pipes)
+        workspaces = self.metadata.workspaces()
+        for workspace in workspaces:
+            self._sla_preparations[workspace.id] = Future()
+        return self.background.submit(self._warm_sla_pipes, workspaces)
 
-    def _warm_sla_pipes(self) -> int:
+    def sla_preparation(self, pipe_name: str, workspace_id: str) -> Future[None] | None:
+        """The start-up preparation of the workspace's SLA pipes while it is under way, for a
+        request to one of them (``WARMED_PIPES``), else None.  Such a request would only wait for
+        the preparation's evaluation (the turns of analytics/sla_memo.py): waited for before it
+        takes an admission slot, it leaves the slots to the other pipes meanwhile."""
+        preparation = self._sla_preparations.get(workspace_id) if pipe_name in WARMED_PIPES else None
+        return None if preparation is None or preparation.done() else preparation
+
+    def _warm_sla_pipes(self, workspaces: list[Workspace]) -> int:
         warmed = 0
-        for workspace in self.metadata.workspaces():
-            started = time.perf_counter()
-            try:
-                for name in WARMED_PIPES:
-                    if self.closing.is_set():  # a stop does not wait for what only saves time
-                        return warmed
-                    self.run_pipe(name, workspace, {})
-            except Exception:
-                log.exception("could not prepare the SLA pipes of workspace %s", workspace.name)
-                continue
-            warmed += 1
-            log.info(
-                "SLA pipes of workspace %s ready in %.1f s", workspace.name, time.perf_counter() - started
-            )
+        try:
+            for workspace in workspaces:
+                if self.closing.is_set():  # a stop does not wait for what only saves time
+                    break
+                if self._warm_workspace(workspace):
+                    warmed += 1
+                self._sla_preparations[workspace.id].set_result(None)
+        finally:
+            for preparation in self._sla_preparations.values():
+                if not preparation.done():  # stopped early, or failed: nobody waits any longer
+                    preparation.set_result(None)
         return warmed
+
+    def _warm_workspace(self, workspace: Workspace) -> bool:
+        started = time.perf_counter()
+        try:
+            for name in WARMED_PIPES:
+                if self.closing.is_set():
+                    return False
+                self.run_pipe(name, workspace, {})
+        except Exception:
+            log.exception("could not prepare the SLA pipes of workspace %s", workspace.name)
+            return False
+        log.info("SLA pipes of workspace %s ready in %.1f s", workspace.name, time.perf_counter() - started)
+        return True
 
     def calendar_signature(self, workspace: Workspace) -> tuple[str, tuple[tuple[str, str], ...]]:
         """What decides each ticket's business time: the default calendar and every group's."""

@@ -201,7 +201,7 @@ def test_resolution_quality_from_facts_equals_the_log(
     context = runtime.pipe_context(workspace)
     window = Window(at(-60), at(3000))
     filters = activity.Filters(window, None, None, None, None, None, at(as_of_minute))
-    facts = activity.quality_from_facts(context, filters)
+    facts = activity.quality_from_facts(context, filters, "ticket_id")
     assert facts is not None
     assert _quality(facts) == _quality(activity.quality_from_log(context, filters))
     early = activity.Filters(window, None, None, None, None, None, at(-30))  # before every event

@@ -27,6 +27,7 @@ from supportlens.analytics.sla_memo import STATE_SCHEMA, TargetStates
 from supportlens.analytics.sla_state import SlaGroupBy, sla_attainment
 from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
+from supportlens.auth.tokens import Scope
 from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.periods import PeriodUnit
@@ -259,6 +260,43 @@ def test_the_server_prepares_the_sla_pipes_at_start(
         assert len(started.sla_states._kept[workspace.id].seqs) == 2
         assert {key for _, key in started.sla_memo._entries} == {"T1"}
         assert f"SLA pipes of workspace {workspace.name} ready in" in caplog.text
+
+
+def test_a_request_waits_for_the_preparation_without_holding_an_admission_slot(
+    engine_name: str, tmp_path: Path
+) -> None:
+    """While the preparation of a workspace's SLA pipes waits for its turn, a request to one of them
+    waits for the preparation before it is admitted: with a single admission slot, another pipe
+    is answered meanwhile, and the SLA request once the preparation is over."""
+    settings = make_settings(engine_name, tmp_path, query_concurrency=1, query_queue_seconds=2)
+    app = create_app(settings)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        started: Runtime = app.state.runtime
+        workspace = started.metadata.create_workspace("acme")
+        _, secret = started.metadata.create_token(workspace.id, "admin", {Scope.ADMIN})
+        headers = {"Authorization": f"Bearer {secret}"}
+        rows = [
+            {"ticket_id": f"S{n}", "created_at": yesterday.isoformat(), "status": "open"} for n in range(3)
+        ]
+        _ingest(started, workspace, "support_tickets", rows)
+        with started.sla_states.evaluating(workspace.id):  # the preparation's run waits for this turn
+            preparing = started.warm_sla_pipes()
+            assert started.sla_preparation("ticket_details", workspace.id) is None
+            preparation = started.sla_preparation("sla_attainment", workspace.id)
+            waiting = pool.submit(client.get, "/v0/pipes/sla_attainment.json", headers=headers)
+            deadline = time.monotonic() + 10
+            while not preparation._done_callbacks:  # type: ignore[union-attr]  # the request awaits it
+                assert time.monotonic() < deadline, "the request did not wait for the preparation"
+                time.sleep(0.01)
+            other = client.get("/v0/pipes/ticket_details.json", headers=headers)
+            assert other.status_code == 200, other.text
+            assert not waiting.done()
+        assert preparing.result(timeout=60) == 1
+        assert started.sla_preparation("sla_attainment", workspace.id) is None
+        answer = waiting.result(timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"] == list(started.run_pipe("sla_attainment", workspace, {}).rows)
 
 
 def test_a_large_evaluation_waits_for_the_one_under_way(engine_name: str, tmp_path: Path) -> None:

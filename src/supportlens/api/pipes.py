@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -107,6 +108,10 @@ def _route(pipe: Pipe) -> None:
         fixed = tuple(sorted(who.token.fixed_filters.items()))
         key = (who.workspace.id, pipe.name, format, tuple(sorted(query.items())), fixed)
         max_age = requested_max_age(request.headers.get("cache-control"), rt.settings.pipe_max_age_seconds)
+        preparation = rt.sla_preparation(pipe.name, who.workspace.id)
+        if preparation is not None:
+            # Awaited here, not in an admission slot: other pipes' requests keep the slots meanwhile.
+            await asyncio.wait([asyncio.wrap_future(preparation)], timeout=rt.settings.query_timeout_seconds)
         served = await admission(request).run(key, answer, max_age)
         shared: Response = served.value
         # A response of its own for each request that shared the run or the kept answer.

@@ -60,27 +60,35 @@ def minutes_array(milliseconds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64
     return result
 
 
-def quantile(sorted_values: npt.NDArray[np.int64], level: float) -> Fraction | None:
-    """Linear interpolation between closest ranks (R-7, ``quantile_cont``), exact; None when empty."""
-    if len(sorted_values) == 0:
-        return None
-    position = Fraction(level) * (len(sorted_values) - 1)
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    below, above = int(sorted_values[low]), int(sorted_values[high])
-    return below + (position - low) * (above - below)
-
-
 def duration_summary(values_ms: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """``count``, and the ``mean``, ``median`` and ``p90`` minutes (null when empty) of durations."""
+    """``count``, and the ``mean``, ``median`` and ``p90`` minutes (null when empty) of durations,
+    in integers (no Fraction: an answer of hundreds of periods summarizes each one)."""
     ordered = np.sort(values_ms)
     count = len(ordered)
+    if not count:
+        return {"count": 0, "mean": None, "median": None, "p90": None}
     return {
         "count": count,
-        "mean": minutes(Fraction(int(ordered.sum()), count)) if count else None,
-        "median": minutes(quantile(ordered, 0.5)),
-        "p90": minutes(quantile(ordered, 0.9)),
+        "mean": _rational_minutes(int(ordered.sum()), count),
+        "median": _quantile_minutes(ordered, 1, 2),
+        "p90": _quantile_minutes(ordered, 9, 10),
     }
+
+
+def _quantile_minutes(sorted_values: npt.NDArray[np.int64], numerator: int, denominator: int) -> float:
+    """The quantile at level numerator / denominator of a non-empty sorted array (linear
+    interpolation between closest ranks: R-7, ``quantile_cont``) in rounded minutes, exactly."""
+    low, rest = divmod(numerator * (len(sorted_values) - 1), denominator)
+    high = min(low + 1, len(sorted_values) - 1)
+    below, above = int(sorted_values[low]), int(sorted_values[high])
+    return _rational_minutes(below * denominator + rest * (above - below), denominator)
+
+
+def _rational_minutes(numerator: int, denominator: int) -> float:
+    """``minutes(Fraction(numerator, denominator))`` for a positive denominator: hundredths of a
+    minute (ms / 600) rounded half away from zero, then one correctly rounded division."""
+    cents = (2 * abs(numerator) + 600 * denominator) // (1200 * denominator)
+    return (-cents if numerator < 0 else cents) / 100.0
 
 
 def human_duration(milliseconds: int) -> str:
