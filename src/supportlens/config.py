@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         return self.data_dir / "metadata.sqlite"
 
     @property
+    def kept_sla_states_path(self) -> Path:
+        """What the SLA pipes keep, saved between runs (analytics/sla_memo_files.py)."""
+        return self.data_dir / "kept" / "sla-states"
+
+    @property
     def tickets_path(self) -> Path:
         """The ticket management records (tickets/repository.py)."""
         return self.data_dir / "tickets.sqlite"

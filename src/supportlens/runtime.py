@@ -23,6 +23,7 @@ from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
 from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
+from supportlens.analytics.sla_memo_files import load_target_states, save_target_states
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
 from supportlens.configuration.repository import ConfigurationRepository, ImportRecord
@@ -117,7 +118,8 @@ class Runtime:
         writer.start()
         if engine.needs_restate:
             _restate_everything(metadata, writer)
-        ingest = IngestService(writer, first_sequence=engine.max_sequence() + 1)
+        last_seq = engine.max_sequence()
+        ingest = IngestService(writer, first_sequence=last_seq + 1)
         log.info("store open: %s engine", engine.name)
         schemas = SchemaRegistry(settings.metadata_path)
         tickets = TicketService(
@@ -145,7 +147,7 @@ class Runtime:
         ]
         connections = ConnectionStore(settings.metadata_path, SecretBox.open(settings))
         aliases = AliasStore(settings.metadata_path)
-        return cls(
+        runtime = cls(
             settings,
             engine,
             metadata,
@@ -178,12 +180,17 @@ class Runtime:
                 interval_hours=settings.retention_interval_hours,
             ),
         )
+        taken_up = load_target_states(runtime.sla_states, settings.kept_sla_states_path, last_seq=last_seq)
+        if taken_up:
+            log.info("SLA states saved by the last run taken up for %d workspaces", taken_up)
+        return runtime
 
     def close(self) -> None:
         """Flush queued rows, then close the store: nothing accepted is lost on a clean stop."""
         self.closing.set()
         self.background.shutdown(wait=True)
         self.writer.stop()
+        self._save_sla_states()
         self.ingest.close()
         self.engine.close()
         self.metadata.close()
@@ -286,7 +293,16 @@ class Runtime:
             for preparation in self._sla_preparations.values():
                 if not preparation.done():  # stopped early, or failed: nobody waits any longer
                     preparation.set_result(None)
+        if warmed and not self.closing.is_set():  # a stop saves them itself
+            self._save_sla_states()
         return warmed
+
+    def _save_sla_states(self) -> None:
+        """Saves what the SLA pipes keep, for the next start; a failure only costs that time."""
+        try:
+            save_target_states(self.sla_states, self.settings.kept_sla_states_path)
+        except Exception:  # never in the way of a stop: the next start evaluates again
+            log.exception("could not save the SLA states for the next start")
 
     def _warm_workspace(self, workspace: Workspace) -> bool:
         started = time.perf_counter()

@@ -171,7 +171,7 @@ def encoded_states(targets: pa.Table) -> pa.Table:
 
 
 @dataclass(frozen=True, slots=True)
-class _Versions:
+class KeptVersions:
     """Kept ticket versions of one workspace under one setup: ``seqs`` sorted, each version's
     targets ``targets[starts[i]:starts[i + 1]]``, usable at evaluation times from ``valid_from_ms``."""
 
@@ -185,6 +185,40 @@ class _Versions:
     def target_count(self) -> int:
         return int(self.targets.num_rows)
 
+    @classmethod
+    def of_columns(
+        cls,
+        setup: str,
+        seqs: pa.ChunkedArray,
+        valid_from_ms: pa.ChunkedArray,
+        starts: pa.ChunkedArray,
+        targets: pa.Table,
+        *,
+        last_seq: int,
+    ) -> KeptVersions | None:
+        """Versions read back (``starts`` without the final end), or None when one is past the
+        store's highest ``seq`` (it may name another version now); ValueError if they do not fit
+        together."""
+
+        def ints(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
+            return np.asarray(column.to_numpy(), dtype=np.int64)
+
+        kept = cls(
+            setup,
+            ints(seqs),
+            ints(valid_from_ms),
+            np.append(ints(starts), targets.num_rows).astype(np.int64),
+            targets.cast(STATE_SCHEMA.remove(0)),
+        )
+        counts = np.diff(kept.starts)
+        if not (len(kept.seqs) == len(kept.valid_from_ms) and (counts >= 0).all() and kept.starts[0] == 0):
+            raise ValueError("saved versions and targets do not fit together")
+        if len(kept.seqs) and (np.diff(kept.seqs) <= 0).any():
+            raise ValueError("saved versions are not in order")
+        if len(kept.seqs) and int(kept.seqs[-1]) > last_seq:
+            return None
+        return kept
+
 
 class TargetStates:
     """STATE_COLUMNS of the targets of ticket versions, per workspace, for the latest setup seen.
@@ -193,12 +227,22 @@ class TargetStates:
     def __init__(self, max_targets: int = 8_000_000) -> None:
         self._max = max_targets
         self._lock = threading.Lock()
-        self._kept: dict[str, _Versions] = {}
+        self._kept: dict[str, KeptVersions] = {}
         self._turns = _Turns()
 
     def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
         """Held while evaluating most of a selection of the workspace's tickets (``_Turns``)."""
         return self._turns.turn(workspace_id)
+
+    def kept_versions(self) -> dict[str, KeptVersions]:
+        """What is kept, by workspace (to save it: analytics/sla_memo_files.py)."""
+        with self._lock:
+            return dict(self._kept)
+
+    def take_up(self, workspace_id: str, versions: KeptVersions) -> None:
+        """Keeps saved versions, unless the workspace already has some (they are as recent)."""
+        with self._lock:
+            self._kept.setdefault(workspace_id, versions)
 
     def find(
         self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int
@@ -258,7 +302,7 @@ def _versions(
     valid_from_ms: npt.NDArray[np.int64],
     targets: pa.Table,
     chosen: npt.NDArray[np.bool_],
-) -> _Versions:
+) -> KeptVersions:
     """The ``chosen`` ticket versions with their targets (``row``: index into ``seqs``)."""
     rows = np.flatnonzero(chosen)
     order = np.argsort(seqs[rows], kind="stable")
@@ -268,7 +312,7 @@ def _versions(
     taken = np.flatnonzero(entry >= 0)
     taken = taken[np.argsort(entry[taken], kind="stable")]
     counts = np.bincount(entry[taken], minlength=len(rows)).astype(np.int64)
-    return _Versions(
+    return KeptVersions(
         setup,
         seqs[rows][order],
         valid_from_ms[rows][order],
@@ -279,16 +323,16 @@ def _versions(
 
 def _rebuilt(
     setup: str,
-    parts: Sequence[_Versions],
+    parts: Sequence[KeptVersions],
     index: npt.NDArray[np.int64],
-) -> _Versions:
+) -> KeptVersions:
     """The versions at ``index`` of ``parts`` taken together, in that order."""
     seqs = np.concatenate([part.seqs for part in parts])
     offsets = np.cumsum([0, *(part.target_count for part in parts)])
     first = np.concatenate([part.starts[:-1] + offset for part, offset in zip(parts, offsets, strict=False)])
     counts = np.concatenate([np.diff(part.starts) for part in parts])
     table = pa.concat_tables([part.targets for part in parts])
-    return _Versions(
+    return KeptVersions(
         setup,
         seqs[index],
         np.concatenate([part.valid_from_ms for part in parts])[index],
@@ -297,7 +341,7 @@ def _rebuilt(
     )
 
 
-def _merged(kept: _Versions, fresh: _Versions) -> _Versions:
+def _merged(kept: KeptVersions, fresh: KeptVersions) -> KeptVersions:
     """Both sets of versions (a version in both: the kept one, they are equal), in order."""
     if len(kept.seqs) and len(fresh.seqs):
         at = np.minimum(np.searchsorted(kept.seqs, fresh.seqs), len(kept.seqs) - 1)
@@ -306,7 +350,7 @@ def _merged(kept: _Versions, fresh: _Versions) -> _Versions:
         return kept
     seqs = np.concatenate([kept.seqs, fresh.seqs])
     if not len(kept.seqs) or fresh.seqs[0] > kept.seqs[-1]:  # new versions, the usual case: appended
-        return _Versions(
+        return KeptVersions(
             kept.setup,
             seqs,
             np.concatenate([kept.valid_from_ms, fresh.valid_from_ms]),
@@ -316,5 +360,5 @@ def _merged(kept: _Versions, fresh: _Versions) -> _Versions:
     return _rebuilt(kept.setup, [kept, fresh], np.argsort(seqs, kind="stable"))
 
 
-def _only(kept: _Versions, seqs: npt.NDArray[np.int64]) -> _Versions:
+def _only(kept: KeptVersions, seqs: npt.NDArray[np.int64]) -> KeptVersions:
     return _rebuilt(kept.setup, [kept], np.flatnonzero(np.isin(kept.seqs, seqs)))
