@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -157,6 +160,31 @@ def test_files_of_other_code_or_other_saves_or_unreadable_are_ignored(
         runtime = Runtime.open(settings)
         runtime.close()
     assert f"ignoring unreadable saved SLA states of workspace {workspace.id}" in caplog.text
+
+
+_FINGERPRINT = """
+from supportlens.analytics.sla_memo import setup_fingerprint
+from supportlens.configuration.sla import builtin_policy
+from supportlens.domain.calendars import CalendarChoice, default_business_hours
+from supportlens.domain.sla import PolicySet
+from supportlens.domain.statuses import StatusCategory, StatusMap
+
+statuses = StatusMap({"waiting on us": StatusCategory.OPEN, "parked": StatusCategory.ON_HOLD, "done": StatusCategory.SOLVED})
+print(setup_fingerprint(PolicySet((), builtin_policy()), CalendarChoice.only(default_business_hours("Europe/Berlin")), statuses))
+"""
+
+
+def test_the_setup_fingerprint_is_the_same_in_every_process() -> None:
+    """Saved states are checked against it: it must not follow a process's string hashing (the
+    order of the sets in the policies, such as the pausing status categories)."""
+    prints = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(
+            [sys.executable, "-c", _FINGERPRINT], env=env, capture_output=True, text=True, check=True
+        )
+        prints.add(done.stdout.strip())
+    assert len(prints) == 1
 
 
 def _reloaded(directory: Path) -> TargetStates:

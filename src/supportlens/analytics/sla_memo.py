@@ -19,13 +19,15 @@ Anything else (an older ``as_of``, a changed ticket) is evaluated as before.  En
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import NamedTuple
 
 import numpy as np
@@ -39,9 +41,27 @@ from supportlens.domain.statuses import StatusMap
 
 
 def setup_fingerprint(policies: PolicySet, calendars: CalendarChoice, statuses: StatusMap) -> str:
-    """What the evaluation of a ticket depends on besides its events, as one value."""
-    described = repr((policies, calendars, sorted(statuses.custom.items())))
+    """What the evaluation of a ticket depends on besides its events, as one value: the same in
+    every process (saved states are checked against it, analytics/sla_memo_files.py)."""
+    described = repr(_canonical((policies, calendars, statuses.custom)))
     return hashlib.sha256(described.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    """``value`` with its sets and mappings in sorted order: the order of a set (its ``repr``)
+    follows the process's string hashing, which differs from one process to the next."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        shown = (f for f in dataclasses.fields(value) if f.repr)
+        return (type(value).__name__, *((f.name, _canonical(getattr(value, f.name))) for f in shown))
+    if isinstance(value, Enum):
+        return repr(value)
+    if isinstance(value, set | frozenset):
+        return ("set", *sorted(repr(_canonical(item)) for item in value))
+    if isinstance(value, Mapping):
+        return ("map", *sorted((repr(_canonical(k)), _canonical(v)) for k, v in value.items()))
+    if isinstance(value, tuple | list):
+        return tuple(_canonical(item) for item in value)
+    return repr(value)
 
 
 class _Turns:
