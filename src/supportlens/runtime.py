@@ -97,7 +97,7 @@ class Runtime:
     # Set when closing: background work that is only an optimization (warm_sla_pipes) stops early.
     closing: threading.Event = field(default_factory=threading.Event)
     # The start-up preparation of each workspace's SLA pipes, done once it is over (warm_sla_pipes).
-    _sla_preparations: dict[str, Future[None]] = field(default_factory=dict, init=False)
+    _sla_preparations: dict[tuple[str, str], Future[None]] = field(default_factory=dict, init=False)
 
     @classmethod
     def open(cls, settings: Settings) -> Runtime:
@@ -269,15 +269,16 @@ class Runtime:
         stops it after the pipe under way."""
         workspaces = self.metadata.workspaces()
         for workspace in workspaces:
-            self._sla_preparations[workspace.id] = Future()
+            for name in WARMED_PIPES:
+                self._sla_preparations[workspace.id, name] = Future()
         return self.background.submit(self._warm_sla_pipes, workspaces)
 
     def sla_preparation(self, pipe_name: str, workspace_id: str) -> Future[None] | None:
-        """The start-up preparation of the workspace's SLA pipes while it is under way, for a
-        request to one of them (``WARMED_PIPES``), else None.  Such a request would only wait for
-        the preparation's evaluation (the turns of analytics/sla_memo.py): waited for before it
-        takes an admission slot, it leaves the slots to the other pipes meanwhile."""
-        preparation = self._sla_preparations.get(workspace_id) if pipe_name in WARMED_PIPES else None
+        """The start-up preparation of this SLA pipe (``WARMED_PIPES``) of the workspace while it
+        is under way, else None.  A request to the pipe would only wait for the preparation's
+        evaluation (the turns of analytics/sla_memo.py): waited for before it takes an admission
+        slot, it leaves the slots to the other pipes meanwhile."""
+        preparation = self._sla_preparations.get((workspace_id, pipe_name))
         return None if preparation is None or preparation.done() else preparation
 
     def _warm_sla_pipes(self, workspaces: list[Workspace]) -> int:
@@ -288,7 +289,6 @@ class Runtime:
                     break
                 if self._warm_workspace(workspace):
                     warmed += 1
-                self._sla_preparations[workspace.id].set_result(None)
         finally:
             for preparation in self._sla_preparations.values():
                 if not preparation.done():  # stopped early, or failed: nobody waits any longer
@@ -311,6 +311,7 @@ class Runtime:
                 if self.closing.is_set():
                     return False
                 self.run_pipe(name, workspace, {})
+                self._sla_preparations[workspace.id, name].set_result(None)
         except Exception:
             log.exception("could not prepare the SLA pipes of workspace %s", workspace.name)
             return False
