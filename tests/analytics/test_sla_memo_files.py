@@ -124,6 +124,10 @@ def test_states_saved_past_the_store_are_ignored(engine_name: str, tmp_path: Pat
     finally:
         runtime.close()
     directory = settings.kept_sla_states_path
+    # Opened and closed with nothing evaluated: the files are not written again.
+    written = {path: path.stat().st_mtime_ns for path in directory.iterdir()}
+    Runtime.open(settings).close()
+    assert {path: path.stat().st_mtime_ns for path in directory.iterdir()} == written
     assert load_target_states(TargetStates(), directory, last_seq=last_seq - 1) == 0
     assert load_target_states(TargetStates(), directory, last_seq=last_seq) == 1
 
@@ -188,6 +192,8 @@ def test_the_setup_fingerprint_is_the_same_in_every_process() -> None:
 
 
 def _reloaded(directory: Path) -> TargetStates:
+    """Loaded, and counted as not saved: saved again, they make a new generation."""
     states = TargetStates()
     load_target_states(states, directory, last_seq=10**9)
+    states._saved.clear()
     return states

@@ -248,21 +248,28 @@ class TargetStates:
         self._max = max_targets
         self._lock = threading.Lock()
         self._kept: dict[str, KeptVersions] = {}
+        self._saved: dict[str, KeptVersions] = {}  # what the files hold: not written again
         self._turns = _Turns()
 
     def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
         """Held while evaluating most of a selection of the workspace's tickets (``_Turns``)."""
         return self._turns.turn(workspace_id)
 
-    def kept_versions(self) -> dict[str, KeptVersions]:
-        """What is kept, by workspace (to save it: analytics/sla_memo_files.py)."""
+    def unsaved_versions(self) -> dict[str, KeptVersions]:
+        """What is kept and not saved as it is (analytics/sla_memo_files.py), by workspace."""
         with self._lock:
-            return dict(self._kept)
+            return {ws: kept for ws, kept in self._kept.items() if self._saved.get(ws) is not kept}
+
+    def saved(self, workspace_id: str, versions: KeptVersions) -> None:
+        """``versions`` of the workspace are saved (taken up from a save, or written)."""
+        with self._lock:
+            self._saved[workspace_id] = versions
 
     def take_up(self, workspace_id: str, versions: KeptVersions) -> None:
         """Keeps saved versions, unless the workspace already has some (they are as recent)."""
         with self._lock:
-            self._kept.setdefault(workspace_id, versions)
+            if workspace_id not in self._kept:
+                self._kept[workspace_id] = self._saved[workspace_id] = versions
 
     def find(
         self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int

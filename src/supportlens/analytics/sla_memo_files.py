@@ -50,9 +50,10 @@ def code_fingerprint() -> bytes:
 
 
 def save_target_states(states: TargetStates, directory: Path) -> int:
-    """Writes the kept versions of every workspace; returns how many workspaces were written."""
+    """Writes the kept versions of every workspace whose files do not hold them already; returns
+    how many workspaces were written."""
     saved = 0
-    for workspace_id, kept in states.kept_versions().items():
+    for workspace_id, kept in states.unsaved_versions().items():
         directory.mkdir(parents=True, exist_ok=True)
         generation = secrets.token_hex(8).encode()
         metadata = {b"code": code_fingerprint(), b"generation": generation, b"setup": kept.setup.encode()}
@@ -67,6 +68,7 @@ def save_target_states(states: TargetStates, directory: Path) -> int:
             with pa.OSFile(str(partial), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table)
             partial.replace(final)
+        states.saved(workspace_id, kept)
         saved += 1
     return saved
 
