@@ -80,12 +80,28 @@ def _minutes(start: int, end: int | None) -> float | None:
     return None if end is None else minutes((end - start) * 1000)
 
 
+# A desk parameter: the default size, ending at the latest hour whose account holds a ticket
+# reopened and not solved again (the generator makes few: at some hours of the day, none).
+REOPENED_UNSOLVED = "reopened-unsolved"
+
+
 @pytest.fixture
 def desk(runtime: Runtime, request: pytest.FixtureRequest) -> Iterator[Desk]:
     size = getattr(request, "param", 2_000)
-    account = build_account(size, seed=7, end=END, days=60)
+    if size == REOPENED_UNSOLVED:
+        account = _account_with_reopened_unsolved(2_000)
+    else:
+        account = build_account(size, seed=7, end=END, days=60)
     with serving(runtime, ZENDESK, account, Desk, timeout_seconds=2.0) as target:
         yield target
+
+
+def _account_with_reopened_unsolved(size: int) -> ZendeskAccount:
+    for hours in range(48):
+        account = build_account(size, seed=7, end=END - timedelta(hours=hours), days=60)
+        if any(t.reopens > 0 and t.resolved_at is None for t in account.truth().values()):
+            return account
+    raise AssertionError("no account of the last 48 hours holds a reopened, unsolved ticket")
 
 
 def assert_matches_truth(desk: Desk) -> None:
@@ -303,6 +319,7 @@ def test_refusals_fail_the_run_without_the_token(desk: Desk) -> None:
     assert "per_page" in bad.errors[-1]
 
 
+@pytest.mark.parametrize("desk", [REOPENED_UNSOLVED], indirect=True)
 def test_zendesk_metrics_agree_with_ours_but_for_known_differences(desk: Desk) -> None:
     assert desk.sync(desk.connect()).status == "succeeded"
     connection = desk.runtime.connections.open(desk.workspace.id, desk.connect("reader"))
