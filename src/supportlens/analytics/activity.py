@@ -95,8 +95,7 @@ def _count(context: PipeContext, where: Conditions) -> int:
 def _tickets(context: PipeContext, where: Conditions, *columns: str) -> pa.Table:
     """The tickets of ``where``: their current state (TICKET_COLUMNS and ``columns``), without
     their log."""
-    sql = f"SELECT {', '.join((*TICKET_COLUMNS, *columns))} FROM {tickets_from(context)} WHERE {where.where}"
-    return context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
+    return _ticket_columns(context, where, *TICKET_COLUMNS, *columns)
 
 
 # The column each grouping reads (none for ``none``).
