@@ -4,11 +4,13 @@ up in the seed endpoints once, with the reference's first response and resolutio
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,7 @@ from supportlens.auth.repository import Workspace
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP
 from supportlens.domain.timeline import ticket_time_metrics
+from supportlens.ingest.events import events_table, stamped_events
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS, TICKETS
@@ -221,3 +224,35 @@ def test_random_histories_in_random_batches_match_the_reference(
         )
         assert row["response_time_minutes"] == response
         assert row["resolution_time_minutes"] == resolution
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories())
+def test_events_as_columns_are_stamped_as_events_as_objects(history: History) -> None:
+    """``stamped_events`` (events SupportLens makes, as columns) stores what ``events_table`` stores
+    of the same events as objects: microseconds truncated alike, absent fields null."""
+    events = [dataclasses.replace(e, at=e.at + timedelta(microseconds=999)) for e in history.events]
+    received = T0 + timedelta(days=1, microseconds=1)
+    as_objects = events_table("w", list(enumerate(events)), 7, received, "sla_evaluator")
+    columns = pa.table(
+        {
+            "event_id": [e.event_id for e in events],
+            "ticket_id": [e.ticket_id for e in events],
+            "occurred_at": pa.array([e.at for e in events], pa.timestamp("us", tz="UTC")),
+            "type": [e.type.value for e in events],
+            "actor_type": [None if e.actor_type is None else e.actor_type.value for e in events],
+            "status": [e.status for e in events],
+        }
+    )
+    as_columns = stamped_events("w", columns, 7, received, "sla_evaluator")
+    expected = as_objects.to_pylist()
+    for row, event in zip(expected, events, strict=True):
+        # The objects carry every field; the columns only those above.
+        for name in ("actor_id", "field", "from_value", "to_value", "score", "customer_id", "agent_id"):
+            row[name] = None
+        for name in ("group_id", "category", "priority", "channel", "subject"):
+            row[name] = None
+        row["tags"] = []
+        assert row["occurred_at"] == event.at.replace(microsecond=event.at.microsecond // 1000 * 1000)
+    assert as_columns.schema == as_objects.schema
+    assert as_columns.to_pylist() == expected

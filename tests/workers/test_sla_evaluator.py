@@ -3,16 +3,30 @@ restarts, on both engines; its bookkeeping never changes a ticket's state or dur
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supportlens.analytics.common import PipeContext, conditions
+from supportlens.analytics.scope import Conditions
+from supportlens.analytics.sla_state import SlaSetup, evaluate_targets, evaluate_tickets
 from supportlens.configuration.sla import SlaPolicyDefinition
+from supportlens.domain.events import ActorType, EventType
+from supportlens.domain.sla import Conditions as PolicyConditions
+from supportlens.domain.sla import PolicySet, TargetStatus
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
-from supportlens.workers.sla_evaluator import SOURCE, SlaEvaluator
+from supportlens.workers.sla_evaluator import SOURCE, FiredLevel, SlaEvaluator, findings
+from tests.analytics.test_sla_states import Writes, _ingest, snapshots, write, writes
+from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
 from tests.conftest import make_settings
+from tests.domain.test_sla import sla_policies
+from tests.domain.test_timeline import History, at
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 POLICY = {
@@ -200,3 +214,112 @@ def _evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
         arrival_margin=timedelta(0),
         passes=runtime.sla_passes if kept else None,
     )
+
+
+# --- the pass's findings, column by column, against the rules ticket by ticket ---------------------
+
+
+@st.composite
+def _policy_sets(draw: st.DrawFn) -> PolicySet:
+    urgent = dataclasses.replace(
+        draw(sla_policies("vip")), conditions=PolicyConditions(priority=frozenset({"HIGH"}))
+    )
+    return PolicySet((urgent,), draw(sla_policies("std")))
+
+
+Finding = tuple[str, str, datetime, str, str, str, str, str | None]  # as _row gives them
+
+
+def _row(
+    event_id: str, ticket_id: str, at: datetime, kind: EventType, target: str, to: str, actions: str | None
+) -> Finding:
+    return (event_id, ticket_id, at, kind.value, ActorType.SYSTEM.value, target, to, actions)
+
+
+def _reference(
+    context: PipeContext, where: Conditions, setup: SlaSetup, as_of: datetime
+) -> tuple[list[Finding], frozenset[str], list[FiredLevel]]:
+    """The findings by ``domain.sla``'s per-ticket evaluation: its breached targets and fired levels
+    (``TicketSla.escalations``), and the tickets with a running target or a level still to come."""
+    events: list[Finding] = []
+    pending: set[str] = set()
+    fired: list[FiredLevel] = []
+    for ticket in evaluate_tickets(context, where, as_of=as_of, setup=setup):
+        sla = ticket.sla
+        for target in sla.targets:
+            if target.breached and target.breached_at is not None:
+                prefix = f"sla:{sla.ticket_id}:{target.type}:{target.instance}"
+                events.append(
+                    _row(
+                        f"{prefix}:breached",
+                        sla.ticket_id,
+                        target.breached_at,
+                        EventType.SLA_BREACHED,
+                        target.type.value,
+                        str(target.target_minutes),
+                        None,
+                    )
+                )
+        for level in sla.escalations:
+            if not level.fired:
+                continue
+            prefix = f"sla:{sla.ticket_id}:{level.target_type}:{level.instance}"
+            events.append(
+                _row(
+                    f"{prefix}:level{level.level}",
+                    sla.ticket_id,
+                    level.fires_at,
+                    EventType.ESCALATED,
+                    level.target_type.value,
+                    str(level.level),
+                    ",".join(level.actions),
+                )
+            )
+            fired.append(FiredLevel(sla.ticket_id, level.level, level.target_type.value, level.actions))
+        if any(t.state is TargetStatus.ACTIVE for t in sla.targets) or any(
+            not e.fired for e in sla.escalations
+        ):
+            pending.add(sla.ticket_id)
+    return sorted(events), frozenset(pending), fired
+
+
+def _fired_key(level: FiredLevel) -> tuple[str, int, str, tuple[str, ...]]:
+    return (level.ticket_id, level.level, level.target_type, level.actions)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    grouped_batches(),
+    st.lists(snapshots(), max_size=6),
+    _policy_sets(),
+    st.lists(st.tuples(st.integers(-30, 2000), writes()), min_size=1, max_size=3),
+)
+def test_a_pass_finds_what_the_rules_give_ticket_by_ticket(
+    runtime: Runtime,
+    batch: list[tuple[History, str | None]],
+    first_snapshots: list[dict[str, Any]],
+    policies: PolicySet,
+    passes: list[tuple[int, Writes]],
+) -> None:
+    """Snapshot-only tickets and tickets with a log (evaluated anew, or kept from an earlier pass
+    and advanced), under random policies with escalation levels before and after the due time,
+    calendar and business-hours targets, at evaluation times in any order with writes between."""
+    workspace, _, _ = load_grouped(runtime, batch)
+    if first_snapshots:
+        _ingest(runtime, workspace, "support_tickets", first_snapshots)
+    for number, (minute, written) in enumerate(passes):
+        context = dataclasses.replace(runtime.pipe_context(workspace), sla_policies=lambda: policies)
+        setup = SlaSetup.of(context)
+        as_of = at(minute)
+        where = conditions(context)
+        where.between("created_at", at(-100), at(3000))
+        found = findings(
+            evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False),
+            setup.policies_by_id(),
+            as_of,
+        )
+        events, pending, fired = _reference(context, where, setup, as_of)
+        assert sorted(tuple(row.values()) for row in found.events.to_pylist()) == events, number
+        assert found.pending == pending, number
+        assert sorted(map(_fired_key, found.fired)) == sorted(map(_fired_key, fired)), number
+        write(runtime, workspace, written, f"p{number}")

@@ -57,7 +57,7 @@ from supportlens.domain.sla import (
     evaluate,
     evaluate_snapshot,
 )
-from supportlens.domain.sla_snapshots import TARGET_SCHEMA, evaluate_snapshots
+from supportlens.domain.sla_snapshots import TARGET_SCHEMA, evaluate_snapshots, to_us
 from supportlens.domain.statuses import StatusMap
 from supportlens.ingest.timestamps import format_timestamps
 
@@ -367,7 +367,7 @@ def _with_events(
     groups = read.column("group_id").take(pa.array(rows, pa.int64())).to_pylist()
     seqs = read.column("ticket_seq").take(pa.array(rows, pa.int64())).to_pylist()
     # Kept evaluations serve an evaluation time at or after the ticket's last event.
-    after_last = (last_event_ms[rows] * 1000 <= _micros(as_of)).tolist()
+    after_last = (last_event_ms[rows] * 1000 <= to_us(as_of)).tolist()
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses) if memo else ""
 
     def kept_evaluations() -> dict[int, KeptEvaluation]:
@@ -428,10 +428,6 @@ def _with_events(
 
 # Tickets with events to evaluate past which a run takes its turn (sla_memo._Turns): ~0.2 s of work.
 _MANY_TO_EVALUATE = 1_000
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 _SNAPSHOT_SOURCE = (
@@ -522,7 +518,7 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
     )
     tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     seqs = _seqs(tickets)
-    workspace_id, as_of_ms = context.scope.workspace_id, _micros(as_of) // 1000
+    workspace_id, as_of_ms = context.scope.workspace_id, to_us(as_of) // 1000
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses)
     with ExitStack() as turn:
         found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)

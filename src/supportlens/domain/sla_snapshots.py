@@ -110,7 +110,7 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-def _micros(column: pa.ChunkedArray | pa.Array) -> tuple[Int64Array, BoolArray]:
+def micros(column: pa.ChunkedArray | pa.Array) -> tuple[Int64Array, BoolArray]:
     """A timestamp column as epoch microseconds (0 where null) and its validity."""
     as_us = pc.cast(pc.cast(column, pa.timestamp("us")), pa.int64())
     valid = np.asarray(pc.is_valid(as_us).to_numpy(zero_copy_only=False), dtype=bool)
@@ -118,7 +118,7 @@ def _micros(column: pa.ChunkedArray | pa.Array) -> tuple[Int64Array, BoolArray]:
     return values, valid
 
 
-def _to_us(moment: datetime) -> int:
+def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
@@ -292,12 +292,12 @@ def evaluate_snapshots(
     n = tickets.num_rows
     if n == 0:
         return TARGET_SCHEMA.empty_table()
-    now = _to_us(as_of)
-    created, created_valid = _micros(tickets.column("created_at"))
+    now = to_us(as_of)
+    created, created_valid = micros(tickets.column("created_at"))
     if not created_valid.all():
         raise SlaError("created_at must not be null")
-    replied, replied_valid = _micros(tickets.column("replied_at"))
-    status_at, status_at_valid = _micros(tickets.column("status_at"))
+    replied, replied_valid = micros(tickets.column("replied_at"))
+    status_at, status_at_valid = micros(tickets.column("status_at"))
 
     # Statuses: the category of each distinct name; the change counts once seen, unless it repeats new.
     status_code, status_names = _codes(tickets.column("status"))

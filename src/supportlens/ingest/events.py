@@ -144,19 +144,46 @@ def events_table(
     source: str,
 ) -> pa.Table:
     """Accepted events stamped for the activity log (TICKET_EVENTS schema), in arrival order."""
-    accepted = sorted(accepted, key=lambda item: item[0])
-    count = len(accepted)
-    columns: dict[str, list[Any]] = {
-        "workspace_id": [workspace_id] * count,
-        "seq": [first_sequence + position for position, _ in accepted],
-        "received_at": [received_at] * count,
-        "source": [source] * count,
+    events = [event for _, event in sorted(accepted, key=lambda item: item[0])]
+    columns: dict[str, list[Any]] = {"tags": [list(event.tags) if event.tags else [] for event in events]}
+    for name in _EVENT_FIELDS:
+        # One comprehension per column (enum members are str: Arrow stores their values).
+        attribute = "at" if name == "occurred_at" else name
+        columns[name] = [getattr(event, attribute) for event in events]
+    schema = pa.schema([_EVENTS_SCHEMA.field(name) for name in columns])
+    fields = pa.Table.from_pydict(columns, schema=schema)
+    return stamped_events(workspace_id, fields, first_sequence, received_at, source)
+
+
+# What an event says, as opposed to how it was received (the stamp).
+_STAMP = ("workspace_id", "seq", "received_at", "source")
+_EVENTS_SCHEMA = TICKET_EVENTS.arrow_schema()
+_EVENT_FIELDS = tuple(name for name in TICKET_EVENTS.column_names if name not in (*_STAMP, "tags"))
+
+
+def stamped_events(
+    workspace_id: str, events: pa.Table, first_sequence: int, received_at: datetime, source: str
+) -> pa.Table:
+    """``events`` (some of TICKET_EVENTS' event columns, the others null; in arrival order) stamped
+    for the activity log."""
+    count = events.num_rows
+    stamp = {
+        "workspace_id": pa.array([workspace_id] * count, pa.string()),
+        "seq": pa.array(range(first_sequence, first_sequence + count), pa.uint64()),
+        "received_at": pa.array([received_at] * count, _EVENTS_SCHEMA.field("received_at").type),
+        "source": pa.array([source] * count, pa.string()),
     }
-    events = [event for _, event in accepted]
-    columns["tags"] = [list(event.tags) if event.tags else [] for event in events]
-    for name in TICKET_EVENTS.column_names:
-        if name not in columns:
-            # One comprehension per column (enum members are str: Arrow stores their values).
-            attribute = "at" if name == "occurred_at" else name
-            columns[name] = [getattr(event, attribute) for event in events]
-    return pa.Table.from_pydict(columns, schema=TICKET_EVENTS.arrow_schema())
+    columns = []
+    for schema_field in _EVENTS_SCHEMA:
+        name = schema_field.name
+        if name in stamp:
+            column = stamp[name]
+        elif name in events.column_names:
+            column = events.column(name)
+        elif name == "tags":
+            column = pa.array([[]] * count, schema_field.type)
+        else:
+            column = pa.nulls(count, schema_field.type)
+        # The log keeps instants to the millisecond: finer ones are truncated, as from Python values.
+        columns.append(column.cast(schema_field.type, safe=not pa.types.is_timestamp(schema_field.type)))
+    return pa.Table.from_arrays(columns, schema=_EVENTS_SCHEMA)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.models import RESOLVED_STATUSES, SNAPSHOT_FIELDS, TicketSnapshot
-from supportlens.ingest.events import events_table, validate_event
+from supportlens.ingest.events import events_table, stamped_events, validate_event
 from supportlens.ingest.tickets import Rejection, validate_ticket
 from supportlens.ingest.vectorized import FastValidator
 from supportlens.ingest.writer import Writer
@@ -88,6 +88,7 @@ class _Batch:
     events: list[tuple[int, TicketEvent]] = field(default_factory=list)
     rejected: list[tuple[int, str, Rejection]] = field(default_factory=list)
     bulk_accepted: pa.Table | None = None
+    event_columns: pa.Table | None = None  # events made by SupportLens itself, as columns
 
     def validate(self, position: int, value: Any, text: Callable[[], str]) -> None:
         outcome = validate_ticket(value) if self.datasource == SUPPORT_TICKETS else validate_event(value)
@@ -202,6 +203,13 @@ class IngestService:
         batch.rejected = [(len(events) + i, raw, why) for i, (raw, why) in enumerate(rejected)]
         return self._submit(workspace_id, quarantine_as, batch, len(events) + len(rejected), source=source)
 
+    def ingest_event_columns(self, workspace_id: str, events: pa.Table, *, source: str) -> IngestResult:
+        """Events SupportLens makes itself (the SLA evaluator's findings), already valid, as columns
+        of the activity log's event fields (``ingest.events.stamped_events``): many at once without
+        an object per event."""
+        batch = _Batch(TICKET_EVENTS_SOURCE, event_columns=events)
+        return self._submit(workspace_id, TICKET_EVENTS_SOURCE, batch, events.num_rows, source=source)
+
     def delete_tickets(self, workspace_id: str, ticket_ids: list[str]) -> Future[None]:
         """Removes these tickets of the workspace (retention); resolves once committed."""
         return self._writer.delete(workspace_id, ticket_ids)
@@ -216,7 +224,10 @@ class IngestService:
             canonical.append(batch.bulk_accepted.cast(CANONICAL_SCHEMA))
         tickets = pa.concat_tables(canonical)
         snapshots = snapshot_table(workspace_id, tickets, first, received_at)
-        events = events_table(workspace_id, batch.events, first, received_at, source)
+        if batch.event_columns is None:
+            events = events_table(workspace_id, batch.events, first, received_at, source)
+        else:
+            events = stamped_events(workspace_id, batch.event_columns, first, received_at, source)
         quarantine = quarantine_table(workspace_id, datasource, batch.rejected, first, received_at)
         committed = self._writer.submit(snapshots, events, quarantine)
         return IngestResult(snapshots.num_rows + events.num_rows, quarantine.num_rows, committed)
