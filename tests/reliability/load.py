@@ -72,6 +72,10 @@ RUNS: dict[str, Profile] = {
 }
 # Logged by a server once its start-up preparation of a workspace's SLA pipes is over.
 _PREPARED = b"SLA pipes of workspace"
+# The SLA evaluator runs as by default (server_env turns it off for the tests that count rows): a
+# pass every minute, the first a minute after the server starts.
+_EVALUATOR_INTERVAL = Settings.model_fields["sla_evaluator_interval_seconds"].default
+_DEFAULT_EVALUATOR = {"sla_evaluator_interval_seconds": str(_EVALUATOR_INTERVAL)}
 TIMELINE_SECONDS = 10
 INGEST_SHARE = 0.2  # of the requests: event ingestion; the rest are pipe reads
 
@@ -295,7 +299,9 @@ def run(
         copy = work / f"data-{number}"
         shutil.copytree(data_dir, copy)
         try:
-            with ServerProcess(server_env(copy), work / f"server-{number}.log") as server:
+            with ServerProcess(
+                server_env(copy, **_DEFAULT_EVALUATOR), work / f"server-{number}.log"
+            ) as server:
                 if profile.restarted:
                     server.start()
                     _wait_for_log(server.log, _PREPARED, timeout=600)
@@ -317,6 +323,7 @@ def run(
     figures = {
         # The server runs with default settings (server_env): pipe requests admitted this many at once.
         "query_concurrency": Settings(data_dir=data_dir).query_concurrency,
+        "sla_evaluator_interval_seconds": _EVALUATOR_INTERVAL,
         "clients": clients,
         "seconds": seconds,
         "tickets": tickets,

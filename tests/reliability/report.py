@@ -140,8 +140,10 @@ def _load_section() -> list[str]:
         "request as soon as the last is answered (no pause: the server is always saturated, and by Little's "
         "law the mean latency is clients / throughput). The server runs with default settings: pipe "
         f"requests are computed {figures.get('query_concurrency', '?')} at a time (the CPU count), the "
-        'others wait their turn (docs/decisions.md, "Admission of pipe requests"). The load generator '
-        "(aiohttp) runs on the same 2 cores.",
+        'others wait their turn (docs/decisions.md, "Admission of pipe requests"); the SLA evaluator '
+        f"records breaches and escalations every {_seconds(figures.get('sla_evaluator_interval_seconds'))}, "
+        "its first pass (over the 90-day lookback) starting that long after the server, at about the end of "
+        "a run. The load generator (aiohttp) runs on the same 2 cores.",
         "",
         "Five runs, each against a freshly started server on its own copy of the same data. In the first "
         "four it is the first server ever to serve the data (so the first requests of each pipe are "
@@ -316,3 +318,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:g} s"

@@ -74,9 +74,17 @@ def test_breaches_and_escalations_are_recorded_once(engine_name: str, tmp_path: 
         "ticket_time_metrics", workspace, {"as_of": (T0 + timedelta(hours=5)).isoformat()}
     ).rows
 
-    evaluator = runtime.sla_evaluator()
+    # One finding per commit: the parts add up to what one commit would hold.
+    evaluator = SlaEvaluator(
+        runtime.ingest,
+        runtime.metadata.workspaces,
+        runtime.pipe_context,
+        lookback_days=settings.sla_lookback_days,
+        passes=runtime.sla_passes,
+        findings_per_commit=1,
+    )
     report = evaluator.run_once(now=T0 + timedelta(minutes=50))
-    assert report.tickets == 1
+    assert (report.tickets, report.events) == (1, 3)
     first = _bookkeeping(runtime, workspace.id)
     assert first == sorted(
         [

@@ -54,6 +54,10 @@ SOURCE = "sla_evaluator"
 ARRIVAL_MARGIN = timedelta(minutes=10)
 
 
+# Findings handed to the writer at once: a first pass over a large workspace finds hundreds of
+# thousands, and one commit of them all (~2 s at 444,000) would hold every post queued behind it.
+FINDINGS_PER_COMMIT = 20_000
+
 # Part of every setup digest: a release that evaluates differently starts with full passes.
 _EVALUATION_VERSION = "1"
 
@@ -216,6 +220,7 @@ class SlaEvaluator:
         arrival_margin: timedelta = ARRIVAL_MARGIN,
         passes: PassStore | None = None,
         on_escalations: Callable[[str, list[FiredLevel]], object] | None = None,
+        findings_per_commit: int = FINDINGS_PER_COMMIT,
     ) -> None:
         self._ingest = ingest
         self._workspaces = workspaces
@@ -226,6 +231,7 @@ class SlaEvaluator:
         self._passes = passes  # where passes are kept across restarts (none: in memory only)
         # Told of every fired level after each pass (the ticket records raise their level).
         self._on_escalations = on_escalations
+        self._findings_per_commit = findings_per_commit
 
     def run_once(self, now: datetime | None = None) -> RunReport:
         """Evaluate every workspace once and wait until the findings are committed."""
@@ -247,10 +253,10 @@ class SlaEvaluator:
                 where.listed_or_received_since(sorted(previous.pending), since)
             evaluated = evaluate_targets(context, where, as_of=moment, setup=setup, in_order=False)
             found = findings(evaluated, setup.policies_by_id(), moment)
-            if found.events.num_rows:
-                self._ingest.ingest_event_columns(
-                    workspace.id, found.events, source=SOURCE
-                ).committed.result()
+            # One part at a time, each committed before the next is handed over.
+            for start in range(0, found.events.num_rows, self._findings_per_commit):
+                part = found.events.slice(start, self._findings_per_commit)
+                self._ingest.ingest_event_columns(workspace.id, part, source=SOURCE).committed.result()
             if self._on_escalations is not None and found.fired:
                 self._on_escalations(workspace.id, found.fired)
             finished = Pass(digest, began, found.pending)
