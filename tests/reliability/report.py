@@ -307,6 +307,10 @@ def _cores() -> int:
     return os.cpu_count() or 0
 
 
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:g} s"
+
+
 def main() -> int:
     if not FIGURES.exists():
         print(f"no figures under {FIGURES}; run the reliability tests first", file=sys.stderr)
@@ -318,7 +322,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:g} s"

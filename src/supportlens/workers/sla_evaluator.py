@@ -98,9 +98,8 @@ class Findings:
 
     # The bookkeeping events their SLA states call for, with stable ids (``_events``' columns).
     events: pa.Table
-    pending: frozenset[
-        str
-    ]  # tickets whose SLA time alone can still change (a running target, a level to come)
+    # The tickets whose SLA time alone can still change (a running target, a level to come).
+    pending: frozenset[str]
     fired: list[FiredLevel]
 
 
