@@ -233,7 +233,9 @@ def test_events_as_columns_are_stamped_as_events_as_objects(history: History) ->
     of the same events as objects: microseconds truncated alike, absent fields null."""
     events = [dataclasses.replace(e, at=e.at + timedelta(microseconds=999)) for e in history.events]
     received = T0 + timedelta(days=1, microseconds=1)
-    as_objects = events_table("w", list(enumerate(events)), 7, received, "sla_evaluator")
+    # Positions with gaps, as when rows of the request between them were rejected.
+    positions = [3 * n + 1 for n in range(len(events))]
+    as_objects = events_table("w", list(zip(positions, events, strict=True)), 7, received, "sla_evaluator")
     columns = pa.table(
         {
             "event_id": [e.event_id for e in events],
@@ -244,7 +246,7 @@ def test_events_as_columns_are_stamped_as_events_as_objects(history: History) ->
             "status": [e.status for e in events],
         }
     )
-    as_columns = stamped_events("w", columns, 7, received, "sla_evaluator")
+    as_columns = stamped_events("w", columns, [7 + p for p in positions], received, "sla_evaluator")
     expected = as_objects.to_pylist()
     for row, event in zip(expected, events, strict=True):
         # The objects carry every field; the columns only those above.
@@ -254,5 +256,6 @@ def test_events_as_columns_are_stamped_as_events_as_objects(history: History) ->
             row[name] = None
         row["tags"] = []
         assert row["occurred_at"] == event.at.replace(microsecond=event.at.microsecond // 1000 * 1000)
+    assert as_objects.column("seq").to_pylist() == [7 + p for p in positions]
     assert as_columns.schema == as_objects.schema
     assert as_columns.to_pylist() == expected

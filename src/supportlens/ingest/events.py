@@ -4,6 +4,7 @@ column at fault."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -144,7 +145,8 @@ def events_table(
     source: str,
 ) -> pa.Table:
     """Accepted events stamped for the activity log (TICKET_EVENTS schema), in arrival order."""
-    events = [event for _, event in sorted(accepted, key=lambda item: item[0])]
+    accepted = sorted(accepted, key=lambda item: item[0])
+    events = [event for _, event in accepted]
     columns: dict[str, list[Any]] = {"tags": [list(event.tags) if event.tags else [] for event in events]}
     for name in _EVENT_FIELDS:
         # One comprehension per column (enum members are str: Arrow stores their values).
@@ -152,7 +154,9 @@ def events_table(
         columns[name] = [getattr(event, attribute) for event in events]
     schema = pa.schema([_EVENTS_SCHEMA.field(name) for name in columns])
     fields = pa.Table.from_pydict(columns, schema=schema)
-    return stamped_events(workspace_id, fields, first_sequence, received_at, source)
+    # A request's rows are numbered by position, rejected ones included (they are quarantined).
+    sequences = [first_sequence + position for position, _ in accepted]
+    return stamped_events(workspace_id, fields, sequences, received_at, source)
 
 
 # What an event says, as opposed to how it was received (the stamp).
@@ -162,14 +166,14 @@ _EVENT_FIELDS = tuple(name for name in TICKET_EVENTS.column_names if name not in
 
 
 def stamped_events(
-    workspace_id: str, events: pa.Table, first_sequence: int, received_at: datetime, source: str
+    workspace_id: str, events: pa.Table, sequences: Sequence[int], received_at: datetime, source: str
 ) -> pa.Table:
     """``events`` (some of TICKET_EVENTS' event columns, the others null; in arrival order) stamped
-    for the activity log."""
+    for the activity log, with their arrival numbers ``sequences``."""
     count = events.num_rows
     stamp = {
         "workspace_id": pa.array([workspace_id] * count, pa.string()),
-        "seq": pa.array(range(first_sequence, first_sequence + count), pa.uint64()),
+        "seq": pa.array(sequences, pa.uint64()),
         "received_at": pa.array([received_at] * count, _EVENTS_SCHEMA.field("received_at").type),
         "source": pa.array([source] * count, pa.string()),
     }

@@ -227,7 +227,8 @@ class IngestService:
         if batch.event_columns is None:
             events = events_table(workspace_id, batch.events, first, received_at, source)
         else:
-            events = stamped_events(workspace_id, batch.event_columns, first, received_at, source)
+            sequences = range(first, first + batch.event_columns.num_rows)
+            events = stamped_events(workspace_id, batch.event_columns, sequences, received_at, source)
         quarantine = quarantine_table(workspace_id, datasource, batch.rejected, first, received_at)
         committed = self._writer.submit(snapshots, events, quarantine)
         return IngestResult(snapshots.num_rows + events.num_rows, quarantine.num_rows, committed)
