@@ -22,7 +22,7 @@ from supportlens.analytics.facts import outdated_facts
 from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
-from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
+from supportlens.analytics.sla_memo import LISTED_SCHEMA, KeptEvaluations, TargetStates
 from supportlens.analytics.sla_memo_files import load_target_states, save_target_states
 from supportlens.auth.repository import MetadataRepository, Workspace
 from supportlens.config import Settings
@@ -90,6 +90,7 @@ class Runtime:
     # SLA evaluations kept between pipe runs (analytics/sla_memo.py).
     sla_memo: KeptEvaluations = field(default_factory=KeptEvaluations)
     sla_states: TargetStates = field(default_factory=TargetStates)
+    at_risk_states: TargetStates = field(default_factory=lambda: TargetStates(schema=LISTED_SCHEMA))
     folded_logs: FoldedLogs = field(default_factory=FoldedLogs)  # analytics/history_memo.py
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
@@ -379,6 +380,7 @@ class Runtime:
             calendars=partial(self.configuration.calendar_choice, workspace.id, workspace.timezone),
             sla_memo=self.sla_memo,
             sla_states=self.sla_states,
+            at_risk_states=self.at_risk_states,
             folded_logs=self.folded_logs,
         )
 

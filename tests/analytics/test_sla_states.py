@@ -1,8 +1,9 @@
-"""What ``sla_attainment`` reads of the targets of ticket versions, kept between runs
-(analytics/sla_memo.py, ``TargetStates``), on both engines: on random histories and snapshots,
-with writes between the runs (new events, newer and older snapshots, new tickets) and evaluation
-times in any order (earlier ones than a kept version's last moment too), every answer equals the
-answer of a run that keeps nothing; kept versions are used, not evaluated again."""
+"""What ``sla_attainment`` reads of the targets of ticket versions, and what ``sla_at_risk`` lists of
+settled ones, kept between runs (analytics/sla_memo.py, ``TargetStates``), on both engines: on
+random histories and snapshots, with writes between the runs (new events, newer and older
+snapshots, new tickets) and evaluation times in any order (earlier ones than a kept version's last
+moment too), every answer equals the answer of a run that keeps nothing; kept versions are used,
+not evaluated again."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from hypothesis import strategies as st
 
 from supportlens.analytics.activity import Filters
 from supportlens.analytics.params import Window
-from supportlens.analytics.sla_memo import STATE_SCHEMA, TargetStates
-from supportlens.analytics.sla_state import SlaGroupBy, sla_attainment
+from supportlens.analytics.sla_memo import NEVER, STATE_SCHEMA, TargetStates
+from supportlens.analytics.sla_state import SlaGroupBy, sla_at_risk, sla_attainment
 from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
 from supportlens.auth.tokens import Scope
@@ -108,6 +109,16 @@ def _attainment(
     return list(sla_attainment(context, filters, by=by, unit=PeriodUnit.DAY).rows)
 
 
+def _at_risk(
+    runtime: Runtime, workspace: Workspace, filters: Filters, *, kept: bool, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    context = runtime.pipe_context(workspace)
+    if not kept:
+        context = dataclasses.replace(context, at_risk_states=None)
+    answer = sla_at_risk(context, filters, limit=limit, offset=offset)
+    return list(answer.rows), answer.rows_before_limit
+
+
 def _filters(as_of: datetime, agent_id: str | None) -> Filters:
     return Filters(Window(at(-60), at(3000)), agent_id, None, None, None, None, as_of)
 
@@ -141,6 +152,13 @@ def test_kept_states_give_the_answers_of_a_fresh_evaluation(
         filters = _filters(at(minute), agent)
         kept = _attainment(runtime, workspace, filters, by, kept=True)
         assert kept == _attainment(runtime, workspace, filters, by, kept=False), (number, minute)
+        for limit, offset in ((100_000, 0), (3, 1)):
+            listed = _at_risk(runtime, workspace, filters, kept=True, limit=limit, offset=offset)
+            assert listed == _at_risk(runtime, workspace, filters, kept=False, limit=limit, offset=offset), (
+                number,
+                minute,
+                limit,
+            )
         write(runtime, workspace, written, f"r{number}")
 
 
@@ -202,18 +220,17 @@ def _states(rows: list[int], kinds: list[int]) -> pa.Table:
 def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
     states = TargetStates(max_targets=4)
     seqs = np.array([30, 10, 20], dtype=np.int64)
-    # Version 20 has no target; 30's last moment is after the evaluation time: not kept.
+    # Version 20 has no target; 30 is usable at no time: not kept.
     states.keep(
         "w",
         "setup",
         seqs,
-        np.array([0, 0, 0], dtype=np.int64),
+        np.array([NEVER, 0, 0], dtype=np.int64),
         _states([0, 1, 1], [1, 2, 3]),
-        as_of_ms=0,
         in_use=np.array([], dtype=np.int64),
     )
-    found, targets = states.find("w", "setup", np.array([20, 10, 99], dtype=np.int64), 0)
-    assert found.tolist() == [True, True, False]
+    found, targets = states.find("w", "setup", np.array([20, 10, 99, 30], dtype=np.int64), 0)
+    assert found.tolist() == [True, True, False, False]
     assert list(zip(targets.column("row").to_pylist(), targets.column("type").to_pylist(), strict=True)) == [
         (1, 2),
         (1, 3),
@@ -228,7 +245,6 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
         np.array([5, 40], dtype=np.int64),
         np.array([0, 0], dtype=np.int64),
         _states([0, 1, 1], [4, 5, 6]),
-        as_of_ms=0,
         in_use=np.array([20], dtype=np.int64),
     )
     kept = states._kept["w"]

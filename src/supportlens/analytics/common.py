@@ -43,6 +43,8 @@ class PipeContext:
     sla_memo: KeptEvaluations | None = None
     # What sla_attainment reads of the targets of ticket versions, kept between runs (the same module).
     sla_states: TargetStates | None = None
+    # What sla_at_risk lists of settled ticket versions, kept between runs (the same module).
+    at_risk_states: TargetStates | None = None
     # Activity logs read and folded, kept between runs (analytics/history_memo.py).
     folded_logs: FoldedLogs | None = None
 

@@ -145,7 +145,7 @@ class KeptEvaluations:
 #
 # ``sla_attainment`` counts every target of every ticket in its window by state: at a million
 # tickets, evaluating them all took seconds a request, though between two requests only the tickets
-# written meanwhile change.  What it reads of a target (STATE_COLUMNS) no longer changes once the
+# written meanwhile change.  What it reads of a target (STATE_SCHEMA) no longer changes once the
 # evaluation time is at or after the ticket's last event or timestamp (``domain/sla.py::_state``:
 # which targets started and when they completed come from events; a running target is active or
 # paused by the status it is in), so those columns are kept per ticket version: ``seq`` of its
@@ -166,14 +166,47 @@ STATE_SCHEMA = pa.schema(
         ("state", pa.int8()),
     ]
 )
-STATE_COLUMNS = tuple(STATE_SCHEMA.names[1:])
+# A version's ``valid_from_ms`` when it is not to be kept.
+NEVER = np.iinfo(np.int64).max
 _TYPES = pa.array([kind.value for kind in TargetType], pa.string())
 _STATES = pa.array([state.value for state in TargetStatus], pa.string())
 
+# ``sla_at_risk`` lists the active targets that are at risk or breached of the unresolved tickets:
+# at a million tickets 65,000, evaluated on every run.  At evaluation times at or after a ticket's
+# last moment, an active target stays active and its elapsed time only grows, so once it is listed
+# it stays listed, and its due time and start do not move; a target that is not active never becomes
+# so.  A ticket version evaluated at such a time with every active target listed ("settled") lists
+# the same targets in the same order at every later time: those are kept (LISTED_SCHEMA: what the
+# order reads), usable from the evaluation time on.  A run evaluates only the versions not kept
+# (at a million tickets ~1,100 unsettled ones), then the tickets of its page, for the values that do
+# move (remaining time, breached or at risk).
+LISTED_SCHEMA = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("type", pa.int8()),
+        ("instance", pa.int64()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("due_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def encoded_listed(targets: pa.Table) -> pa.Table:
+    """Targets as ``domain.sla_snapshots.TARGET_SCHEMA`` has them, as LISTED_SCHEMA."""
+    return pa.table(
+        [
+            targets.column("row"),
+            pc.index_in(targets.column("type"), value_set=_TYPES).cast(pa.int8()),
+            targets.column("instance"),
+            targets.column("started_at"),
+            targets.column("due_at"),
+        ],
+        schema=LISTED_SCHEMA,
+    )
+
 
 def encoded_states(targets: pa.Table) -> pa.Table:
-    """``row`` and STATE_COLUMNS of targets as ``domain.sla_snapshots.TARGET_SCHEMA`` has them, as
-    STATE_SCHEMA."""
+    """Targets as ``domain.sla_snapshots.TARGET_SCHEMA`` has them, as STATE_SCHEMA."""
 
     def label(name: str) -> pa.ChunkedArray:
         return pc.dictionary_encode(targets.column(name)).cast(_LABEL)
@@ -199,7 +232,7 @@ class KeptVersions:
     seqs: npt.NDArray[np.int64]
     valid_from_ms: npt.NDArray[np.int64]
     starts: npt.NDArray[np.int64]
-    targets: pa.Table  # STATE_COLUMNS of STATE_SCHEMA
+    targets: pa.Table  # the kept columns (the store's schema without ``row``)
 
     @property
     def target_count(self) -> int:
@@ -241,11 +274,13 @@ class KeptVersions:
 
 
 class TargetStates:
-    """STATE_COLUMNS of the targets of ticket versions, per workspace, for the latest setup seen.
-    Bounded by ``max_targets``: past it, only the versions the latest request used stay."""
+    """Columns of the targets of ticket versions (``schema``, after ``row``; by default STATE_SCHEMA,
+    what ``sla_attainment`` reads), per workspace, for the latest setup seen.  Bounded by
+    ``max_targets``: past it, only the versions the latest request used stay."""
 
-    def __init__(self, max_targets: int = 8_000_000) -> None:
+    def __init__(self, max_targets: int = 8_000_000, schema: pa.Schema = STATE_SCHEMA) -> None:
         self._max = max_targets
+        self._schema = schema
         self._lock = threading.Lock()
         self._kept: dict[str, KeptVersions] = {}
         self._saved: dict[str, KeptVersions] = {}  # what the files hold: not written again
@@ -275,11 +310,11 @@ class TargetStates:
         self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int
     ) -> tuple[npt.NDArray[np.bool_], pa.Table]:
         """Which of the ticket versions ``seqs`` have kept targets usable at ``as_of_ms``, and those
-        targets (STATE_SCHEMA: ``row`` is the index into ``seqs`` of their ticket)."""
+        targets (``schema``: ``row`` is the index into ``seqs`` of their ticket)."""
         with self._lock:
             kept = self._kept.get(workspace_id)
         if kept is None or kept.setup != setup or not len(kept.seqs) or not len(seqs):
-            return np.zeros(len(seqs), dtype=bool), _no_targets()
+            return np.zeros(len(seqs), dtype=bool), self._schema.empty_table()
         at = np.minimum(np.searchsorted(kept.seqs, seqs), len(kept.seqs) - 1)
         found = (kept.seqs[at] == seqs) & (kept.valid_from_ms[at] <= as_of_ms)
         rows = np.flatnonzero(found)
@@ -297,13 +332,13 @@ class TargetStates:
         valid_from_ms: npt.NDArray[np.int64],
         targets: pa.Table,
         *,
-        as_of_ms: int,
         in_use: npt.NDArray[np.int64],
     ) -> None:
-        """Keeps the targets (STATE_SCHEMA: ``row`` is an index into ``seqs``) of the ticket
-        versions ``seqs`` evaluated at ``as_of_ms``: those whose last moment is at or before it.
+        """Keeps the targets (``schema``: ``row`` is an index into ``seqs``) of the ticket versions
+        ``seqs``, each usable at evaluation times from ``valid_from_ms`` on (NEVER: not kept).
         ``in_use``: the versions the request took from here, which stay when the bound is hit."""
-        fresh = _versions(setup, seqs, valid_from_ms, targets, valid_from_ms <= as_of_ms)
+        chosen = valid_from_ms < NEVER
+        fresh = _versions(setup, seqs, valid_from_ms, targets.select(self._schema.names), chosen)
         with self._lock:
             kept = self._kept.get(workspace_id)
             if kept is not None and kept.setup == setup:
@@ -311,10 +346,6 @@ class TargetStates:
                 if fresh.target_count > self._max:
                     fresh = _only(fresh, np.concatenate([in_use, seqs]))
             self._kept[workspace_id] = fresh
-
-
-def _no_targets() -> pa.Table:
-    return STATE_SCHEMA.empty_table()
 
 
 def _ranges(first: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -330,7 +361,8 @@ def _versions(
     targets: pa.Table,
     chosen: npt.NDArray[np.bool_],
 ) -> KeptVersions:
-    """The ``chosen`` ticket versions with their targets (``row``: index into ``seqs``)."""
+    """The ``chosen`` ticket versions with their targets (``row``: index into ``seqs``; the other
+    columns are kept)."""
     rows = np.flatnonzero(chosen)
     order = np.argsort(seqs[rows], kind="stable")
     entry_of_row = np.full(len(seqs), -1, dtype=np.int64)
@@ -344,7 +376,7 @@ def _versions(
         seqs[rows][order],
         valid_from_ms[rows][order],
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        targets.select(list(STATE_COLUMNS)).take(pa.array(taken, pa.int64())),
+        targets.drop_columns(["row"]).take(pa.array(taken, pa.int64())),
     )
 
 

@@ -40,7 +40,15 @@ from supportlens.analytics.activity import Filters, label_codes, period_codes
 from supportlens.analytics.common import PipeContext, PipeResult, TableRows, conditions, tickets_from
 from supportlens.analytics.history import timestamp_ms
 from supportlens.analytics.scope import Conditions
-from supportlens.analytics.sla_memo import KeptEvaluation, encoded_states, setup_fingerprint
+from supportlens.analytics.sla_memo import (
+    LISTED_SCHEMA,
+    NEVER,
+    KeptEvaluation,
+    TargetStates,
+    encoded_listed,
+    encoded_states,
+    setup_fingerprint,
+)
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
@@ -508,14 +516,48 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
     created_at and ``ticket_seq``."""
     where = _selection(context, filters)
     setup = SlaSetup.of(context)
-    kept, as_of = context.sla_states, filters.as_of
-    if kept is None:
-        every = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
+    if context.sla_states is None:
+        every = evaluate_targets(context, where, as_of=filters.as_of, setup=setup, in_order=False)
         return EvaluatedTargets(every.tickets, encoded_states(every.targets))
-    sql = (
-        "SELECT ticket_id, agent_id, group_id, category, created_at, seq AS ticket_seq"
-        f" FROM {tickets_from(context)} WHERE {where.where}"
+    reused = _reusing(
+        context,
+        where,
+        ("ticket_id", "agent_id", "group_id", "category", "created_at"),
+        context.sla_states,
+        setup=setup,
+        as_of=filters.as_of,
+        keeping=lambda fresh: (_steady_from_ms(fresh.tickets, filters.as_of), encoded_states(fresh.targets)),
     )
+    return EvaluatedTargets(reused.tickets, pa.concat_tables([reused.taken, reused.fresh_kept]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reused:
+    """What ``_reusing`` gives: the selected ``tickets``, the ``taken`` targets of their versions kept
+    (the store's schema), and the others' targets evaluated: all of them (``fresh``, TARGET_SCHEMA)
+    and as kept (``fresh_kept``).  ``row`` of each is the ticket's row in ``tickets``."""
+
+    tickets: pa.Table
+    taken: pa.Table
+    fresh: pa.Table
+    fresh_kept: pa.Table
+
+
+def _reusing(
+    context: PipeContext,
+    where: Conditions,
+    columns: Sequence[str],
+    kept: TargetStates,
+    *,
+    setup: SlaSetup,
+    as_of: datetime,
+    keeping: Callable[[EvaluatedTargets], tuple[npt.NDArray[np.int64], pa.Table]],
+) -> _Reused:
+    """The tickets of ``where`` (``columns`` of TICKET_COLUMNS and ``ticket_seq``) with the targets
+    ``kept`` holds of their versions usable at ``as_of``; the other tickets are evaluated, and what
+    ``keeping`` says of them (each ticket's time from which it is usable, and the targets to keep,
+    ``row`` indexing the evaluated tickets) is kept in turn."""
+    sql = f"SELECT {', '.join(columns)}, seq AS ticket_seq FROM {tickets_from(context)} WHERE {where.where}"
     tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     seqs = _seqs(tickets)
     workspace_id, as_of_ms = context.scope.workspace_id, to_us(as_of) // 1000
@@ -528,32 +570,36 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
             found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
         missing = np.flatnonzero(~found)
         if not len(missing):
-            return EvaluatedTargets(tickets, taken)
+            return _Reused(tickets, taken, TARGET_SCHEMA.empty_table(), taken.schema.empty_table())
         whole = len(missing) > _WHOLE_EVALUATION_SHARE * len(seqs)
         if not whole:
             where = where.copy()
             where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
         fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
-        states = encoded_states(fresh.targets)
+        valid_from_ms, to_keep = keeping(fresh)
         kept.keep(
             workspace_id,
             fingerprint,
             _seqs(fresh.tickets),
-            _last_moment_ms(fresh.tickets),
-            states,
-            as_of_ms=as_of_ms,
+            valid_from_ms,
+            to_keep,
             in_use=seqs[found],
         )
         if whole:
-            return EvaluatedTargets(fresh.tickets, states)
+            chosen = fresh.tickets.select([*columns, "ticket_seq"])
+            return _Reused(chosen, taken.schema.empty_table(), fresh.targets, to_keep)
         # Each evaluated ticket's row among ours (a ticket written meanwhile may have left the selection).
         missing_ids = tickets.column("ticket_id").take(missing).combine_chunks()
         ours = pc.index_in(fresh.tickets.column("ticket_id"), value_set=missing_ids)
         row_of = np.asarray(ours.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
         row_of = np.where(row_of >= 0, missing[np.maximum(row_of, 0)], -1)
-        rows = row_of[np.asarray(states.column("row").to_numpy(), dtype=np.int64)]
-        states = states.set_column(0, "row", pa.array(rows, pa.int64())).filter(pa.array(rows >= 0))
-        return EvaluatedTargets(tickets, pa.concat_tables([taken, states]))
+        return _Reused(tickets, taken, _rows_among(fresh.targets, row_of), _rows_among(to_keep, row_of))
+
+
+def _rows_among(targets: pa.Table, row_of: npt.NDArray[np.int64]) -> pa.Table:
+    """``targets`` with ``row`` mapped through ``row_of``; those mapped to -1 left out."""
+    rows = row_of[np.asarray(targets.column("row").to_numpy(), dtype=np.int64)]
+    return targets.set_column(0, "row", pa.array(rows, pa.int64())).filter(pa.array(rows >= 0))
 
 
 # Past this share of the selected tickets without kept targets, the whole selection is evaluated
@@ -563,6 +609,13 @@ _WHOLE_EVALUATION_SHARE = 0.1
 
 def _seqs(tickets: pa.Table) -> npt.NDArray[np.int64]:
     return np.asarray(tickets.column("ticket_seq").cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _steady_from_ms(tickets: pa.Table, as_of: datetime) -> npt.NDArray[np.int64]:
+    """Each ticket's last moment if it is at or before ``as_of`` (an evaluation then holds what no
+    longer changes), else NEVER."""
+    last = _last_moment_ms(tickets)
+    return np.where(last <= to_us(as_of) // 1000, last, NEVER)
 
 
 def _last_moment_ms(tickets: pa.Table) -> npt.NDArray[np.int64]:
@@ -787,43 +840,134 @@ def sla_at_risk(context: PipeContext, filters: Filters, *, limit: int, offset: i
     """A ticket resolved at ``as_of`` has no running target (METRICS.md: resolving fulfils the
     resolution targets and stops the reply clocks), so only the others are evaluated.  The order is
     ``at_risk_targets``'s (due first, undated last, then ticket, target type, instance); a page of
-    ``limit`` targets after ``offset`` is answered, their count in ``rows_before_limit``."""
-    found = _evaluated_targets(context, filters, unresolved_only=True)
-    targets = found.targets
-    chosen = pc.and_(
-        pc.equal(targets.column("state"), TargetStatus.ACTIVE.value),
-        pc.or_(targets.column("at_risk"), targets.column("breached")),
-    )
-    picked = targets.filter(chosen)
-    rows = pa.array(picked.column("row").to_numpy(), pa.int64())
-    type_order = pa.array([kind.value for kind in TargetType], pa.string())
+    ``limit`` targets after ``offset`` is answered, their count in ``rows_before_limit``.  The
+    targets of settled ticket versions are kept between runs (analytics/sla_memo.py, LISTED_SCHEMA):
+    a run evaluates the other tickets, then those of its page that were kept."""
+    where = _selection(context, filters, unresolved_only=True)
+    setup, as_of = SlaSetup.of(context), filters.as_of
+    columns = ("ticket_id", "agent_id")
+    if context.at_risk_states is None:
+        every = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
+        reused = _Reused(
+            every.tickets.select([*columns, "ticket_seq"]),
+            LISTED_SCHEMA.empty_table(),
+            every.targets,
+            LISTED_SCHEMA.empty_table(),
+        )
+    else:
+        reused = _reusing(
+            context,
+            where,
+            columns,
+            context.at_risk_states,
+            setup=setup,
+            as_of=as_of,
+            keeping=lambda fresh: _settled(fresh, as_of),
+        )
+    tickets = reused.tickets
+    fresh = reused.fresh.filter(_listed(reused.fresh))
+    # Every listed target: the kept ones (source -1), then the evaluated ones (source: their row in fresh).
+    listed = pa.concat_tables([reused.taken, encoded_listed(fresh)])
+    source = np.concatenate([np.full(reused.taken.num_rows, -1, dtype=np.int64), np.arange(fresh.num_rows)])
     keys = pa.table(
         {
-            "undue": pc.is_null(picked.column("due_at")),
-            "due": pc.coalesce(picked.column("due_at"), picked.column("started_at")),
-            "ticket_id": found.tickets.column("ticket_id").take(rows),
-            "type": pc.index_in(picked.column("type"), value_set=type_order),
-            "instance": picked.column("instance"),
+            "undue": pc.is_null(listed.column("due_at")),
+            "due": pc.coalesce(listed.column("due_at"), listed.column("started_at")),
+            "ticket_id": tickets.column("ticket_id").take(listed.column("row")),
+            "type": listed.column("type"),
+            "instance": listed.column("instance"),
         }
     )
     order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
-    order = order.slice(offset, limit)
-    picked, keys = picked.take(order), keys.take(order)
-    rows = pa.array(picked.column("row").to_numpy(), pa.int64())
+    page = np.asarray(order.slice(offset, limit).to_numpy(), dtype=np.int64)
+    from_fresh = source[page] >= 0
+    part = fresh.take(pa.array(source[page][from_fresh], pa.int64()))
+    parts = [
+        part.append_column("position", pa.array(np.flatnonzero(from_fresh), pa.int64()))
+        .append_column("ticket_id", tickets.column("ticket_id").take(part.column("row")))
+        .append_column("agent_id", tickets.column("agent_id").take(part.column("row")))
+        .drop_columns(["row"])
+    ]
+    if not from_fresh.all():
+        parts.append(_evaluated_again(context, where, setup, as_of, keys.take(pa.array(page)), ~from_fresh))
+    table = pa.concat_tables([part.select(_PAGE_COLUMNS) for part in parts]).sort_by("position")
     table = pa.table(
         {
-            "ticket_id": keys.column("ticket_id"),
-            "target_type": picked.column("type"),
-            "instance": picked.column("instance"),
-            "priority": picked.column("priority"),
-            "agent_id": found.tickets.column("agent_id").take(rows),
-            "policy_id": picked.column("policy_id"),
-            "due_at": _time_column(picked.column("due_at")),
-            "remaining_minutes": _minutes_column(picked.column("remaining_ms")),
-            "breached": picked.column("breached"),
-            "at_risk": picked.column("at_risk"),
+            "ticket_id": table.column("ticket_id"),
+            "target_type": table.column("type"),
+            "instance": table.column("instance"),
+            "priority": table.column("priority"),
+            "agent_id": table.column("agent_id"),
+            "policy_id": table.column("policy_id"),
+            "due_at": _time_column(table.column("due_at")),
+            "remaining_minutes": _minutes_column(table.column("remaining_ms")),
+            "breached": table.column("breached"),
+            "at_risk": table.column("at_risk"),
         }
     )
-    matched = int(pc.sum(chosen).as_py() or 0)
-    evaluated = found.tickets.num_rows
-    return PipeResult(AT_RISK_COLUMNS, TableRows(table), evaluated, 0.0, rows_before_limit=matched)
+    return PipeResult(AT_RISK_COLUMNS, TableRows(table), tickets.num_rows, 0.0, rows_before_limit=len(source))
+
+
+def _listed(targets: pa.Table) -> pa.ChunkedArray:
+    """Which targets ``sla_at_risk`` lists: active, and at risk or breached."""
+    return pc.and_(
+        pc.equal(targets.column("state"), TargetStatus.ACTIVE.value),
+        pc.or_(targets.column("at_risk"), targets.column("breached")),
+    )
+
+
+def _settled(fresh: EvaluatedTargets, as_of: datetime) -> tuple[npt.NDArray[np.int64], pa.Table]:
+    """What ``sla_at_risk`` keeps of evaluated tickets (``TargetStates.keep``): the listed targets of
+    the versions evaluated at or after their last moment with every active target listed, usable
+    from ``as_of`` on (analytics/sla_memo.py, LISTED_SCHEMA)."""
+    targets = fresh.targets
+    listed = _listed(targets)
+    running = pc.and_(pc.equal(targets.column("state"), TargetStatus.ACTIVE.value), pc.invert(listed))
+    rows = np.asarray(targets.column("row").to_numpy(), dtype=np.int64)
+    unsettled = np.zeros(fresh.tickets.num_rows, dtype=bool)
+    unsettled[rows[np.asarray(running.to_numpy(zero_copy_only=False), dtype=bool)]] = True
+    as_of_us = to_us(as_of)
+    # Usable from the first whole millisecond at or after as_of (lookups compare milliseconds).
+    from_ms = -(-as_of_us // 1000)
+    steady = (_last_moment_ms(fresh.tickets) + 1) * 1000 <= as_of_us
+    valid_from = np.where(steady & ~unsettled, from_ms, NEVER)
+    return valid_from, encoded_listed(targets.filter(listed))
+
+
+def _evaluated_again(
+    context: PipeContext,
+    where: Conditions,
+    setup: SlaSetup,
+    as_of: datetime,
+    keys: pa.Table,
+    chosen: npt.NDArray[np.bool_],
+) -> pa.Table:
+    """The ``chosen`` targets of a page (``keys``: ticket_id, type code, instance), kept ones, with
+    what moves with time (remaining time, breached, at risk) evaluated at ``as_of``, and ``position``
+    in the page.  A ticket written since it was selected lists what its new version lists."""
+    positions = np.flatnonzero(chosen)
+    wanted = keys.take(pa.array(positions, pa.int64()))
+    again = where.copy()
+    again.among(pc.unique(wanted.column("ticket_id")).to_pylist())
+    found = evaluate_targets(context, again, as_of=as_of, setup=setup, in_order=False)
+    targets = found.targets.filter(_listed(found.targets))
+    rows = targets.column("row")
+    detail = (
+        targets.append_column("ticket_id", found.tickets.column("ticket_id").take(rows))
+        .append_column("agent_id", found.tickets.column("agent_id").take(rows))
+        .drop_columns(["row"])
+    )
+    page = pa.table(
+        {
+            "ticket_id": wanted.column("ticket_id"),
+            "type": _TYPE_NAMES.take(wanted.column("type")),
+            "instance": wanted.column("instance"),
+            "position": pa.array(positions, pa.int64()),
+        }
+    )
+    return page.join(detail, keys=["ticket_id", "type", "instance"], join_type="inner")
+
+
+_TYPE_NAMES = pa.array([kind.value for kind in TargetType], pa.string())
+# What a page of sla_at_risk is made of, in one order whichever way its targets came.
+_PAGE_COLUMNS = ("position", "ticket_id", "agent_id", *TARGET_SCHEMA.names[1:])
