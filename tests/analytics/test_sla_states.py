@@ -162,6 +162,68 @@ def test_kept_states_give_the_answers_of_a_fresh_evaluation(
         write(runtime, workspace, written, f"r{number}")
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    grouped_batches(),
+    st.lists(snapshots(), max_size=5),
+    st.integers(0, 300),
+    st.lists(st.integers(0, 12), min_size=1, max_size=10),
+)
+def test_kept_listings_follow_the_clock(
+    runtime: Runtime,
+    batch: list[tuple[History, str | None]],
+    first_snapshots: list[dict[str, Any]],
+    first_minute: int,
+    steps: list[int],
+) -> None:
+    """Read again and again minutes apart with nothing written, the targets of kept versions become
+    at risk, then breached, between reads: every listing equals a fresh evaluation's."""
+    workspace, _, _ = load_grouped(runtime, batch)
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    if first_snapshots:
+        _ingest(runtime, workspace, "support_tickets", first_snapshots)
+    minute = first_minute
+    for step in [0, *steps]:
+        minute += step
+        filters = _filters(at(minute), None)
+        listed = _at_risk(runtime, workspace, filters, kept=True, limit=100_000, offset=0)
+        assert listed == _at_risk(runtime, workspace, filters, kept=False, limit=100_000, offset=0), minute
+
+
+def test_a_kept_listing_takes_in_targets_as_they_come_at_risk_and_breach(runtime: Runtime) -> None:
+    """One open ticket without a reply, read as its targets cross their limits (first response:
+    20 minutes, at risk from 10; resolution: 120, at risk from 60): each read lists what a fresh
+    evaluation lists, though the first read kept the ticket's version."""
+    workspace = runtime.metadata.create_workspace("listing")
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    _ingest(
+        runtime,
+        workspace,
+        "support_tickets",
+        [
+            {
+                "ticket_id": "S",
+                "created_at": at(0).isoformat(),
+                "status": "open",
+                "updated_at": at(0).isoformat(),
+            }
+        ],
+    )
+    expected = {
+        2: [],
+        11: [("first_response", False, True)],
+        21: [("first_response", True, False)],
+        61: [("first_response", True, False), ("resolution", False, True)],
+        125: [("first_response", True, False), ("resolution", True, False)],
+    }
+    for minute, listing in expected.items():
+        filters = _filters(at(minute), None)
+        rows, count = _at_risk(runtime, workspace, filters, kept=True, limit=100_000, offset=0)
+        assert [(r["target_type"], r["breached"], r["at_risk"]) for r in rows] == listing, minute
+        assert (rows, count) == _at_risk(runtime, workspace, filters, kept=False, limit=100_000, offset=0)
+    assert len(runtime.at_risk_states._kept[workspace.id].seqs) == 1
+
+
 def test_kept_versions_are_used_and_a_new_version_is_evaluated(runtime: Runtime) -> None:
     workspace = runtime.metadata.create_workspace("acme")
     runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))

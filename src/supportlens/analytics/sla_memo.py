@@ -226,11 +226,13 @@ def encoded_states(targets: pa.Table) -> pa.Table:
 @dataclass(frozen=True, slots=True)
 class KeptVersions:
     """Kept ticket versions of one workspace under one setup: ``seqs`` sorted, each version's
-    targets ``targets[starts[i]:starts[i + 1]]``, usable at evaluation times from ``valid_from_ms``."""
+    targets ``targets[starts[i]:starts[i + 1]]``, usable at evaluation times from ``valid_from_ms``
+    and before ``valid_until_ms``."""
 
     setup: str
     seqs: npt.NDArray[np.int64]
     valid_from_ms: npt.NDArray[np.int64]
+    valid_until_ms: npt.NDArray[np.int64]
     starts: npt.NDArray[np.int64]
     targets: pa.Table  # the kept columns (the store's schema without ``row``)
 
@@ -260,6 +262,7 @@ class KeptVersions:
             setup,
             ints(seqs),
             ints(valid_from_ms),
+            np.full(len(seqs), NEVER, dtype=np.int64),
             np.append(ints(starts), targets.num_rows).astype(np.int64),
             targets.cast(STATE_SCHEMA.remove(0)),
         )
@@ -316,7 +319,11 @@ class TargetStates:
         if kept is None or kept.setup != setup or not len(kept.seqs) or not len(seqs):
             return np.zeros(len(seqs), dtype=bool), self._schema.empty_table()
         at = np.minimum(np.searchsorted(kept.seqs, seqs), len(kept.seqs) - 1)
-        found = (kept.seqs[at] == seqs) & (kept.valid_from_ms[at] <= as_of_ms)
+        found = (
+            (kept.seqs[at] == seqs)
+            & (kept.valid_from_ms[at] <= as_of_ms)
+            & (as_of_ms < kept.valid_until_ms[at])
+        )
         rows = np.flatnonzero(found)
         versions = at[rows]
         first, counts = kept.starts[versions], kept.starts[versions + 1] - kept.starts[versions]
@@ -333,12 +340,15 @@ class TargetStates:
         targets: pa.Table,
         *,
         in_use: npt.NDArray[np.int64],
+        valid_until_ms: npt.NDArray[np.int64] | None = None,
     ) -> None:
         """Keeps the targets (``schema``: ``row`` is an index into ``seqs``) of the ticket versions
-        ``seqs``, each usable at evaluation times from ``valid_from_ms`` on (NEVER: not kept).
-        ``in_use``: the versions the request took from here, which stay when the bound is hit."""
+        ``seqs``, each usable at evaluation times from ``valid_from_ms`` (NEVER: not kept) and before
+        ``valid_until_ms`` (by default, ever after).  ``in_use``: the versions the request took from
+        here, which stay when the bound is hit."""
+        until = np.full(len(seqs), NEVER, dtype=np.int64) if valid_until_ms is None else valid_until_ms
         chosen = valid_from_ms < NEVER
-        fresh = _versions(setup, seqs, valid_from_ms, targets.select(self._schema.names), chosen)
+        fresh = _versions(setup, seqs, (valid_from_ms, until), targets.select(self._schema.names), chosen)
         with self._lock:
             kept = self._kept.get(workspace_id)
             if kept is not None and kept.setup == setup:
@@ -357,12 +367,12 @@ def _ranges(first: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.
 def _versions(
     setup: str,
     seqs: npt.NDArray[np.int64],
-    valid_from_ms: npt.NDArray[np.int64],
+    valid: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     targets: pa.Table,
     chosen: npt.NDArray[np.bool_],
 ) -> KeptVersions:
-    """The ``chosen`` ticket versions with their targets (``row``: index into ``seqs``; the other
-    columns are kept)."""
+    """The ``chosen`` ticket versions with their ``valid`` times (from, until) and their targets
+    (``row``: index into ``seqs``; the other columns are kept)."""
     rows = np.flatnonzero(chosen)
     order = np.argsort(seqs[rows], kind="stable")
     entry_of_row = np.full(len(seqs), -1, dtype=np.int64)
@@ -374,7 +384,8 @@ def _versions(
     return KeptVersions(
         setup,
         seqs[rows][order],
-        valid_from_ms[rows][order],
+        valid[0][rows][order],
+        valid[1][rows][order],
         np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         targets.drop_columns(["row"]).take(pa.array(taken, pa.int64())),
     )
@@ -395,16 +406,22 @@ def _rebuilt(
         setup,
         seqs[index],
         np.concatenate([part.valid_from_ms for part in parts])[index],
+        np.concatenate([part.valid_until_ms for part in parts])[index],
         np.concatenate([[0], np.cumsum(counts[index])]).astype(np.int64),
         table.take(pa.array(_ranges(first[index], counts[index]), pa.int64())),
     )
 
 
 def _merged(kept: KeptVersions, fresh: KeptVersions) -> KeptVersions:
-    """Both sets of versions (a version in both: the kept one, they are equal), in order."""
+    """Both sets of versions, in order.  A version in both stays as kept (they are equal), unless
+    the fresh one is usable longer (an evaluation at a later time of targets not yet listed)."""
     if len(kept.seqs) and len(fresh.seqs):
         at = np.minimum(np.searchsorted(kept.seqs, fresh.seqs), len(kept.seqs) - 1)
-        fresh = _rebuilt(fresh.setup, [fresh], np.flatnonzero(kept.seqs[at] != fresh.seqs))
+        both = kept.seqs[at] == fresh.seqs
+        longer = both & (fresh.valid_until_ms > kept.valid_until_ms[at])
+        if longer.any():
+            kept = _rebuilt(kept.setup, [kept], np.setdiff1d(np.arange(len(kept.seqs)), at[longer]))
+        fresh = _rebuilt(fresh.setup, [fresh], np.flatnonzero(~both | longer))
     if not len(fresh.seqs):
         return kept
     seqs = np.concatenate([kept.seqs, fresh.seqs])
@@ -413,6 +430,7 @@ def _merged(kept: KeptVersions, fresh: KeptVersions) -> KeptVersions:
             kept.setup,
             seqs,
             np.concatenate([kept.valid_from_ms, fresh.valid_from_ms]),
+            np.concatenate([kept.valid_until_ms, fresh.valid_until_ms]),
             np.concatenate([kept.starts, fresh.starts[1:] + kept.target_count]),
             pa.concat_tables([kept.targets, fresh.targets]),
         )

@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +52,7 @@ from supportlens.analytics.sla_memo import (
 from supportlens.configuration.sla import builtin_policy
 from supportlens.domain.calendars import CalendarChoice, Schedule
 from supportlens.domain.events import TICKET_ATTRIBUTES, ActorType, EventType, TicketEvent
-from supportlens.domain.metrics import minutes_array, percentage
+from supportlens.domain.metrics import MS_PER_MINUTE, minutes_array, percentage
 from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.sla import (
     PolicySet,
@@ -526,9 +526,20 @@ def _target_states(context: PipeContext, filters: Filters) -> EvaluatedTargets:
         context.sla_states,
         setup=setup,
         as_of=filters.as_of,
-        keeping=lambda fresh: (_steady_from_ms(fresh.tickets, filters.as_of), encoded_states(fresh.targets)),
+        keeping=lambda fresh: _Keeping(
+            _steady_from_ms(fresh.tickets, filters.as_of), None, encoded_states(fresh.targets)
+        ),
     )
     return EvaluatedTargets(reused.tickets, pa.concat_tables([reused.taken, reused.fresh_kept]))
+
+
+class _Keeping(NamedTuple):
+    """What to keep of evaluated tickets (``TargetStates.keep``): from when (NEVER: not kept) and
+    until when each is usable (None: ever after), and the targets (``row``: the evaluated ticket)."""
+
+    valid_from_ms: npt.NDArray[np.int64]
+    valid_until_ms: npt.NDArray[np.int64] | None
+    targets: pa.Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,12 +562,11 @@ def _reusing(
     *,
     setup: SlaSetup,
     as_of: datetime,
-    keeping: Callable[[EvaluatedTargets], tuple[npt.NDArray[np.int64], pa.Table]],
+    keeping: Callable[[EvaluatedTargets], _Keeping],
 ) -> _Reused:
     """The tickets of ``where`` (``columns`` of TICKET_COLUMNS and ``ticket_seq``) with the targets
     ``kept`` holds of their versions usable at ``as_of``; the other tickets are evaluated, and what
-    ``keeping`` says of them (each ticket's time from which it is usable, and the targets to keep,
-    ``row`` indexing the evaluated tickets) is kept in turn."""
+    ``keeping`` says of them is kept in turn."""
     sql = f"SELECT {', '.join(columns)}, seq AS ticket_seq FROM {tickets_from(context)} WHERE {where.where}"
     tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     seqs = _seqs(tickets)
@@ -576,24 +586,27 @@ def _reusing(
             where = where.copy()
             where.among(tickets.column("ticket_id").take(pa.array(missing, pa.int64())).to_pylist())
         fresh = evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False)
-        valid_from_ms, to_keep = keeping(fresh)
+        to_keep = keeping(fresh)
         kept.keep(
             workspace_id,
             fingerprint,
             _seqs(fresh.tickets),
-            valid_from_ms,
-            to_keep,
+            to_keep.valid_from_ms,
+            to_keep.targets,
             in_use=seqs[found],
+            valid_until_ms=to_keep.valid_until_ms,
         )
         if whole:
             chosen = fresh.tickets.select([*columns, "ticket_seq"])
-            return _Reused(chosen, taken.schema.empty_table(), fresh.targets, to_keep)
+            return _Reused(chosen, taken.schema.empty_table(), fresh.targets, to_keep.targets)
         # Each evaluated ticket's row among ours (a ticket written meanwhile may have left the selection).
         missing_ids = tickets.column("ticket_id").take(missing).combine_chunks()
         ours = pc.index_in(fresh.tickets.column("ticket_id"), value_set=missing_ids)
         row_of = np.asarray(ours.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
         row_of = np.where(row_of >= 0, missing[np.maximum(row_of, 0)], -1)
-        return _Reused(tickets, taken, _rows_among(fresh.targets, row_of), _rows_among(to_keep, row_of))
+        return _Reused(
+            tickets, taken, _rows_among(fresh.targets, row_of), _rows_among(to_keep.targets, row_of)
+        )
 
 
 def _rows_among(targets: pa.Table, row_of: npt.NDArray[np.int64]) -> pa.Table:
@@ -862,7 +875,7 @@ def sla_at_risk(context: PipeContext, filters: Filters, *, limit: int, offset: i
             context.at_risk_states,
             setup=setup,
             as_of=as_of,
-            keeping=lambda fresh: _settled(fresh, as_of),
+            keeping=lambda fresh: _listing(fresh, as_of, setup),
         )
     tickets = reused.tickets
     fresh = reused.fresh.filter(_listed(reused.fresh))
@@ -916,22 +929,36 @@ def _listed(targets: pa.Table) -> pa.ChunkedArray:
     )
 
 
-def _settled(fresh: EvaluatedTargets, as_of: datetime) -> tuple[npt.NDArray[np.int64], pa.Table]:
-    """What ``sla_at_risk`` keeps of evaluated tickets (``TargetStates.keep``): the listed targets of
-    the versions evaluated at or after their last moment with every active target listed, usable
-    from ``as_of`` on (analytics/sla_memo.py, LISTED_SCHEMA)."""
+def _listing(fresh: EvaluatedTargets, as_of: datetime, setup: SlaSetup) -> _Keeping:
+    """What ``sla_at_risk`` keeps of evaluated tickets (analytics/sla_memo.py, LISTED_SCHEMA): the
+    listed targets of each version evaluated at or after its last moment, usable from ``as_of`` until
+    one of its active targets not listed could be (ever after when none is: settled)."""
     targets = fresh.targets
     listed = _listed(targets)
-    running = pc.and_(pc.equal(targets.column("state"), TargetStatus.ACTIVE.value), pc.invert(listed))
-    rows = np.asarray(targets.column("row").to_numpy(), dtype=np.int64)
-    unsettled = np.zeros(fresh.tickets.num_rows, dtype=bool)
-    unsettled[rows[np.asarray(running.to_numpy(zero_copy_only=False), dtype=bool)]] = True
     as_of_us = to_us(as_of)
+    # An active target is listed once its elapsed time reaches the least that makes it at risk or
+    # breached, and elapsed time runs at most as fast as the clock: not before that much later.
+    policies = setup.policies_by_id()
+    policy_ids = targets.column("policy_id").to_pylist()
+    target_ms = np.asarray(targets.column("target_minutes").to_numpy(), dtype=np.int64) * MS_PER_MINUTE
+    risk_minutes = np.array(
+        [policies[p].at_risk_minutes if policies[p].at_risk_minutes is not None else -1 for p in policy_ids],
+        dtype=np.int64,
+    )
+    risk_percent = np.array([policies[p].at_risk_percent for p in policy_ids], dtype=np.int64)
+    least = np.minimum(target_ms + 1, -(-(risk_percent * target_ms) // 100))
+    least = np.where(risk_minutes >= 0, np.minimum(least, target_ms - risk_minutes * MS_PER_MINUTE), least)
+    elapsed = np.asarray(targets.column("elapsed_ms").to_numpy(), dtype=np.int64)
+    running = pc.and_(pc.equal(targets.column("state"), TargetStatus.ACTIVE.value), pc.invert(listed))
+    waiting = np.asarray(running.to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.asarray(targets.column("row").to_numpy(), dtype=np.int64)
+    until = np.full(fresh.tickets.num_rows, NEVER, dtype=np.int64)
+    # (A millisecond less: elapsed times are whole milliseconds.)
+    np.minimum.at(until, rows[waiting], as_of_us // 1000 + (least - elapsed)[waiting] - 1)
     # Usable from the first whole millisecond at or after as_of (lookups compare milliseconds).
-    from_ms = -(-as_of_us // 1000)
     steady = (_last_moment_ms(fresh.tickets) + 1) * 1000 <= as_of_us
-    valid_from = np.where(steady & ~unsettled, from_ms, NEVER)
-    return valid_from, encoded_listed(targets.filter(listed))
+    valid_from = np.where(steady, -(-as_of_us // 1000), NEVER)
+    return _Keeping(valid_from, until, encoded_listed(targets.filter(listed)))
 
 
 def _evaluated_again(
