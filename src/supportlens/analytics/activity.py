@@ -163,14 +163,14 @@ _VECTORIZED_UNTIL_MS = 2_114_380_800_000  # 2037-01-01 00:00 UTC
 def period_labels(instants_ms: I64, unit: PeriodUnit, timezone: str) -> list[str | None]:
     """``period_label`` of many instants (epoch ms) at once: floored in local time by Arrow and
     formatted by DuckDB, about twenty times faster than one at a time."""
-    floored = _local_period_starts(instants_ms, unit, timezone)
+    floored = local_period_starts(instants_ms, unit, timezone)
     if floored is None:
         return [period_label(from_epoch_ms(int(ms)), unit, timezone) for ms in instants_ms]
     labels: list[str | None] = format_timestamps(floored).to_pylist()
     return labels
 
 
-def _local_period_starts(instants_ms: I64, unit: PeriodUnit, timezone: str) -> pa.Array | None:
+def local_period_starts(instants_ms: I64, unit: PeriodUnit, timezone: str) -> pa.Array | None:
     """The local start of the period holding each instant, as naive local timestamps (their
     order is the labels' order), or None where Arrow's zone rules do not reach (see above)."""
     if len(instants_ms) == 0 or int(instants_ms.max()) >= _VECTORIZED_UNTIL_MS:
@@ -206,7 +206,7 @@ def period_codes(instants_ms: I64, unit: PeriodUnit, timezone: str) -> tuple[lis
         buckets, bucket_of = np.arange(first, first + span, dtype=np.int64), quarters - first
     else:
         buckets, bucket_of = np.unique(quarters, return_inverse=True)
-    starts = _local_period_starts(buckets * _QUARTER_HOUR_MS, unit, timezone)
+    starts = local_period_starts(buckets * _QUARTER_HOUR_MS, unit, timezone)
     if starts is None:
         labels = np.array(period_labels(buckets * _QUARTER_HOUR_MS, unit, timezone), dtype=object)
         distinct, label_of_bucket = np.unique(labels, return_inverse=True)

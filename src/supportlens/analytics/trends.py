@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from supportlens.analytics.activity import period_codes, period_labels
+from supportlens.analytics.activity import local_period_starts, period_codes, period_labels
 from supportlens.analytics.common import RESOLVED, PipeContext, PipeResult, selection, tickets_from
 from supportlens.analytics.durations import NO_DURATIONS, ticket_durations
 from supportlens.analytics.history import from_epoch_ms, timestamp_ms
@@ -45,11 +45,11 @@ COLUMNS = [
 ]
 
 
-def _local_buckets(
-    context: PipeContext, where: Conditions, bucket: UtcBucket, unit: PeriodUnit, measures: str
-) -> tuple[pa.Table, I64, list[str], float]:
+def _utc_buckets(
+    context: PipeContext, where: Conditions, bucket: UtcBucket, measures: str
+) -> tuple[pa.Table, I64, float]:
     """The UTC ``bucket``s holding tickets of ``where`` (the bucket's start as ``bucket`` and the
-    ``measures``, SQL), each bucket's start (epoch ms) and the local period of ``unit`` holding it."""
+    ``measures``, SQL), each bucket's start (epoch ms), and the query's time."""
     sql = (
         f"SELECT {context.engine.dialect.utc_bucket('created_at', bucket)} AS bucket, {measures} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
@@ -58,6 +58,14 @@ def _local_buckets(
     buckets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     elapsed = time.perf_counter() - started
     starts, _ = timestamp_ms(buckets, "bucket")
+    return buckets, starts, elapsed
+
+
+def _local_buckets(
+    context: PipeContext, where: Conditions, bucket: UtcBucket, unit: PeriodUnit, measures: str
+) -> tuple[pa.Table, I64, list[str], float]:
+    """``_utc_buckets`` with the local period of ``unit`` holding each bucket."""
+    buckets, starts, elapsed = _utc_buckets(context, where, bucket, measures)
     labels = [str(label) for label in period_labels(starts, unit, context.timezone)]
     return buckets, starts, labels, elapsed
 
@@ -163,19 +171,35 @@ def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str 
     cells.  Each ticket's created_at is converted to local time exactly across DST: a fall-back
     hour holds both UTC hours that show it, a skipped hour holds none."""
     where = selection(context, filters, window.start, window.end)
-    found, elapsed = _local_periods(
-        context, where, _ARRIVAL_BUCKET, PeriodUnit.HOUR, "count(*) AS tickets", ("tickets",)
+    buckets, starts, elapsed = _utc_buckets(context, where, _ARRIVAL_BUCKET, "count(*) AS tickets")
+    weekday, hour = _local_weekday_hour(starts, context.timezone)
+    counts = np.zeros(len(_WEEKDAY_NAMES) * 24, dtype=np.int64)
+    np.add.at(
+        counts, (weekday - 1) * 24 + hour, np.asarray(buckets.column("tickets").cast(pa.int64()), np.int64)
     )
-    counts = [[0] * 24 for _ in _WEEKDAY_NAMES]
-    for period, row in found.items():
-        weekday, hour = _weekday_hour(period)
-        counts[weekday - 1][hour] += int(row["tickets"])
     rows: list[dict[str, Any]] = [
-        {"weekday": day + 1, "weekday_name": name, "hour": hour, "tickets": counts[day][hour]}
+        {"weekday": day + 1, "weekday_name": name, "hour": hour, "tickets": int(counts[day * 24 + hour])}
         for day, name in enumerate(_WEEKDAY_NAMES)
         for hour in range(24)
     ]
-    return PipeResult(ARRIVAL_COLUMNS, rows, sum(map(sum, counts)), elapsed)
+    return PipeResult(ARRIVAL_COLUMNS, rows, int(counts.sum()), elapsed)
+
+
+_HOUR_MS = 3_600_000
+_DAY_MS = 86_400_000
+
+
+def _local_weekday_hour(starts_ms: I64, timezone: str) -> tuple[I64, I64]:
+    """The ISO weekday (1 = Monday) and local hour of each instant (epoch ms) in ``timezone``: from
+    the local hour's start as a number (1970-01-01 was a Thursday), or from its label where Arrow's
+    zone rules do not reach."""
+    local = local_period_starts(starts_ms, PeriodUnit.HOUR, timezone)
+    if local is None:
+        pairs = [_weekday_hour(str(label)) for label in period_labels(starts_ms, PeriodUnit.HOUR, timezone)]
+        found = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        return found[:, 0], found[:, 1]
+    local_ms = np.asarray(local.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return (local_ms // _DAY_MS + 3) % 7 + 1, (local_ms // _HOUR_MS) % 24
 
 
 def created_in_local_hours(
