@@ -501,14 +501,6 @@ def _selection(context: PipeContext, filters: Filters, *, unresolved_only: bool 
     return where
 
 
-def _evaluated_targets(
-    context: PipeContext, filters: Filters, *, unresolved_only: bool = False
-) -> EvaluatedTargets:
-    """The targets in no particular order: their users count them or sort them themselves."""
-    where = _selection(context, filters, unresolved_only=unresolved_only)
-    return evaluate_targets(context, where, as_of=filters.as_of, setup=SlaSetup.of(context), in_order=False)
-
-
 def _target_states(context: PipeContext, filters: Filters, columns: Sequence[str]) -> EvaluatedTargets:
     """The targets of the selected tickets as ``sla_memo.STATE_SCHEMA``, in no particular order: those of
     ticket versions kept from earlier runs (analytics/sla_memo.py, ``TargetStates``), the others
