@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from supportlens.analytics.activity import Filters
 from supportlens.analytics.params import Window
-from supportlens.analytics.sla_memo import NEVER, STATE_SCHEMA, TargetStates
+from supportlens.analytics.sla_memo import NEVER, STATE_SCHEMA, TargetStates, _SeqIndex
 from supportlens.analytics.sla_state import SlaGroupBy, sla_at_risk, sla_attainment
 from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
@@ -312,6 +312,23 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
     kept = states._kept["w"]
     assert kept.seqs.tolist() == [5, 20, 40]
     assert kept.targets.column("type").to_pylist() == [4, 5, 6]
+
+
+@given(
+    st.sets(st.integers(0, 200), max_size=120),
+    st.lists(st.integers(-5, 205), max_size=60),
+    st.integers(1_000, 10**12),
+)
+def test_kept_versions_are_found_by_number_dense_or_sparse(
+    numbers: set[int], wanted: list[int], far: int
+) -> None:
+    """Where each wanted number is among the kept ones (-1: not kept), with or without a table
+    indexed by the number (numbers far apart)."""
+    for chosen in (numbers, numbers | {far}):
+        seqs = np.array(sorted(chosen), dtype=np.int64)
+        asked = np.array([*wanted, far], dtype=np.int64)
+        position = {seq: index for index, seq in enumerate(seqs.tolist())}
+        assert _SeqIndex(seqs).positions(asked).tolist() == [position.get(n, -1) for n in asked.tolist()]
 
 
 def test_the_server_prepares_the_sla_pipes_at_start(

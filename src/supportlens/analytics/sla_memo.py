@@ -287,6 +287,7 @@ class TargetStates:
         self._lock = threading.Lock()
         self._kept: dict[str, KeptVersions] = {}
         self._saved: dict[str, KeptVersions] = {}  # what the files hold: not written again
+        self._indexes: dict[str, tuple[KeptVersions, _SeqIndex]] = {}
         self._turns = _Turns()
 
     def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
@@ -318,18 +319,27 @@ class TargetStates:
             kept = self._kept.get(workspace_id)
         if kept is None or kept.setup != setup or not len(kept.seqs) or not len(seqs):
             return np.zeros(len(seqs), dtype=bool), self._schema.empty_table()
-        at = np.minimum(np.searchsorted(kept.seqs, seqs), len(kept.seqs) - 1)
-        found = (
-            (kept.seqs[at] == seqs)
-            & (kept.valid_from_ms[at] <= as_of_ms)
-            & (as_of_ms < kept.valid_until_ms[at])
-        )
+        at = self._index(workspace_id, kept).positions(seqs)
+        present = at >= 0
+        at = np.where(present, at, 0)
+        found = present & (kept.valid_from_ms[at] <= as_of_ms) & (as_of_ms < kept.valid_until_ms[at])
         rows = np.flatnonzero(found)
         versions = at[rows]
         first, counts = kept.starts[versions], kept.starts[versions + 1] - kept.starts[versions]
         targets = kept.targets.take(pa.array(_ranges(first, counts), pa.int64()))
         row = pa.array(np.repeat(rows, counts), pa.int64())
         return found, targets.add_column(0, "row", row)
+
+    def _index(self, workspace_id: str, kept: KeptVersions) -> _SeqIndex:
+        """The index of the workspace's kept versions, built once for each set of them."""
+        with self._lock:
+            cached = self._indexes.get(workspace_id)
+        if cached is not None and cached[0] is kept:
+            return cached[1]
+        index = _SeqIndex(kept.seqs)
+        with self._lock:
+            self._indexes[workspace_id] = (kept, index)
+        return index
 
     def keep(
         self,
@@ -356,6 +366,36 @@ class TargetStates:
                 if fresh.target_count > self._max:
                     fresh = _only(fresh, np.concatenate([in_use, seqs]))
             self._kept[workspace_id] = fresh
+
+
+class _SeqIndex:
+    """Where each of some sorted ``seq``s is among them.  A request looks up a million versions:
+    binary search took ~35 ms; when the numbers are dense (as the store hands them out), one table
+    indexed by the number itself takes a few."""
+
+    def __init__(self, seqs: npt.NDArray[np.int64]) -> None:
+        self._seqs = seqs
+        self._first = int(seqs[0]) if len(seqs) else 0
+        span = int(seqs[-1]) - self._first + 1 if len(seqs) else 0
+        self._table: npt.NDArray[np.int64] | None = None
+        if span <= _DENSE_SPAN * len(seqs):
+            self._table = np.full(span, -1, dtype=np.int64)
+            self._table[seqs - self._first] = np.arange(len(seqs))
+
+    def positions(self, wanted: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Each wanted number's position among the seqs, -1 where it is not one."""
+        if not len(self._seqs):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        if self._table is None:
+            at = np.minimum(np.searchsorted(self._seqs, wanted), len(self._seqs) - 1)
+            return np.where(self._seqs[at] == wanted, at, -1)
+        offset = wanted - self._first
+        inside = (offset >= 0) & (offset < len(self._table))
+        return np.where(inside, self._table[np.where(inside, offset, 0)], -1)
+
+
+# A table per number is used while the numbers span at most this many times their count.
+_DENSE_SPAN = 4
 
 
 def _ranges(first: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
