@@ -617,10 +617,16 @@ def _seqs(tickets: pa.Table) -> npt.NDArray[np.int64]:
 
 
 def _steady_from_ms(tickets: pa.Table, as_of: datetime) -> npt.NDArray[np.int64]:
-    """Each ticket's last moment if it is at or before ``as_of`` (an evaluation then holds what no
+    """Each ticket's last moment if it is before ``as_of`` (an evaluation then holds what no
     longer changes), else NEVER."""
     last = _last_moment_ms(tickets)
-    return np.where(last <= to_us(as_of) // 1000, last, NEVER)
+    return np.where(_steady(last, as_of), last, NEVER)
+
+
+def _steady(last_moment_ms: npt.NDArray[np.int64], as_of: datetime) -> npt.NDArray[np.bool_]:
+    """Whether each last moment (whole milliseconds, the instant's own may be finer) is surely
+    before ``as_of``."""
+    return np.asarray((last_moment_ms + 1) * 1000 <= to_us(as_of), dtype=bool)
 
 
 def _last_moment_ms(tickets: pa.Table) -> npt.NDArray[np.int64]:
@@ -939,16 +945,20 @@ def _listing(fresh: EvaluatedTargets, as_of: datetime, setup: SlaSetup) -> _Keep
     as_of_us = to_us(as_of)
     # An active target is listed once its elapsed time reaches the least that makes it at risk or
     # breached, and elapsed time runs at most as fast as the clock: not before that much later.
+    # Each target's policy thresholds: looked up once per policy, then taken per target.
     policies = setup.policies_by_id()
-    policy_ids = targets.column("policy_id").to_pylist()
+    encoded = pc.dictionary_encode(targets.column("policy_id")).combine_chunks()
+    used = [policies[p] for p in encoded.dictionary.to_pylist()]
+    of_target = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     target_ms = np.asarray(targets.column("target_minutes").to_numpy(), dtype=np.int64) * MS_PER_MINUTE
+    no_minutes = -1
     risk_minutes = np.array(
-        [policies[p].at_risk_minutes if policies[p].at_risk_minutes is not None else -1 for p in policy_ids],
-        dtype=np.int64,
-    )
-    risk_percent = np.array([policies[p].at_risk_percent for p in policy_ids], dtype=np.int64)
+        [no_minutes if p.at_risk_minutes is None else p.at_risk_minutes for p in used], dtype=np.int64
+    )[of_target]
+    risk_percent = np.array([p.at_risk_percent for p in used], dtype=np.int64)[of_target]
     least = np.minimum(target_ms + 1, -(-(risk_percent * target_ms) // 100))
-    least = np.where(risk_minutes >= 0, np.minimum(least, target_ms - risk_minutes * MS_PER_MINUTE), least)
+    minutes_limit = target_ms - risk_minutes * MS_PER_MINUTE
+    least = np.where(risk_minutes != no_minutes, np.minimum(least, minutes_limit), least)
     elapsed = np.asarray(targets.column("elapsed_ms").to_numpy(), dtype=np.int64)
     running = pc.and_(pc.equal(targets.column("state"), TargetStatus.ACTIVE.value), pc.invert(listed))
     waiting = np.asarray(running.to_numpy(zero_copy_only=False), dtype=bool)
@@ -957,8 +967,7 @@ def _listing(fresh: EvaluatedTargets, as_of: datetime, setup: SlaSetup) -> _Keep
     # (A millisecond less: elapsed times are whole milliseconds.)
     np.minimum.at(until, rows[waiting], as_of_us // 1000 + (least - elapsed)[waiting] - 1)
     # Usable from the first whole millisecond at or after as_of (lookups compare milliseconds).
-    steady = (_last_moment_ms(fresh.tickets) + 1) * 1000 <= as_of_us
-    valid_from = np.where(steady, -(-as_of_us // 1000), NEVER)
+    valid_from = np.where(_steady(_last_moment_ms(fresh.tickets), as_of), -(-as_of_us // 1000), NEVER)
     return _Keeping(valid_from, until, encoded_listed(targets.filter(listed)))
 
 
