@@ -79,12 +79,12 @@ class SyncTarget:
     def crash_between_pages(self, connection_id: str, *, after_pages: int, committed_pages: int) -> str:
         """A sync the account breaks off (503) after ``after_pages`` pages, of which
         ``committed_pages`` were committed; the cursor it kept (the account works again after)."""
-        self.account.outage_after_pages = after_pages
+        self.account.pages.outage_after = after_pages
         crashed = self.sync(connection_id)
         assert crashed.status == "failed"
         assert crashed.pages == committed_pages
         assert "503" in crashed.errors[-1]
-        self.account.outage_after_pages = None
+        self.account.pages.outage_after = None
         return self.runtime.connections.cursor(connection_id) or "{}"
 
     def assert_a_clean_sync_writes_as_many(self, table: Table, connect: Callable[[], str]) -> None:

@@ -51,7 +51,7 @@ from supportlens.demo.activities import (
     generate_exports,
 )
 from supportlens.json_values import record_text
-from tests.fakes.server import Fault
+from tests.fakes.server import Fault, SentPages, page_key
 
 API_KEY = "fd-key-0123456789abcdef"
 GROUP_BASE = 5_000_000
@@ -185,14 +185,13 @@ class FreshdeskAccount:
     credits_per_minute: int = 200
     clock: Callable[[], float] = time.monotonic  # for the rate limit (tests: their fake clock)
     faults: dict[int, Fault] = field(default_factory=dict)  # by request number (1-based)
-    outage_after_pages: int | None = None  # 503 for everything once this many ticket pages went out
+    pages: SentPages = field(default_factory=SentPages)  # tickets pages, and the outage after some
     duplicate_tickets: bool = False  # each tickets page also repeats a ticket sent before
     duplicate_conversations: bool = False  # each conversations page repeats one sent before
     after_tickets_page: Callable[[int], None] | None = None  # called with the page count
     # What happened (for assertions):
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
     throttled: int = 0  # 429 answers for credits (not scripted faults)
-    tickets_pages: int = 0
     file_requests: list[dict[str, str]] = field(default_factory=list)  # headers of export file requests
     _spent: deque[tuple[float, int]] = field(default_factory=deque)
     _sent_tickets: list[dict[str, Any]] = field(default_factory=list)
@@ -372,11 +371,12 @@ class FreshdeskAccount:
 
     async def _guard(self, request: Request, credits: int) -> Response | None:
         """Auth, scripted faults and the credit limit; None when the request may be answered."""
+        key = await page_key(request)
         with self._lock:
             self.requests.append((request.url.path, dict(request.query_params)))
             number = len(self.requests)
             fault = self.faults.get(number)
-            down = self.outage_after_pages is not None and self.tickets_pages >= self.outage_after_pages
+            down = self.pages.refuses(key)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         elif fault is not None:
@@ -475,15 +475,15 @@ class FreshdeskAccount:
         tickets.sort(key=key, reverse=query.get("order_type", "desc") == "desc")
         chunk, link, _ = self._paged(request, tickets)
         body = [self.ticket_json(t, includes) for t in chunk]
+        key = await page_key(request)
         with self._lock:
             if self.duplicate_tickets and self._sent_tickets:
                 body.append(self._sent_tickets[len(self._sent_tickets) // 2])
             self._sent_tickets.extend(body)
-            self.tickets_pages += 1
-            pages = self.tickets_pages
+            page = self.pages.sent(key)
         answer = self._answer(request, body, link=link)
-        if self.after_tickets_page is not None:
-            self.after_tickets_page(pages)
+        if page is not None and self.after_tickets_page is not None:
+            self.after_tickets_page(page)
         return answer
 
     async def _conversations(self, request: Request) -> Response:

@@ -47,6 +47,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.server import Fault as ServedFault
+from tests.fakes.server import SentPages, page_key
 
 TOKEN = "pat-na1-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 OPEN, CLOSED = "OPEN", "CLOSED"
@@ -218,7 +219,7 @@ class HubSpotAccount:
     daily: int = 250_000
     clock: Callable[[], float] = time.monotonic  # for the rate limits (tests: their fake clock)
     faults: dict[int, Fault] = field(default_factory=dict)  # by request number (1-based)
-    outage_after_pages: int | None = None  # 503 for everything once this many search pages went out
+    pages: SentPages = field(default_factory=SentPages)  # search pages, and the outage after some
     stale_copies: bool = False  # each search page starts with a ticket as an earlier page sent it
     after_search_page: Callable[[int], None] | None = None  # called with the page count
     # What happened (for assertions):
@@ -226,7 +227,6 @@ class HubSpotAccount:
         default_factory=list
     )  # method, path, query, body
     throttled: dict[str, int] = field(default_factory=dict)  # 429s by policy (not scripted faults)
-    search_pages: int = 0
     _searches: deque[float] = field(default_factory=deque)
     _all: deque[float] = field(default_factory=deque)
     _day: int = 0
@@ -330,11 +330,12 @@ class HubSpotAccount:
         rate-limit headers for the answer (none for search)."""
         raw = await request.body()
         body = orjson.loads(raw) if search and raw else None
+        key = await page_key(request)
         with self._lock:
             self.requests.append((request.method, request.url.path, dict(request.query_params), body))
             number = len(self.requests)
             fault = self.faults.get(number)
-            down = self.outage_after_pages is not None and self.search_pages >= self.outage_after_pages
+            down = self.pages.refuses(key)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         elif fault is not None:
@@ -421,15 +422,15 @@ class HubSpotAccount:
             answer = self._answer_search(raw)
         except BadRequest as bad:
             return self._error(400, "VALIDATION_ERROR", bad.message)
+        key = await page_key(request)
         with self._lock:
             if self.stale_copies and self._sent and answer["results"]:  # ahead of the page's own
                 answer["results"].insert(0, self._sent[len(self._sent) // 2])
             self._sent.extend(answer["results"][:3])
-            self.search_pages += 1
-            pages = self.search_pages
+            page = self.pages.sent(key)
         response = self._json(answer, guarded)
-        if self.after_search_page is not None:
-            self.after_search_page(pages)
+        if page is not None and self.after_search_page is not None:
+            self.after_search_page(page)
         return response
 
     def _answer_search(self, raw: bytes) -> dict[str, Any]:

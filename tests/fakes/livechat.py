@@ -47,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import PageKey, SentPages, page_key
+
 ACCOUNT_ID = "5f0c1c2e-0b1a-4c5e-9d7e-1a2b3c4d5e6f"
 PAT = "dal:pat-0123456789abcdef"
 OAUTH_FRA = "fra-oauth-fedcba9876543210"
@@ -222,13 +224,12 @@ class LiveChatAccount:
     broken: set[str] = field(default_factory=set)  # threads served without their created_at
     clock: Callable[[], float] = time.monotonic  # for the rate limit (tests: their fake clock)
     faults: dict[int, Fault] = field(default_factory=dict)  # by request number (1-based)
-    outage_after_pages: int | None = None  # 503 for everything once this many archive pages went out
+    pages: SentPages = field(default_factory=SentPages)  # archive pages, and the outage after some
     duplicate_entries: bool = False  # each page after the first also repeats an entry sent before
     after_page: Callable[[int], None] | None = None  # called with the page count
     # What happened (for assertions):
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # action, body
     throttled: int = 0  # 429 answers for the limit (not scripted faults)
-    pages: int = 0
     _sent: deque[float] = field(default_factory=deque)
     _sent_entries: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -408,11 +409,12 @@ class LiveChatAccount:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             body = None
+        key = await page_key(request)
         with self._lock:
             self.requests.append((action, body if isinstance(body, dict) else {}))
             number = len(self.requests)
             fault = self.faults.get(number)
-            down = self.outage_after_pages is not None and self.pages >= self.outage_after_pages
+            down = self.pages.refuses(key)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         elif fault is not None:
@@ -477,7 +479,7 @@ class LiveChatAccount:
             state, problem = self._first_page(body)
             if problem is not None:
                 return self.error("validation", problem, 400)
-        return self._page(state)
+        return self._page(state, await page_key(request))
 
     @staticmethod
     def _first_page(body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -497,7 +499,7 @@ class LiveChatAccount:
         end = _ms(filters["to"]) if "to" in filters else None
         return {"from": start, "to": end, "limit": limit, "order": order, "after": None, "page": 1}, None
 
-    def _page(self, state: dict[str, Any]) -> Response:
+    def _page(self, state: dict[str, Any], key: PageKey) -> Response:
         with self._lock:
             threads = [
                 t
@@ -515,8 +517,7 @@ class LiveChatAccount:
             if self.duplicate_entries and self._sent_entries:
                 entries.append(self._sent_entries[len(self._sent_entries) // 2])
             self._sent_entries.extend(entries)
-            self.pages += 1
-            pages = self.pages
+            page = self.pages.sent(key)
         answer: dict[str, Any] = {
             "chats": entries,
             "found_chats": len(threads) + (state["page"] - 1) * state["limit"],
@@ -530,8 +531,8 @@ class LiveChatAccount:
                 orjson.dumps({**state, "page": state["page"] - 1})
             ).decode()
         response = JSONResponse(answer)
-        if self.after_page is not None:
-            self.after_page(pages)
+        if page is not None and self.after_page is not None:
+            self.after_page(page)
         return response
 
 

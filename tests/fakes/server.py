@@ -7,10 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from starlette.requests import Request
 
 from tests.live import free_port
 
@@ -22,6 +23,38 @@ class Fault:
     status: int = 503
     retry_after: int | None = None
     delay: float = 0.0  # seconds before answering normally (past the client's timeout: a timeout)
+
+
+PageKey = tuple[str, str, bytes]  # path, query, body
+
+
+async def page_key(request: Request) -> PageKey:
+    """What names the page a request asks for: the same path, query and body ask for the same page."""
+    return request.url.path, request.url.query, await request.body()
+
+
+@dataclass
+class SentPages:
+    """The distinct pages a fake API sent, and an outage (503) once ``outage_after`` of them went out.
+
+    A page asked again (a client's retry after its timeout on a loaded machine: the fake sent the
+    page, the client never read it) is the same page. It is not counted again and is still answered
+    during the outage, so the outage falls after the page the test names."""
+
+    outage_after: int | None = None
+    _keys: set[PageKey] = field(default_factory=set)
+
+    def refuses(self, key: PageKey) -> bool:
+        return (
+            self.outage_after is not None and len(self._keys) >= self.outage_after and key not in self._keys
+        )
+
+    def sent(self, key: PageKey) -> int | None:
+        """The page's number if it is new, None if it went out before."""
+        if key in self._keys:
+            return None
+        self._keys.add(key)
+        return len(self._keys)
 
 
 @contextmanager

@@ -65,7 +65,7 @@ from supportlens.demo.activities import (
     TAGS,
     generate_activity_columns,
 )
-from tests.fakes.server import Fault
+from tests.fakes.server import Fault, SentPages, page_key
 
 EMAIL = "admin@acme.example.com"
 API_TOKEN = "zd-token-0123456789abcdef"
@@ -242,13 +242,12 @@ class ZendeskAccount:
     account_per_minute: int = 700
     clock: Callable[[], float] = time.monotonic  # for the rate limits (tests: their fake clock)
     faults: dict[int, Fault] = field(default_factory=dict)  # by request number (1-based)
-    outage_after_pages: int | None = None  # 503 for everything once this many export pages went out
+    pages: SentPages = field(default_factory=SentPages)  # export pages, and the outage after some
     duplicate_tickets: bool = False  # each ticket export page also repeats a ticket sent before
     after_export_page: Callable[[int], None] | None = None  # called with the export page count
     # What happened (for assertions):
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
     throttled: int = 0  # 429 answers for the rate limits (not scripted faults)
-    export_pages: int = 0
     _sent: dict[str, deque[float]] = field(
         default_factory=lambda: {"incremental": deque(), "account": deque()}
     )
@@ -431,10 +430,11 @@ class ZendeskAccount:
 
     async def _guard(self, request: Request) -> Response | None:
         """Auth, scripted faults and the rate limits; None when the request may be answered."""
+        key = await page_key(request)
         with self._lock:
             self.requests.append((request.url.path, dict(request.query_params)))
             fault = self.faults.get(len(self.requests))
-            down = self.outage_after_pages is not None and self.export_pages >= self.outage_after_pages
+            down = self.pages.refuses(key)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         elif fault is not None:
@@ -472,12 +472,12 @@ class ZendeskAccount:
     def _invalid(self, request: Request, description: str) -> Response:
         return self._answer(request, {"error": "InvalidValue", "description": description}, 400)
 
-    def _export_page_sent(self) -> None:
+    async def _export_page_sent(self, request: Request) -> None:
+        key = await page_key(request)
         with self._lock:
-            self.export_pages += 1
-            pages = self.export_pages
-        if self.after_export_page is not None:
-            self.after_export_page(pages)
+            page = self.pages.sent(key)
+        if page is not None and self.after_export_page is not None:
+            self.after_export_page(page)
 
     @staticmethod
     def _visible_until() -> int:
@@ -533,7 +533,7 @@ class ZendeskAccount:
         if "metric_sets" in includes:
             answer["metric_sets"] = [self.metric_set(t) for t in chunk if t.deleted_at is None]
         response = self._answer(request, answer)
-        self._export_page_sent()
+        await self._export_page_sent(request)
         return response
 
     def _audit_json(self, ticket: FakeTicket, audit: Audit, comments: bool) -> dict[str, Any]:
@@ -589,7 +589,7 @@ class ZendeskAccount:
             "end_of_stream": len(chunk) == len(audits),
         }
         response = self._answer(request, answer)
-        self._export_page_sent()
+        await self._export_page_sent(request)
         return response
 
     def _cursor_page(self, request: Request, key: str, items: list[tuple[int, dict[str, Any]]]) -> Response:
