@@ -245,6 +245,7 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_t
         if not runtime.tickets.search(target.id, TicketQuery(limit=1))[1]:
             desk = fill_desk(runtime.tickets, target.id, count=_DEMO_DESK_TICKETS, seed=seed)
             console.print(f"Demo desk: {desk} tickets in /v1/support/tickets, {len(AGENTS)} agents.")
+        _prepare_sla_pipes(runtime, target)
     finally:
         runtime.close()
     return secret
@@ -287,22 +288,37 @@ def import_file(
         target = _workspace(runtime.metadata, workspace)
         if activities:
             _import_activities(runtime, target, paths)
-            return
-        for path in paths:
-            kind = fmt or detect_format(path)
-            batches = (
-                _line_batches(runtime, target, path)
-                if kind == "ndjson"
-                else _row_batches(runtime, target, read_rows(path, kind))
-            )
-            accepted, rejected = _ingest_batches(runtime, target, batches, total=None, label=path.name)
-            console.print(f"{path}: {accepted} rows imported, {rejected} quarantined")
-            if rejected:
-                console.print(
-                    f"  see GET /v0/quarantine/support_tickets.json for the {rejected} rejected rows"
+        else:
+            for path in paths:
+                kind = fmt or detect_format(path)
+                batches = (
+                    _line_batches(runtime, target, path)
+                    if kind == "ndjson"
+                    else _row_batches(runtime, target, read_rows(path, kind))
                 )
+                accepted, rejected = _ingest_batches(runtime, target, batches, total=None, label=path.name)
+                console.print(f"{path}: {accepted} rows imported, {rejected} quarantined")
+                if rejected:
+                    console.print(
+                        f"  see GET /v0/quarantine/support_tickets.json for the {rejected} rejected rows"
+                    )
+        _prepare_sla_pipes(runtime, target)
     finally:
         runtime.close()
+
+
+def _prepare_sla_pipes(runtime: Runtime, workspace: Workspace) -> None:
+    """After writing tickets: evaluate their SLA targets once and save them, so that the server's
+    first SLA answers do not wait for it (seconds at a million tickets; docs/pipes.md)."""
+    with console.status(f"Preparing the SLA pipes of '{workspace.name}'…"):
+        seconds = runtime.prepare_sla_pipes(workspace)
+    if seconds is None:
+        console.print(
+            "[yellow]Could not prepare the SLA pipes (the log says why);"
+            " the server prepares them when it starts.[/yellow]"
+        )
+    else:
+        console.print(f"SLA pipes of '{workspace.name}' prepared in {seconds:.1f} s.")
 
 
 def _advance(bar: Progress, task: TaskID, events: int) -> None:

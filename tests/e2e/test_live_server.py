@@ -17,7 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from supportlens.analytics.pipes import PIPES
+from supportlens.analytics.sla_memo import TargetStates
+from supportlens.analytics.sla_memo_files import load_target_states
 from supportlens.auth.repository import MetadataRepository
+from supportlens.config import Settings
 from tests.api.test_pipes_api import HISTORY
 from tests.live import CLI, cli_env, live_server
 from tests.live import run_cli as _cli
@@ -68,6 +71,12 @@ def test_ingest_and_read_every_endpoint_in_every_format(server: tuple[str, str, 
         assert client.get("/docs").status_code == 200
 
 
+def _saved_sla_workspaces(data_dir: Path) -> int:
+    """How many workspaces' SLA states in ``data_dir`` a server starting now would take up."""
+    directory = Settings(data_dir=data_dir).kept_sla_states_path
+    return load_target_states(TargetStates(), directory, last_seq=10**9)
+
+
 def test_cli_import_and_query(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "data")
     _cli(env, "workspace", "create", "default", "--timezone", "Europe/Berlin")
@@ -82,6 +91,9 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
     )
     output = _cli(env, "import", str(ndjson), str(csv_file))
     assert "1 quarantined" in output
+    # What the SLA pipes evaluated is saved for the server's first start.
+    assert re.search(r"SLA pipes of 'default' prepared in \d+\.\d s", output)
+    assert _saved_sla_workspaces(tmp_path / "data") == 1
     metrics = json.loads(
         _cli(
             env,
@@ -111,6 +123,8 @@ def test_cli_demo_fills_a_workspace(tmp_path: Path) -> None:
     assert "3000 tickets written" in output
     assert "400 tickets over the last 14 days" in output
     assert "Demo desk: 60 tickets" in output
+    assert "SLA pipes of 'sandbox' prepared" in output
+    assert _saved_sla_workspaces(tmp_path / "data") == 1
     metrics = json.loads(_cli(env, "query", "ticket_metrics", "-w", "sandbox", "--format", "json"))
     assert metrics[0]["total_tickets"] == 3460  # snapshots, activity log and the desk's tickets
     assert metrics[0]["avg_first_response_time_minutes"] is not None
