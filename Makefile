@@ -51,6 +51,7 @@ bench: $(STAMP)
 # then docs/reliability.md from their figures (build/reliability/*.json).
 reliability: $(STAMP)
 	rm -rf build/reliability
+	mkdir -p build/reliability && (git describe --always --dirty > build/reliability/source.txt || true)
 	SUPPORTLENS_RELIABILITY=long $(BIN)/pytest -q tests/reliability; \
 		status=$$?; $(BIN)/python -m tests.reliability.report && exit $$status
 

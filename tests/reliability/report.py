@@ -146,8 +146,9 @@ def _load_section() -> list[str]:
         "a run. The load generator (aiohttp) runs on the same 2 cores.",
         "",
         "Five runs, each against a freshly started server on its own copy of the same data. In the first "
-        "four it is the first server ever to serve the data (so the first requests of each pipe are "
-        "computed while the load is on):",
+        "four it is the first server ever to serve the data: it takes up the SLA states the import saved "
+        '(docs/pipes.md, "SLA pipes"), and the first requests of every other pipe are computed while the '
+        "load is on:",
         "",
         "* reads that must be **exact** (no `Cache-Control`: every write acknowledged before the request "
         "is counted), or that accept answers up to a minute old, as a dashboard could "
@@ -274,9 +275,15 @@ def _others() -> list[str]:
 
 
 def _commit() -> str:
+    """The commit the figures were measured on (``make reliability`` notes it before the tests run:
+    a page rendered again later still names it), else the current one; ``-dirty`` with uncommitted
+    changes."""
+    noted = FIGURES / "source.txt"
+    if noted.is_file():
+        return noted.read_text().strip() or "unknown"
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
         )
         return done.stdout.strip() or "unknown"
     except OSError:
@@ -292,7 +299,7 @@ def render() -> str:
         "test under tests/reliability (`SUPPORTLENS_RELIABILITY=long`) and writes this page. `make test` "
         "runs the short forms.",
         "",
-        f"Source: commit {_commit()} (plus uncommitted changes, if any). Machine: {platform.machine()}, "
+        f"Source: commit {_commit()} (`-dirty`: with uncommitted changes). Machine: {platform.machine()}, "
         f"Python {platform.python_version()}, {_cores()} cores.",
         "",
     ]
