@@ -122,13 +122,19 @@ class Report:
     server_rss_mb: float | None = None
     store_bytes: int = 0
     stop_seconds: float = 0.0
-    import_seconds: float = 0.0
+    import_seconds: float = 0.0  # the command's wall time
+    import_sla_seconds: float = 0.0  # of which preparing the SLA pipes, once the rows are written
     import_rows: int = 0
     chdb_insert_seconds: float = 0.0
     chdb_optimize_seconds: float = 0.0
     health: Timing | None = None
     cases: list[CaseResult] = field(default_factory=list)
     total_seconds: float = 0.0
+
+    @property
+    def imported_seconds(self) -> float:
+        """The import command's time writing rows (its SLA preparation left out)."""
+        return self.import_seconds - self.import_sla_seconds
 
 
 def _rate(rows: int, seconds: float) -> str:
@@ -246,9 +252,10 @@ def render(report: Report) -> str:
             f"{ingest.seconds:.1f} | {ingest.rate:,.0f} |"
         )
     add(
-        f"| `supportlens import tickets.ndjson` into an empty data directory (wall time of the command) | "
-        f"{report.import_rows:,} | {report.import_seconds:.1f} | "
-        f"{_rate(report.import_rows, report.import_seconds)} |"
+        "| `supportlens import tickets.ndjson` into an empty data directory (wall time of the command, "
+        f"less the {report.import_sla_seconds:.1f} s it then takes to prepare the SLA pipes) | "
+        f"{report.import_rows:,} | {report.imported_seconds:.1f} | "
+        f"{_rate(report.import_rows, report.imported_seconds)} |"
     )
     add(
         f"| Reference: chDB `INSERT INTO … SELECT * FROM file(tickets.ndjson, JSONEachRow)` (in-process) | "

@@ -56,6 +56,14 @@ console = Console(soft_wrap=True)  # long lines (tokens, curl examples) must sta
 errors = Console(stderr=True)
 
 WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
+PrepareSlaOption = Annotated[
+    bool,
+    typer.Option(
+        "--prepare-sla/--no-prepare-sla",
+        help="After writing, evaluate the workspace's SLA targets once and save them, so that the "
+        "server's first SLA answers do not wait for it (seconds at a million tickets).",
+    ),
+]
 DEMO_WORKSPACE = "demo"
 RUN_TOKEN_NAME = "make run"
 SERVE_SWITCH_INTERVAL_SECONDS = 0.0005
@@ -202,18 +210,26 @@ def demo(
         ),
     ] = 2_000,
     workspace: WorkspaceOption = DEMO_WORKSPACE,
+    prepare_sla: PrepareSlaOption = True,
 ) -> None:
     """Fill a workspace (created if missing) with realistic, deterministic demo tickets."""
     if activity_tickets < 0:
         raise _fail("--activity-tickets must be 0 or more")
     secret = _fill_demo(
-        tickets=tickets, days=days, seed=seed, workspace=workspace, activity_tickets=activity_tickets
+        tickets=tickets,
+        days=days,
+        seed=seed,
+        workspace=workspace,
+        activity_tickets=activity_tickets,
+        prepare_sla=prepare_sla,
     )
     if secret:
         console.print(f"Admin token of the new workspace '{workspace}' (shown once): [green]{secret}[/green]")
 
 
-def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_tickets: int) -> str | None:
+def _fill_demo(
+    *, tickets: int, days: int, seed: int, workspace: str, activity_tickets: int, prepare_sla: bool = True
+) -> str | None:
     """Generate and ingest the demo data (snapshots, then activity exports); the admin token's
     secret when the workspace is new."""
     from supportlens.demo.activities import generate_activity_columns, write_export_files
@@ -245,7 +261,8 @@ def _fill_demo(*, tickets: int, days: int, seed: int, workspace: str, activity_t
         if not runtime.tickets.search(target.id, TicketQuery(limit=1))[1]:
             desk = fill_desk(runtime.tickets, target.id, count=_DEMO_DESK_TICKETS, seed=seed)
             console.print(f"Demo desk: {desk} tickets in /v1/support/tickets, {len(AGENTS)} agents.")
-        _prepare_sla_pipes(runtime, target)
+        if prepare_sla:
+            _prepare_sla_pipes(runtime, target)
     finally:
         runtime.close()
     return secret
@@ -271,6 +288,7 @@ def import_file(
     fmt: Annotated[
         str | None, typer.Option("--format", help="ndjson, json or csv (default: by extension).")
     ] = None,
+    prepare_sla: PrepareSlaOption = True,
 ) -> None:
     """Import ticket files (same validation and quarantine as the Events API), or Freshdesk
     activity exports: supportlens import freshdesk-activities FILE..."""
@@ -302,7 +320,8 @@ def import_file(
                     console.print(
                         f"  see GET /v0/quarantine/support_tickets.json for the {rejected} rejected rows"
                     )
-        _prepare_sla_pipes(runtime, target)
+        if prepare_sla:
+            _prepare_sla_pipes(runtime, target)
     finally:
         runtime.close()
 

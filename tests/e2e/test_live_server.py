@@ -94,6 +94,13 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
     # What the SLA pipes evaluated is saved for the server's first start.
     assert re.search(r"SLA pipes of 'default' prepared in \d+\.\d s", output)
     assert _saved_sla_workspaces(tmp_path / "data") == 1
+    # Unless asked not to.
+    elsewhere = cli_env(tmp_path / "elsewhere")
+    _cli(elsewhere, "workspace", "create", "default")
+    output = _cli(elsewhere, "import", str(csv_file), "--no-prepare-sla")
+    assert "2 rows imported" in output
+    assert "SLA pipes" not in output
+    assert _saved_sla_workspaces(tmp_path / "elsewhere") == 0
     metrics = json.loads(
         _cli(
             env,
