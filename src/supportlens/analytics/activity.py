@@ -646,6 +646,8 @@ BACKLOG_COLUMNS: list[tuple[str, str]] = [
 
 
 _DAY_MS = 86_400_000
+# What open_spans reads of the tickets (and load_history needs in any case).
+_BACKLOG_COLUMNS_READ = ("ticket_id", "created_at", "resolved_at", "status", "priority")
 _NO_AGE_LIMIT_MS = int(np.iinfo(np.int64).max // 2)  # added to a creation time, never overflows
 _STILL_OPEN_MS = int(np.iinfo(np.int64).max)
 
@@ -743,7 +745,13 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     # 1M tickets over a year, most of them).  Tickets with events are all read: their visits say.
     where = _where(context, filters, created_until=ends[-1])
     where.not_closed_snapshot_by(ends[0] - timedelta(milliseconds=1))
-    history = load_history(context, where, as_of=as_of, business_hours=filters.business_hours)
+    history = load_history(
+        context,
+        where,
+        as_of=as_of,
+        business_hours=filters.business_hours,
+        ticket_columns=_BACKLOG_COLUMNS_READ,
+    )
     spans = open_spans(context, history, by)
 
     # Per (group, age bucket): +1 at the first day end a span covers, -1 after its last.  A span
@@ -751,15 +759,16 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     label_list = spans.labels
     limits = [0, *(days_ * _DAY_MS for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
     delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
-    group = spans.group
+    cells = len(label_list) * (days + 1)  # (group, day) of one bucket, flattened
     for bucket in range(len(limits) - 1):
         # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
         low, high = spans.aged(limits[bucket], limits[bucket + 1])
         first = np.searchsorted(end_ms, low, side="left")
         last = np.searchsorted(end_ms, high, side="left")
         keep = last > first
-        np.add.at(delta[:, bucket, :], (group[keep], first[keep]), 1)
-        np.add.at(delta[:, bucket, :], (group[keep], last[keep]), -1)
+        row = spans.group[keep] * (days + 1)
+        opens = np.bincount(row + first[keep], minlength=cells)
+        delta[:, bucket, :] = (opens - np.bincount(row + last[keep], minlength=cells)).reshape(-1, days + 1)
     per_day = np.cumsum(delta, axis=2)[:, :, :days]
     rows: list[dict[str, Any]] = []
     for day in range(days):
