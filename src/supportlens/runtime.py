@@ -60,6 +60,11 @@ class UnknownPipe(LookupError):
     pass
 
 
+# The CLI's preparation of the SLA pipes after an import (``Runtime.prepare_sla_pipes``): each
+# run's time limit.
+PREPARATION_TIME_LIMIT_SECONDS = 3_600.0
+
+
 @dataclass
 class CalendarChange:
     before: tuple[str, tuple[tuple[str, str], ...]]  # the calendar signature before the change
@@ -282,13 +287,17 @@ class Runtime:
         preparation = self._sla_preparations.get((workspace_id, pipe_name))
         return None if preparation is None or preparation.done() else preparation
 
-    def prepare_sla_pipes(self, workspace: Workspace) -> float | None:
+    def prepare_sla_pipes(
+        self, workspace: Workspace, *, time_limit_seconds: float = PREPARATION_TIME_LIMIT_SECONDS
+    ) -> float | None:
         """Now, for one workspace: what ``warm_sla_pipes`` does at server start, then save what the
         SLA pipes keep, so that the next start takes it up (analytics/sla_memo_files.py) instead of
-        evaluating every ticket again.  The CLI does this after it wrote tickets.  The seconds it
-        took, or None when a run failed (logged)."""
+        evaluating every ticket again.  The CLI does this after it wrote tickets: a batch step,
+        under its own time limit rather than a request's (a first evaluation of a million tickets
+        known by their logs takes minutes).  The seconds it took, or None when a run failed
+        (logged)."""
         started = time.perf_counter()
-        if not self._warm_workspace(workspace):
+        if not self._warm_workspace(workspace, time_limit_seconds):
             return None
         self._save_sla_states()
         return time.perf_counter() - started
@@ -316,13 +325,13 @@ class Runtime:
         except Exception:  # never in the way of a stop: the next start evaluates again
             log.exception("could not save the SLA states for the next start")
 
-    def _warm_workspace(self, workspace: Workspace) -> bool:
+    def _warm_workspace(self, workspace: Workspace, time_limit_seconds: float | None = None) -> bool:
         started = time.perf_counter()
         try:
             for name in WARMED_PIPES:
                 if self.closing.is_set():
                     return False
-                self.run_pipe(name, workspace, {})
+                self.run_pipe(name, workspace, {}, time_limit_seconds=time_limit_seconds)
                 preparation = self._sla_preparations.get((workspace.id, name))
                 if preparation is not None:  # the server's, at its start
                     preparation.set_result(None)
@@ -378,14 +387,20 @@ class Runtime:
         )
 
     def pipe_context(
-        self, workspace: Workspace, fixed_filters: Mapping[str, str] | None = None
+        self,
+        workspace: Workspace,
+        fixed_filters: Mapping[str, str] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> PipeContext:
+        """What a pipe run of the workspace reads through; its queries' time limit is ``timeout``
+        (by default the configured one)."""
         return PipeContext(
             engine=self.engine,
             scope=Scope(workspace.id, dict(fixed_filters or {})),
             timezone=workspace.timezone,
             default_window_days=self.settings.default_window_days,
-            timeout=self.settings.query_timeout_seconds,
+            timeout=self.settings.query_timeout_seconds if timeout is None else timeout,
             calendar=self.configuration.business_calendar(workspace.id, workspace.timezone),
             statuses=self.configuration.status_map(workspace.id),
             export_end=self.configuration.latest_export_end(workspace.id),
@@ -403,10 +418,20 @@ class Runtime:
         workspace: Workspace,
         query: Mapping[str, str],
         fixed_filters: Mapping[str, str] | None = None,
+        *,
+        time_limit_seconds: float | None = None,
     ) -> PipeResult:
-        """Run a pipe under the configured time limit, which bounds the whole run (every query
-        and the work between them), not each query alone: ``QueryTimeout`` past it."""
-        return self.answer_pipe(name, workspace, query, fixed_filters, lambda result: result)
+        """Run a pipe under the time limit (by default the configured one), which bounds the whole
+        run (every query and the work between them), not each query alone: ``QueryTimeout`` past
+        it."""
+        return self.answer_pipe(
+            name,
+            workspace,
+            query,
+            fixed_filters,
+            lambda result: result,
+            time_limit_seconds=time_limit_seconds,
+        )
 
     def answer_pipe(
         self,
@@ -415,16 +440,17 @@ class Runtime:
         query: Mapping[str, str],
         fixed_filters: Mapping[str, str] | None,
         render: Callable[[PipeResult], T],
+        *,
+        time_limit_seconds: float | None = None,
     ) -> T:
         """``run_pipe``, then ``render`` its result, both within the time limit: writing out a
         listing of a million rows is work the limit bounds too."""
         pipe = PIPES.get(name)
         if pipe is None:
             raise UnknownPipe(name)
-        context = self.pipe_context(workspace, fixed_filters)
-        return within_time_limit(
-            self.settings.query_timeout_seconds, lambda: render(pipe.run(context, query))
-        )
+        limit = self.settings.query_timeout_seconds if time_limit_seconds is None else time_limit_seconds
+        context = self.pipe_context(workspace, fixed_filters, timeout=limit)
+        return within_time_limit(limit, lambda: render(pipe.run(context, query)))
 
 
 def _log_restated(workspace_name: str, restating: Future[int]) -> None:
