@@ -398,6 +398,7 @@ def rebuild(
     workspace: Annotated[
         str | None, typer.Option(help="Only this workspace (by name); default: every workspace.")
     ] = None,
+    prepare_sla: PrepareSlaOption = True,
 ) -> None:
     """Recompute the current state of stored tickets (and their time facts) from their events and
     snapshots, with the workspace's status names and calendars: after a restore, or to be sure."""
@@ -409,6 +410,8 @@ def rebuild(
                 runtime, target, partial(_restate_all, runtime.writer, target.id)
             )
             console.print(f"{restated} tickets of '{target.name}' rebuilt.")
+            if prepare_sla:  # rewritten tickets have new versions, which nothing saved covers
+                _prepare_sla_pipes(runtime, target)
     finally:
         runtime.close()
 

@@ -255,6 +255,7 @@ def test_cli_rebuild_restates_every_workspace(cli: CliRunner, engine_name: str, 
     one = cli.invoke(app, ["rebuild", "--workspace", "acme"])
     assert one.exit_code == 0, one.output
     assert "4 tickets of 'acme' rebuilt" in one.stdout
+    assert "SLA pipes of 'acme' prepared" in one.stdout
     every = cli.invoke(app, ["rebuild"])
     assert every.exit_code == 0, every.output
     assert "4 tickets of 'globex' rebuilt" in every.stdout
