@@ -35,7 +35,7 @@ from supportlens.analytics.history import (
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import CATEGORIES, CalendarClock, DurationClock
-from supportlens.domain.metrics import duration_summary, minutes, percentage, round2
+from supportlens.domain.metrics import MS_PER_DAY, duration_summary, minutes, percentage, round2
 from supportlens.domain.periods import PeriodUnit, zone
 from supportlens.domain.statuses import StatusCategory
 from supportlens.ingest.timestamps import format_timestamps
@@ -645,7 +645,6 @@ BACKLOG_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-_DAY_MS = 86_400_000
 # What open_spans reads of the tickets (and load_history needs in any case).
 _BACKLOG_COLUMNS_READ = ("ticket_id", "created_at", "resolved_at", "status", "priority")
 _NO_AGE_LIMIT_MS = int(np.iinfo(np.int64).max // 2)  # added to a creation time, never overflows
@@ -757,7 +756,7 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     # Per (group, age bucket): +1 at the first day end a span covers, -1 after its last.  A span
     # is cut where the ticket's age crosses a bucket limit.
     label_list = spans.labels
-    limits = [0, *(days_ * _DAY_MS for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
+    limits = [0, *(days_ * MS_PER_DAY for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
     delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
     cells = len(label_list) * (days + 1)  # (group, day) of one bucket, flattened
     for bucket in range(len(limits) - 1):
@@ -798,8 +797,8 @@ def open_at(
     up to the instant after it (the backlog reads it further)."""
     history = load_history(context, where, as_of=moment + timedelta(milliseconds=1), business_hours=False)
     spans = open_spans(context, history, GroupBy.NONE)
-    oldest_ms = _NO_AGE_LIMIT_MS if oldest_days is None else oldest_days * _DAY_MS
-    low, high = spans.aged(youngest_days * _DAY_MS, oldest_ms)
+    oldest_ms = _NO_AGE_LIMIT_MS if oldest_days is None else oldest_days * MS_PER_DAY
+    low, high = spans.aged(youngest_days * MS_PER_DAY, oldest_ms)
     at = epoch_ms(moment)
     rows = np.unique(spans.row[(low <= at) & (at < high)])
     return history.tickets.take(pa.array(rows, pa.int64()))

@@ -41,7 +41,7 @@ from supportlens.analytics.timeline import (
     compute_timelines,
 )
 from supportlens.domain.calendars import BusinessClock, CalendarChoice
-from supportlens.domain.metrics import minutes_array
+from supportlens.domain.metrics import MS_PER_DAY, minutes_array
 from supportlens.domain.statuses import DEFAULT_STATUS_CATEGORIES, StatusCategory, StatusMap
 from supportlens.store.base import Engine, ParamType
 from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS, TICKETS
@@ -50,7 +50,6 @@ from supportlens.store.schema import FACT_CLOCKS, FACT_COLUMNS, TICKETS
 FACTS_VERSION = 1
 _FAR_FUTURE_MS = 2**62
 _CHECK_TIMEOUT_SECONDS = 300.0  # a count over the workspace's tickets, once at start
-_DAY_MS = 86_400_000
 
 
 def facts_key(statuses: StatusMap, calendar_fingerprint: str) -> str:
@@ -113,8 +112,8 @@ def compute_facts(
     ``calendar_of`` is each ticket's calendar (index into ``calendars.schedules``),
     ``calendar_time`` the timelines in calendar time with ``closed_only``."""
     n = columns.tickets
-    low = int(columns.at_ms.min()) - _DAY_MS
-    high = int(columns.at_ms.max()) + _DAY_MS
+    low = int(columns.at_ms.min()) - MS_PER_DAY
+    high = int(columns.at_ms.max()) + MS_PER_DAY
     used, compact = np.unique(calendar_of, return_inverse=True)
     clocks = [
         BusinessClock(calendars.schedules[int(i)], from_epoch_ms(low), from_epoch_ms(high)) for i in used

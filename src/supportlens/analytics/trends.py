@@ -18,7 +18,7 @@ from supportlens.analytics.history import from_epoch_ms, timestamp_ms
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import I64
-from supportlens.domain.metrics import average
+from supportlens.domain.metrics import MS_PER_DAY, MS_PER_HOUR, average
 from supportlens.domain.periods import (
     IntervalError,
     PeriodUnit,
@@ -185,10 +185,6 @@ def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str 
     return PipeResult(ARRIVAL_COLUMNS, rows, int(counts.sum()), elapsed)
 
 
-_HOUR_MS = 3_600_000
-_DAY_MS = 86_400_000
-
-
 def _local_weekday_hour(starts_ms: I64, timezone: str) -> tuple[I64, I64]:
     """The ISO weekday (1 = Monday) and local hour of each instant (epoch ms) in ``timezone``: from
     the local hour's start as a number (1970-01-01 was a Thursday), or from its label where Arrow's
@@ -199,7 +195,7 @@ def _local_weekday_hour(starts_ms: I64, timezone: str) -> tuple[I64, I64]:
         found = np.array(pairs, dtype=np.int64).reshape(-1, 2)
         return found[:, 0], found[:, 1]
     local_ms = np.asarray(local.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return (local_ms // _DAY_MS + 3) % 7 + 1, (local_ms // _HOUR_MS) % 24
+    return (local_ms // MS_PER_DAY + 3) % 7 + 1, (local_ms // MS_PER_HOUR) % 24
 
 
 def created_in_local_hours(

@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 MS_PER_MINUTE = 60_000
+MS_PER_HOUR = 60 * MS_PER_MINUTE
+MS_PER_DAY = 24 * MS_PER_HOUR
 _CENT = Decimal("0.01")
 
 
