@@ -311,14 +311,24 @@ class TargetStates:
                 self._kept[workspace_id] = self._saved[workspace_id] = versions
 
     def find(
-        self, workspace_id: str, setup: str, seqs: npt.NDArray[np.int64], as_of_ms: int
+        self,
+        workspace_id: str,
+        setup: str,
+        seqs: npt.NDArray[np.int64],
+        as_of_ms: int,
+        *,
+        columns: Sequence[str] | None = None,
     ) -> tuple[npt.NDArray[np.bool_], pa.Table]:
         """Which of the ticket versions ``seqs`` have kept targets usable at ``as_of_ms``, and those
-        targets (``schema``: ``row`` is the index into ``seqs`` of their ticket)."""
+        targets (``schema``, or ``row`` and ``columns`` of it: ``row`` is the index into ``seqs`` of
+        their ticket).  Taking only the columns a request reads saves most of the copying."""
         with self._lock:
             kept = self._kept.get(workspace_id)
         if kept is None or kept.setup != setup or not len(kept.seqs) or not len(seqs):
-            return np.zeros(len(seqs), dtype=bool), self._schema.empty_table()
+            empty = self._schema.empty_table()
+            return np.zeros(len(seqs), dtype=bool), empty if columns is None else empty.select(
+                ["row", *columns]
+            )
         at = self._index(workspace_id, kept).positions(seqs)
         present = at >= 0
         at = np.where(present, at, 0)
@@ -326,7 +336,8 @@ class TargetStates:
         rows = np.flatnonzero(found)
         versions = at[rows]
         first, counts = kept.starts[versions], kept.starts[versions + 1] - kept.starts[versions]
-        targets = kept.targets.take(pa.array(_ranges(first, counts), pa.int64()))
+        chosen = kept.targets if columns is None else kept.targets.select(list(columns))
+        targets = chosen.take(pa.array(_ranges(first, counts), pa.int64()))
         row = pa.array(np.repeat(rows, counts), pa.int64())
         return found, targets.add_column(0, "row", row)
 

@@ -501,16 +501,20 @@ def _selection(context: PipeContext, filters: Filters, *, unresolved_only: bool 
     return where
 
 
-def _target_states(context: PipeContext, filters: Filters, columns: Sequence[str]) -> EvaluatedTargets:
-    """The targets of the selected tickets as ``sla_memo.STATE_SCHEMA``, in no particular order: those of
-    ticket versions kept from earlier runs (analytics/sla_memo.py, ``TargetStates``), the others
-    evaluated, and kept in turn.  ``tickets`` holds ticket_id, ``columns`` (of TICKET_COLUMNS) and
-    ``ticket_seq``: reading a string column of a million tickets costs ~8 ms."""
+def _target_states(
+    context: PipeContext, filters: Filters, columns: Sequence[str], target_columns: Sequence[str]
+) -> EvaluatedTargets:
+    """The targets of the selected tickets as ``row`` and ``target_columns`` of
+    ``sla_memo.STATE_SCHEMA``, in no particular order: those of ticket versions kept from earlier
+    runs (analytics/sla_memo.py, ``TargetStates``), the others evaluated, and kept in turn.
+    ``tickets`` holds ticket_id, ``columns`` (of TICKET_COLUMNS) and ``ticket_seq``: reading a
+    string column of a million tickets costs ~8 ms."""
+    wanted = ["row", *target_columns]
     where = _selection(context, filters)
     setup = SlaSetup.of(context)
     if context.sla_states is None:
         every = evaluate_targets(context, where, as_of=filters.as_of, setup=setup, in_order=False)
-        return EvaluatedTargets(every.tickets, encoded_states(every.targets))
+        return EvaluatedTargets(every.tickets, encoded_states(every.targets).select(wanted))
     reused = _reusing(
         context,
         where,
@@ -521,8 +525,11 @@ def _target_states(context: PipeContext, filters: Filters, columns: Sequence[str
         keeping=lambda fresh: _Keeping(
             _steady_from_ms(fresh.tickets, filters.as_of), None, encoded_states(fresh.targets)
         ),
+        target_columns=target_columns,
     )
-    return EvaluatedTargets(reused.tickets, pa.concat_tables([reused.taken, reused.fresh_kept]))
+    return EvaluatedTargets(
+        reused.tickets, pa.concat_tables([reused.taken, reused.fresh_kept.select(wanted)])
+    )
 
 
 class _Keeping(NamedTuple):
@@ -555,21 +562,23 @@ def _reusing(
     setup: SlaSetup,
     as_of: datetime,
     keeping: Callable[[EvaluatedTargets], _Keeping],
+    target_columns: Sequence[str] | None = None,
 ) -> _Reused:
     """The tickets of ``where`` (``columns`` of TICKET_COLUMNS and ``ticket_seq``) with the targets
-    ``kept`` holds of their versions usable at ``as_of``; the other tickets are evaluated, and what
-    ``keeping`` says of them is kept in turn."""
+    ``kept`` holds of their versions usable at ``as_of`` (``row`` and ``target_columns`` of them,
+    by default all); the other tickets are evaluated, and what ``keeping`` says of them is kept in
+    turn."""
     sql = f"SELECT {', '.join(columns)}, seq AS ticket_seq FROM {tickets_from(context)} WHERE {where.where}"
     tickets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
     seqs = _seqs(tickets)
     workspace_id, as_of_ms = context.scope.workspace_id, to_us(as_of) // 1000
     fingerprint = setup_fingerprint(setup.policies, setup.calendars, setup.statuses)
     with ExitStack() as turn:
-        found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
+        found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms, columns=target_columns)
         if (~found).sum() > _WHOLE_EVALUATION_SHARE * len(seqs):
             # Wait for a large evaluation of the workspace under way: it keeps most of these.
             turn.enter_context(kept.evaluating(workspace_id))
-            found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms)
+            found, taken = kept.find(workspace_id, fingerprint, seqs, as_of_ms, columns=target_columns)
         missing = np.flatnonzero(~found)
         if not len(missing):
             return _Reused(tickets, taken, TARGET_SCHEMA.empty_table(), taken.schema.empty_table())
@@ -765,6 +774,11 @@ def _label_codes(
             return labels, codes[rows]
 
 
+# The kept target columns each grouping of sla_attainment reads besides type and state.
+_TARGET_GROUPS: dict[SlaGroupBy, tuple[str, ...]] = {
+    SlaGroupBy.PRIORITY: ("priority",),
+    SlaGroupBy.POLICY: ("policy_id",),
+}
 # The ticket columns each grouping of sla_attainment reads (the others group by target columns).
 _TICKET_GROUPS: dict[SlaGroupBy, tuple[str, ...]] = {
     SlaGroupBy.AGENT: ("agent_id",),
@@ -790,7 +804,8 @@ def _codes(targets: pa.Table, name: str) -> npt.NDArray[np.int64]:
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
     """Achieved ÷ (achieved + breached) of the completed targets of the tickets created in the window,
     per group and target type; ``running`` targets (active or paused) do not count yet."""
-    found = _target_states(context, filters, _TICKET_GROUPS.get(by, ()))
+    target_columns = ("type", "state", *_TARGET_GROUPS.get(by, ()))
+    found = _target_states(context, filters, _TICKET_GROUPS.get(by, ()), target_columns)
     groups, group_codes = _label_codes(context, found, by, unit)
     kinds = list(TargetType)
     cell = group_codes * len(kinds) + _codes(found.targets, "type")  # one per group and target type
