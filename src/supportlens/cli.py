@@ -145,6 +145,7 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from supportlens.allocator import keep_freed_blocks
     from supportlens.app import create_app
     from supportlens.serve_logging import serve_logging
 
@@ -162,6 +163,7 @@ def serve(
     # GIL switch interval each hand-over to the event loop waits up to 5 ms per busy thread, which
     # makes even cheap requests slow under load.  A shorter interval keeps the loop responsive.
     sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
+    keep_freed_blocks()
     uvicorn.run(
         create_app(settings), host=bind_host, port=bind_port, log_level="info", log_config=serve_logging()
     )
