@@ -129,8 +129,10 @@ def format_timestamps(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return formatted.column(0).combine_chunks()
 
 
+# ``epoch_ms`` of the microsecond TIMESTAMP: DuckDB 2.0.1 cannot take it of a TIMESTAMP_MS (what a
+# millisecond Arrow column reads as): "Unimplemented type for cast (INT64 -> INT64)".
 _FORMAT = (
-    "CASE WHEN epoch_ms(ts) % 1000 = 0 THEN strftime(ts, '%Y-%m-%d %H:%M:%S')"
+    "CASE WHEN epoch_ms(ts::TIMESTAMP) % 1000 = 0 THEN strftime(ts, '%Y-%m-%d %H:%M:%S')"
     " ELSE strftime(ts, '%Y-%m-%d %H:%M:%S.%g') END"
 )
 
