@@ -133,6 +133,46 @@ def test_breaches_and_escalations_are_recorded_once(engine_name: str, tmp_path: 
         restarted.close()
 
 
+def test_a_level_fires_at_its_instant_not_a_millisecond_before(engine_name: str, tmp_path: Path) -> None:
+    """Each escalation level fires at ``due_at + offset`` itself (at or before the evaluation
+    time), by the arrays and by the per-ticket rules alike.  Random evaluation times seldom land
+    on such an instant, so the randomized test below would miss a "<" written for "<=".  (A
+    millisecond, not a microsecond: clocks count whole milliseconds, so an active target's due
+    time is the evaluation time plus its remaining milliseconds, and moves with the evaluation
+    time's fraction of a millisecond.)"""
+    runtime = Runtime.open(make_settings(engine_name, tmp_path))
+    try:
+        workspace = runtime.metadata.create_workspace("w")
+        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+        created = _event(0, 0, "created", actor_type="customer", status="open", priority="high")
+        runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(created, "")]).committed.result()
+        context = runtime.pipe_context(workspace)
+        setup = SlaSetup.of(context)
+        just_before = timedelta(milliseconds=1)
+        # First response (30 min): level 1 at 20 min, level 2 (the breach) at 30, level 3 at 90.
+        expected = {
+            T0 + timedelta(minutes=20) - just_before: [],
+            T0 + timedelta(minutes=20): [1],
+            T0 + timedelta(minutes=30) - just_before: [1],
+            T0 + timedelta(minutes=30): [1, 2],
+            T0 + timedelta(minutes=90) - just_before: [1, 2],
+            T0 + timedelta(minutes=90): [1, 2, 3],
+        }
+        for as_of, levels in expected.items():
+            where = conditions(context)
+            found = findings(
+                evaluate_targets(context, where, as_of=as_of, setup=setup, in_order=False),
+                setup.policies_by_id(),
+                as_of,
+            )
+            fired = sorted(level.level for level in found.fired if level.target_type == "first_response")
+            assert fired == levels, as_of
+            _, _, reference = _reference(context, where, setup, as_of)
+            assert sorted(map(_fired_key, found.fired)) == sorted(map(_fired_key, reference)), as_of
+    finally:
+        runtime.close()
+
+
 def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp_path: Path) -> None:
     """After a full first pass, a pass evaluates the tickets left with a running target or a level
     to come, and new arrivals; a full pass afterwards finds nothing they missed.  New policies make
