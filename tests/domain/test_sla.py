@@ -621,6 +621,25 @@ def test_pause_and_resume() -> None:
     assert _target(_sla(events, 200, policies=nothing), RES).elapsed_ms == 200 * MINUTE
 
 
+def test_an_active_targets_due_time_does_not_move_with_the_evaluation_times_fraction() -> None:
+    """Clocks count whole milliseconds; an active target's due time is reckoned from the start of
+    the run its clock is in, so evaluations a fraction of a millisecond apart agree, also after a
+    pause (resolution: 60 min run, paused 60-180, runs again from 180; 480 min in all)."""
+    events = [
+        _ev(0, 0, EventType.CREATED, actor_type=ActorType.CUSTOMER, status="open"),
+        _ev(1, 30, EventType.REPLY, actor_type=ActorType.AGENT),
+        _ev(2, 60, EventType.STATUS_CHANGED, status="Waiting for Customer"),
+        _ev(3, 180, EventType.CUSTOMER_MESSAGE, actor_type=ActorType.CUSTOMER),
+        _ev(4, 180, EventType.STATUS_CHANGED, status="open"),
+    ]
+    for fraction_us in (0, 1, 499, 500, 501, 999):
+        minutes = 200 + fraction_us / 60_000_000
+        resolution = _target(_sla(events, minutes), RES)
+        assert resolution.due_at == _when(180 + 420), fraction_us
+        first = _target(_sla(events[:1], 10 + fraction_us / 60_000_000), FR)
+        assert first.due_at == _when(120), fraction_us
+
+
 def test_reopen_resumes_and_closed_is_final() -> None:
     events = [
         _ev(0, 0, EventType.CREATED, actor_type=ActorType.CUSTOMER, status="open"),

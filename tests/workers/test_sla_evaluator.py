@@ -133,13 +133,12 @@ def test_breaches_and_escalations_are_recorded_once(engine_name: str, tmp_path: 
         restarted.close()
 
 
-def test_a_level_fires_at_its_instant_not_a_millisecond_before(engine_name: str, tmp_path: Path) -> None:
+def test_a_level_fires_at_its_instant_not_a_microsecond_before(engine_name: str, tmp_path: Path) -> None:
     """Each escalation level fires at ``due_at + offset`` itself (at or before the evaluation
     time), by the arrays and by the per-ticket rules alike.  Random evaluation times seldom land
-    on such an instant, so the randomized test below would miss a "<" written for "<=".  (A
-    millisecond, not a microsecond: clocks count whole milliseconds, so an active target's due
-    time is the evaluation time plus its remaining milliseconds, and moves with the evaluation
-    time's fraction of a millisecond.)"""
+    on such an instant, so the randomized test below would miss a "<" written for "<=".  A
+    microsecond before: an active target's due time does not move with the evaluation time's
+    fraction of a millisecond (the clocks count whole ones)."""
     runtime = Runtime.open(make_settings(engine_name, tmp_path))
     try:
         workspace = runtime.metadata.create_workspace("w")
@@ -148,7 +147,7 @@ def test_a_level_fires_at_its_instant_not_a_millisecond_before(engine_name: str,
         runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(created, "")]).committed.result()
         context = runtime.pipe_context(workspace)
         setup = SlaSetup.of(context)
-        just_before = timedelta(milliseconds=1)
+        just_before = timedelta(microseconds=1)
         # First response (30 min): level 1 at 20 min, level 2 (the breach) at 30, level 3 at 90.
         expected = {
             T0 + timedelta(minutes=20) - just_before: [],

@@ -39,9 +39,10 @@ Rules (METRICS.md where it speaks; where it is silent, what Zendesk or Freshdesk
   pause a target, as in Zendesk), else ``paused``.  The ``breached`` flag is set once elapsed exceeds the
   target, so a late target still running is active + breached.
 - due_at: the instant the elapsed time reached the target, if it has (this is ``breached_at`` of a
-  breached target); else, for an active target, ``as_of`` plus the remaining time on its clock, for an
-  achieved one its fulfilment plus the remaining time (when it would have fallen due), and None while
-  paused with time left or when the calendar never opens again.
+  breached target); else, for an active target, when it will if its clock keeps running (reckoned
+  from the start of the run the clock is in, so it does not move with ``as_of``), for an achieved one
+  its fulfilment plus the remaining time (when it would have fallen due), and None while paused with
+  time left or when the calendar never opens again.
 - at_risk: active, not breached, and remaining <= ``at_risk_minutes`` or elapsed >= ``at_risk_percent``
   of the target.
 - Escalations.  Each level of the target's policy fires at ``due_at + offset`` (plain time: the people
@@ -609,15 +610,17 @@ def _runs(
 
 def _progress(
     runs: list[tuple[datetime, datetime]], clock: _Clock, target_ms: int
-) -> tuple[int, datetime | None]:
-    """Elapsed clock time over ``runs``, and the instant it reached ``target_ms`` (None if it has not)."""
-    elapsed, reached = 0, None
+) -> tuple[int, datetime | None, int]:
+    """Elapsed clock time over ``runs``, the instant it reached ``target_ms`` (None if it has not),
+    and the time elapsed before the last run."""
+    elapsed, reached, before_last = 0, None, 0
     for a, b in runs:
         spent = clock.ms(a, b)
         if elapsed < target_ms <= elapsed + spent:
             reached = clock.add(a, target_ms - elapsed)
+        before_last = elapsed
         elapsed += spent
-    return elapsed, reached
+    return elapsed, reached, before_last
 
 
 class _Started(NamedTuple):  # a tuple, cheaper to build than a dataclass
@@ -647,7 +650,8 @@ def _state(
         runs_in = REPLY_RUNS_IN
     end = started.completed_at if started.completed_at is not None else history.horizon
     target_ms = target.minutes * MS_PER_MINUTE
-    elapsed, reached = _progress(_runs(history.intervals, started.started_at, end, runs_in), clock, target_ms)
+    runs = _runs(history.intervals, started.started_at, end, runs_in)
+    elapsed, reached, before_last = _progress(runs, clock, target_ms)
     if started.completed_at is not None:
         state = TargetStatus.BREACHED if elapsed > target_ms else TargetStatus.ACHIEVED
     elif history.current in runs_in:
@@ -670,6 +674,7 @@ def _state(
         elapsed=elapsed,
         reached=reached,
         horizon=history.horizon,
+        last_run=(runs[-1][0], before_last) if runs and runs[-1][1] == end else None,
     )
 
 
@@ -694,15 +699,22 @@ def _measured(
     elapsed: int,
     reached: datetime | None,
     horizon: datetime,
+    last_run: tuple[datetime, int] | None,
 ) -> TargetState:
     """The target ``kept`` is (type, instance, start, completion, state: ``_Identity``'s fields)
     under ``policy``, with what its clock says: ``elapsed`` up to its completion or the horizon,
-    and when it reached its target (None if it has not)."""
+    when it reached its target (None if it has not), and the start of the run its clock is in at
+    the horizon with the time elapsed before it (None if it is in none)."""
     target_ms = kept.target_minutes * MS_PER_MINUTE
     remaining = target_ms - elapsed
     breached = elapsed > target_ms
     due_at = reached
-    if reached is None and kept.state is not TargetStatus.PAUSED:
+    if reached is None and kept.state is TargetStatus.ACTIVE and last_run is not None:
+        # Reckoned from the start of its run, as ``_progress`` will find it: the clock counts whole
+        # milliseconds, so the horizon plus the remaining time moves with the horizon's fraction.
+        since, before = last_run
+        due_at = clock.add(since, target_ms - before)
+    elif reached is None and kept.state is not TargetStatus.PAUSED:
         due_at = clock.add(kept.completed_at or horizon, remaining)
     at_risk = (
         kept.state is TargetStatus.ACTIVE
@@ -759,7 +771,9 @@ def advanced(
         reached = clock.add(since, target_ms - closed)
     else:
         reached = None
-    return _measured(state, policy, clock, elapsed=elapsed, reached=reached, horizon=as_of)
+    return _measured(
+        state, policy, clock, elapsed=elapsed, reached=reached, horizon=as_of, last_run=(since, closed)
+    )
 
 
 def _spent(clock: _Clock, start: datetime, end: datetime) -> int:

@@ -473,10 +473,15 @@ def _targets_of(
         np.where(breached, 3, 2),
         np.where(runs_table[grp, current[rows]], 0, 1),
     )  # index into _STATES
-    due_from = np.where(done, end_done, horizon[rows])
+    # An active target's due time is reckoned from the start of the run its clock is in, as the
+    # reach is (``domain.sla._measured``), not from the horizon plus whole remaining milliseconds.
+    last_start, last_end = np.where(run2, a2, a1), np.where(run2, b2, b1)
+    from_run = (state == 0) & (run1 | run2) & (last_end == end)
+    before = np.where(run2, spent1, 0)
+    due_from = np.where(done, end_done, np.where(from_run, last_start, horizon[rows]))
     needs_due = ~reached_valid & (state != 1)
     due_start = np.where(reached_valid, reach_from, due_from)
-    due_ms = np.where(reached_valid, reach_ms, remaining)
+    due_ms = np.where(reached_valid, reach_ms, np.where(from_run, target_ms - before, remaining))
     wanted = reached_valid | needs_due
     due = np.full(rows.size, _NONE, dtype=np.int64)
     cal = wanted & calendar
