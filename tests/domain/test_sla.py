@@ -593,15 +593,20 @@ def test_priority_change_applies_to_targets_started_after_it() -> None:
     assert wait.elapsed_ms == 20 * MINUTE
 
 
-def test_pause_and_resume() -> None:
+def _paused_and_resumed() -> list[TicketEvent]:
     """Resolution runs 0-60, pauses while waiting for the customer (60-180), runs again from 180."""
-    events = [
+    return [
         _ev(0, 0, EventType.CREATED, actor_type=ActorType.CUSTOMER, status="open"),
         _ev(1, 30, EventType.REPLY, actor_type=ActorType.AGENT),
         _ev(2, 60, EventType.STATUS_CHANGED, status="Waiting for Customer"),
         _ev(3, 180, EventType.CUSTOMER_MESSAGE, actor_type=ActorType.CUSTOMER),
         _ev(4, 180, EventType.STATUS_CHANGED, status="open"),
     ]
+
+
+def test_pause_and_resume() -> None:
+    """Resolution runs 0-60, pauses while waiting for the customer (60-180), runs again from 180."""
+    events = _paused_and_resumed()
     paused = _target(_sla(events, 120), RES)
     assert paused.state is TargetStatus.PAUSED
     assert paused.elapsed_ms == 60 * MINUTE
@@ -625,13 +630,7 @@ def test_an_active_targets_due_time_does_not_move_with_the_evaluation_times_frac
     """Clocks count whole milliseconds; an active target's due time is reckoned from the start of
     the run its clock is in, so evaluations a fraction of a millisecond apart agree, also after a
     pause (resolution: 60 min run, paused 60-180, runs again from 180; 480 min in all)."""
-    events = [
-        _ev(0, 0, EventType.CREATED, actor_type=ActorType.CUSTOMER, status="open"),
-        _ev(1, 30, EventType.REPLY, actor_type=ActorType.AGENT),
-        _ev(2, 60, EventType.STATUS_CHANGED, status="Waiting for Customer"),
-        _ev(3, 180, EventType.CUSTOMER_MESSAGE, actor_type=ActorType.CUSTOMER),
-        _ev(4, 180, EventType.STATUS_CHANGED, status="open"),
-    ]
+    events = _paused_and_resumed()
     for fraction_us in (0, 1, 499, 500, 501, 999):
         minutes = 200 + fraction_us / 60_000_000
         resolution = _target(_sla(events, minutes), RES)
