@@ -709,13 +709,14 @@ def _measured(
     remaining = target_ms - elapsed
     breached = elapsed > target_ms
     due_at = reached
-    if reached is None and kept.state is TargetStatus.ACTIVE and last_run is not None:
-        # Reckoned from the start of its run, as ``_progress`` will find it: the clock counts whole
-        # milliseconds, so the horizon plus the remaining time moves with the horizon's fraction.
-        since, before = last_run
-        due_at = clock.add(since, target_ms - before)
-    elif reached is None and kept.state is not TargetStatus.PAUSED:
-        due_at = clock.add(kept.completed_at or horizon, remaining)
+    if reached is None and kept.state is not TargetStatus.PAUSED:
+        if kept.state is TargetStatus.ACTIVE and last_run is not None:
+            # Reckoned from the start of its run, as ``_progress`` will find it: the clock counts
+            # whole milliseconds, so the horizon plus the remaining time moves with its fraction.
+            since, before = last_run
+            due_at = clock.add(since, target_ms - before)
+        else:
+            due_at = clock.add(kept.completed_at or horizon, remaining)
     at_risk = (
         kept.state is TargetStatus.ACTIVE
         and not breached
