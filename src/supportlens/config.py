@@ -144,8 +144,13 @@ class Settings(BaseSettings):
 
     @property
     def kept_sla_states_path(self) -> Path:
-        """What the SLA pipes keep, saved between runs (analytics/sla_memo_files.py)."""
+        """What ``sla_attainment`` keeps, saved between runs (analytics/sla_memo_files.py)."""
         return self.data_dir / "kept" / "sla-states"
+
+    @property
+    def kept_at_risk_path(self) -> Path:
+        """What ``sla_at_risk`` keeps, saved between runs (analytics/sla_memo_files.py)."""
+        return self.data_dir / "kept" / "sla-at-risk"
 
     @property
     def tickets_path(self) -> Path:

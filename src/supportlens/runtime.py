@@ -189,6 +189,9 @@ class Runtime:
         taken_up = load_target_states(runtime.sla_states, settings.kept_sla_states_path, last_seq=last_seq)
         if taken_up:
             log.info("SLA states saved by the last run taken up for %d workspaces", taken_up)
+        listed = load_target_states(runtime.at_risk_states, settings.kept_at_risk_path, last_seq=last_seq)
+        if listed:
+            log.info("SLA at-risk listings saved by the last run taken up for %d workspaces", listed)
         return runtime
 
     def close(self) -> None:
@@ -322,6 +325,7 @@ class Runtime:
         """Saves what the SLA pipes keep, for the next start; a failure only costs that time."""
         try:
             save_target_states(self.sla_states, self.settings.kept_sla_states_path)
+            save_target_states(self.at_risk_states, self.settings.kept_at_risk_path)
         except Exception:  # never in the way of a stop: the next start evaluates again
             log.exception("could not save the SLA states for the next start")
 

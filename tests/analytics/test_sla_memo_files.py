@@ -1,9 +1,9 @@
-"""What ``sla_attainment`` keeps, saved when the runtime closes and taken up when it opens again
-(analytics/sla_memo_files.py), on both engines: the restarted runtime answers from the saved
-versions (a marked saved state shows in its answer) and, with writes after the restart, exactly as
-a run that keeps nothing; saved files are ignored when the store was put back from an older copy,
-when the code changed, when the two files of a workspace are from different saves, or when they
-cannot be read."""
+"""What ``sla_attainment`` and ``sla_at_risk`` keep, saved when the runtime closes and taken up when
+it opens again (analytics/sla_memo_files.py), on both engines: the restarted runtime answers from the
+saved versions (a marked saved state shows in its answer; saved listings are used only within the
+times they were kept for) and, with writes after the restart, exactly as a run that keeps nothing;
+saved files are ignored when the store was put back from an older copy, when the code changed, when
+the two files of a workspace are from different saves, or when they cannot be read."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from supportlens.analytics.sla_memo import TargetStates
+from supportlens.analytics.sla_memo import LISTED_SCHEMA, TargetStates
 from supportlens.analytics.sla_memo_files import load_target_states, save_target_states
 from supportlens.analytics.sla_state import SlaGroupBy
 from supportlens.auth.repository import Workspace
@@ -28,9 +29,17 @@ from supportlens.domain.events import ActorType, EventType, TicketEvent
 from supportlens.domain.sla import TargetStatus
 from supportlens.runtime import Runtime
 from tests.analytics.test_sla_at_risk import POLICY
-from tests.analytics.test_sla_states import _attainment, _filters, _ingest, _post_events
+from tests.analytics.test_sla_states import _at_risk, _attainment, _filters, _ingest, _post_events
 from tests.conftest import make_settings
 from tests.domain.test_timeline import History, at
+
+
+def at_ms(minute: int) -> int:
+    return int(at(minute).timestamp() * 1000)
+
+
+_RISK_MS = at_ms(10)  # when the first response targets of the tickets opened at 0 come at risk
+
 
 _OPENED = {
     "created_at": at(0).isoformat(),
@@ -57,6 +66,10 @@ def _filled(settings: Settings) -> Workspace:
         _post_events(runtime, workspace, "T1", _created_log("T1"), "first")
         _attainment(runtime, workspace, _filters(at(100), None), SlaGroupBy.AGENT, kept=True)
         assert len(runtime.sla_states._kept[workspace.id].seqs) == 4
+        # Five minutes in, no target is at risk yet: each version's listing is kept until the
+        # first response target could be (at risk after 10 of its 20 minutes).
+        _at_risk(runtime, workspace, _filters(at(5), None), kept=True, limit=100, offset=0)
+        assert set(runtime.at_risk_states._kept[workspace.id].valid_until_ms) == {_RISK_MS - 1}
     finally:
         runtime.close()
     return workspace
@@ -110,6 +123,48 @@ def test_saved_states_are_taken_up_and_answers_stay_exact(engine_name: str, tmp_
     states = TargetStates()
     assert load_target_states(states, settings.kept_sla_states_path, last_seq=10**9) == 1
     assert len(states._kept[workspace.id].seqs) == 6
+
+
+def test_saved_at_risk_listings_are_taken_up_and_used_only_while_they_hold(
+    engine_name: str, tmp_path: Path
+) -> None:
+    settings = make_settings(engine_name, tmp_path)
+    workspace = _filled(settings)
+    runtime = Runtime.open(settings)
+    try:
+        saved = runtime.at_risk_states._kept[workspace.id]  # taken up at open, before any run
+        assert len(saved.seqs) == 4
+        assert set(saved.valid_from_ms) == {at_ms(5)}
+        assert set(saved.valid_until_ms) == {_RISK_MS - 1}
+        # Used within the times they hold for (no version evaluated again, so nothing new kept),
+        # and not after: every answer is exact.
+        for minute in (5, 9, 10, 30, 100):
+            runtime.at_risk_states._kept[workspace.id] = saved
+            assert _at_risk_either_way(runtime, workspace, at(minute))
+            assert (runtime.at_risk_states._kept[workspace.id] is saved) == (minute < 10)
+        listed, _ = _at_risk(runtime, workspace, _filters(at(100), None), kept=True, limit=100, offset=0)
+        assert len(listed) == 8  # first response and resolution of each ticket, all past due or at risk
+        # Writes after the restart: new versions are evaluated, the saved ones still serve.
+        _ingest(runtime, workspace, "support_tickets", [{**_OPENED, "ticket_id": "S9", "priority": "high"}])
+        runtime.at_risk_states._kept[workspace.id] = saved
+        assert _at_risk_either_way(runtime, workspace, at(7))
+    finally:
+        runtime.close()
+    # Saved again at close: what the runs after the restart kept, new version included.
+    states = TargetStates(schema=LISTED_SCHEMA)
+    assert load_target_states(states, settings.kept_at_risk_path, last_seq=10**9) == 1
+    assert len(states._kept[workspace.id].seqs) == 5
+
+
+def _at_risk_either_way(runtime: Runtime, workspace: Workspace, as_of: datetime) -> bool:
+    """The whole list and a page of ``sla_at_risk`` at ``as_of`` are the same from the kept
+    listings as from evaluating every ticket."""
+    filters = _filters(as_of, None)
+    return all(
+        _at_risk(runtime, workspace, filters, kept=True, limit=limit, offset=offset)
+        == _at_risk(runtime, workspace, filters, kept=False, limit=limit, offset=offset)
+        for limit, offset in ((100, 0), (2, 1))
+    )
 
 
 def test_states_saved_past_the_store_are_ignored(engine_name: str, tmp_path: Path) -> None:

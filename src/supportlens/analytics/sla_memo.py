@@ -246,14 +246,15 @@ class KeptVersions:
         setup: str,
         seqs: pa.ChunkedArray,
         valid_from_ms: pa.ChunkedArray,
+        valid_until_ms: pa.ChunkedArray,
         starts: pa.ChunkedArray,
         targets: pa.Table,
         *,
         last_seq: int,
     ) -> KeptVersions | None:
-        """Versions read back (``starts`` without the final end), or None when one is past the
-        store's highest ``seq`` (it may name another version now); ValueError if they do not fit
-        together."""
+        """Versions read back (``starts`` without the final end; ``targets``: the kept columns), or
+        None when one is past the store's highest ``seq`` (it may name another version now);
+        ValueError if they do not fit together."""
 
         def ints(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
             return np.asarray(column.to_numpy(), dtype=np.int64)
@@ -262,12 +263,13 @@ class KeptVersions:
             setup,
             ints(seqs),
             ints(valid_from_ms),
-            np.full(len(seqs), NEVER, dtype=np.int64),
+            ints(valid_until_ms),
             np.append(ints(starts), targets.num_rows).astype(np.int64),
-            targets.cast(STATE_SCHEMA.remove(0)),
+            targets,
         )
         counts = np.diff(kept.starts)
-        if not (len(kept.seqs) == len(kept.valid_from_ms) and (counts >= 0).all() and kept.starts[0] == 0):
+        lengths = {len(kept.seqs), len(kept.valid_from_ms), len(kept.valid_until_ms)}
+        if not (len(lengths) == 1 and (counts >= 0).all() and kept.starts[0] == 0):
             raise ValueError("saved versions and targets do not fit together")
         if len(kept.seqs) and (np.diff(kept.seqs) <= 0).any():
             raise ValueError("saved versions are not in order")
@@ -289,6 +291,11 @@ class TargetStates:
         self._saved: dict[str, KeptVersions] = {}  # what the files hold: not written again
         self._indexes: dict[str, tuple[KeptVersions, _SeqIndex]] = {}
         self._turns = _Turns()
+
+    @property
+    def schema(self) -> pa.Schema:
+        """``row``, then the kept columns."""
+        return self._schema
 
     def evaluating(self, workspace_id: str) -> AbstractContextManager[None]:
         """Held while evaluating most of a selection of the workspace's tickets (``_Turns``)."""

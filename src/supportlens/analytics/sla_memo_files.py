@@ -1,10 +1,12 @@
-"""What ``sla_attainment`` keeps of ticket versions' targets (``sla_memo.TargetStates``), saved in the
-data directory when the server stops (and once it has prepared its SLA pipes), and taken up again
-when it starts: at a million tickets a restarted server would otherwise evaluate every ticket again
-(seconds) before its first SLA answer.
+"""What the SLA pipes keep of ticket versions' targets (``sla_memo.TargetStates``: ``sla_attainment``'s
+states, ``sla_at_risk``'s listings), saved in the data directory when the server stops (and once it
+has prepared its SLA pipes), and taken up again when it starts: at a million tickets a restarted
+server would otherwise evaluate every ticket again (seconds) before its first SLA answer, and list
+the at-risk targets of every unresolved ticket again (~1.2 s).
 
 A kept version stays exact across a restart for the reasons it is exact within one process (its
-ticket's ``seq`` and the SLA setup's fingerprint are checked on every use), provided that
+ticket's ``seq`` and the SLA setup's fingerprint are checked on every use, and the evaluation times
+it may serve are instants, saved with it), provided that
 
 - the code that evaluated it is the code that reads it: the files carry a fingerprint of the
   package's source, and are ignored when it differs (an upgrade evaluates again once);
@@ -32,7 +34,7 @@ from supportlens.analytics.sla_memo import KeptVersions, TargetStates
 
 log = logging.getLogger(__name__)
 
-_FORMAT = b"1"
+_FORMAT = b"2"  # 2: each version's valid_until_ms saved too
 _VERSIONS = ".versions.arrow"
 _TARGETS = ".targets.arrow"
 
@@ -58,7 +60,12 @@ def save_target_states(states: TargetStates, directory: Path) -> int:
         generation = secrets.token_hex(8).encode()
         metadata = {b"code": code_fingerprint(), b"generation": generation, b"setup": kept.setup.encode()}
         versions = pa.table(
-            {"seq": kept.seqs, "valid_from_ms": kept.valid_from_ms, "start": kept.starts[:-1]}
+            {
+                "seq": kept.seqs,
+                "valid_from_ms": kept.valid_from_ms,
+                "valid_until_ms": kept.valid_until_ms,
+                "start": kept.starts[:-1],
+            }
         ).replace_schema_metadata(metadata)
         # One dictionary per column: an IPC file holds no replacement of a dictionary.
         targets = kept.targets.unify_dictionaries().combine_chunks().replace_schema_metadata(metadata)
@@ -80,7 +87,7 @@ def load_target_states(states: TargetStates, directory: Path, *, last_seq: int) 
     for path in sorted(directory.glob(f"*{_VERSIONS}")) if directory.is_dir() else []:
         workspace_id = path.name.removesuffix(_VERSIONS)
         try:
-            kept = _read(path, directory / f"{workspace_id}{_TARGETS}", last_seq)
+            kept = _read(path, directory / f"{workspace_id}{_TARGETS}", states.schema, last_seq)
         except (OSError, pa.ArrowException, KeyError, ValueError):
             log.warning("ignoring unreadable saved SLA states of workspace %s", workspace_id, exc_info=True)
             continue
@@ -90,7 +97,7 @@ def load_target_states(states: TargetStates, directory: Path, *, last_seq: int) 
     return loaded
 
 
-def _read(versions_path: Path, targets_path: Path, last_seq: int) -> KeptVersions | None:
+def _read(versions_path: Path, targets_path: Path, schema: pa.Schema, last_seq: int) -> KeptVersions | None:
     with pa.OSFile(str(versions_path)) as source:  # read into memory: a later save replaces the file
         versions = ipc.open_file(source).read_all()
     with pa.OSFile(str(targets_path)) as source:
@@ -102,7 +109,8 @@ def _read(versions_path: Path, targets_path: Path, last_seq: int) -> KeptVersion
         meta[b"setup"].decode(),
         versions.column("seq"),
         versions.column("valid_from_ms"),
+        versions.column("valid_until_ms"),
         versions.column("start"),
-        targets.replace_schema_metadata(None),
+        targets.replace_schema_metadata(None).cast(schema.remove(0)),
         last_seq=last_seq,
     )
