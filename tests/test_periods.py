@@ -1,4 +1,4 @@
-"""Reporting periods and the UTC buckets that feed them."""
+"""Reporting periods."""
 
 from __future__ import annotations
 
@@ -9,28 +9,11 @@ import pytest
 from supportlens.domain.periods import (
     IntervalError,
     PeriodUnit,
-    UtcBucket,
     parse_interval,
     period_starts,
-    utc_bucket,
 )
 
 YEAR = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, tzinfo=UTC))
-
-
-@pytest.mark.parametrize(
-    ("zone", "unit", "expected"),
-    [
-        ("UTC", PeriodUnit.DAY, UtcBucket.DAY),
-        ("UTC", PeriodUnit.HOUR, UtcBucket.HOUR),
-        ("America/New_York", PeriodUnit.DAY, UtcBucket.HOUR),
-        ("Asia/Kolkata", PeriodUnit.MONTH, UtcBucket.QUARTER_HOUR),
-        ("Asia/Kathmandu", PeriodUnit.DAY, UtcBucket.QUARTER_HOUR),
-        ("Australia/Lord_Howe", PeriodUnit.DAY, UtcBucket.QUARTER_HOUR),  # +10:30 in winter, +11 in summer
-    ],
-)
-def test_bucket_never_straddles_a_local_period(zone: str, unit: PeriodUnit, expected: UtcBucket) -> None:
-    assert utc_bucket(*YEAR, unit, zone) is expected
 
 
 def test_hour_periods_across_dst() -> None:

@@ -22,7 +22,9 @@ from supportlens.analytics.params import Window
 from supportlens.app import create_app
 from supportlens.auth.repository import Workspace
 from supportlens.domain.events import ActorType, EventType
+from supportlens.domain.periods import PeriodUnit
 from supportlens.domain.statuses import StatusCategory
+from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from supportlens.store.schema import FACT_COLUMNS, TICKETS
 from tests.analytics.test_time_metrics_pipe import grouped_batches, load_grouped
@@ -183,13 +185,39 @@ def test_facts_outdated_at_start_are_restated_in_the_background(
         assert started.restate_outdated_facts() == {}
 
 
-def _quality(found: activity.TicketQuality) -> dict[str, tuple[bool, bool, bool, int, bool]]:
-    ids = found.tickets.column("ticket_id").to_pylist()
-    columns = (found.logged, found.resolved, found.reopened, found.replies, found.first_contact)
-    return {
-        ticket_id: (bool(a), bool(b), bool(c), int(d), bool(e))
-        for ticket_id, a, b, c, d, e in zip(ids, *columns, strict=True)
+def _quality(
+    found: activity.TicketQuality,
+) -> tuple[list[str], dict[str, tuple[bool, bool, int, bool]]]:
+    """The matched tickets, and what each one with a log counts."""
+    ids = found.logged.column("ticket_id").to_pylist()
+    columns = (found.resolved, found.reopened, found.replies, found.first_contact)
+    return sorted(found.tickets.column("ticket_id").to_pylist()), {
+        ticket_id: (bool(a), bool(b), int(c), bool(d))
+        for ticket_id, a, b, c, d in zip(ids, *columns, strict=True)
     }
+
+
+def _counted(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    return row["tickets"], row["tickets_with_history"], row["resolved_tickets"], row["reopened_tickets"]
+
+
+def _quality_by(
+    found: activity.TicketQuality, by: activity.GroupBy
+) -> dict[str | None, tuple[int, int, int, int]]:
+    """``_counted`` of each agent (or of everyone), in plain Python from each ticket's quality."""
+
+    def group(row: dict[str, Any]) -> str | None:
+        return row["agent_id"] if by is activity.GroupBy.AGENT else None
+
+    counts: dict[str | None, list[int]] = {}
+    for row in found.tickets.to_pylist():
+        counts.setdefault(group(row), [0, 0, 0, 0])[0] += 1
+    for row, resolved, reopened in zip(found.logged.to_pylist(), found.resolved, found.reopened, strict=True):
+        mine = counts[group(row)]
+        mine[1] += 1
+        mine[2] += bool(resolved)
+        mine[3] += bool(resolved and reopened)
+    return {label: (a, b, c, d) for label, (a, b, c, d) in counts.items()}
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -198,12 +226,25 @@ def test_resolution_quality_from_facts_equals_the_log(
     runtime: Runtime, batch: list[tuple[History, str | None]], as_of_minute: int
 ) -> None:
     workspace, _, _ = load_grouped(runtime, batch)
+    # And tickets known only by snapshots: counted as matched, not as having a log.
+    snapshots = [
+        {"ticket_id": f"S{n}", "created_at": at(n).isoformat(), "status": status, "agent_id": agent}
+        for n, (status, agent) in enumerate([("open", "A1"), ("resolved", "A1"), ("open", None)])
+    ]
+    runtime.ingest.ingest(
+        workspace.id, "support_tickets", [RawRow(row, orjson.dumps(row).decode()) for row in snapshots]
+    ).committed.result()
     context = runtime.pipe_context(workspace)
     window = Window(at(-60), at(3000))
     filters = activity.Filters(window, None, None, None, None, None, at(as_of_minute))
     facts = activity.quality_from_facts(context, filters, "ticket_id")
     assert facts is not None
-    assert _quality(facts) == _quality(activity.quality_from_log(context, filters))
+    from_log = activity.quality_from_log(context, filters)
+    assert _quality(facts) == _quality(from_log)
+    # The pipe counts every matched ticket, and the rates over those with a log, in each group.
+    for by in (activity.GroupBy.AGENT, activity.GroupBy.NONE):
+        answer = activity.resolution_quality(context, filters, by=by, unit=PeriodUnit.WEEK)
+        assert {row["group"]: _counted(row) for row in answer.rows} == _quality_by(from_log, by)
     early = activity.Filters(window, None, None, None, None, None, at(-30))  # before every event
     assert activity.quality_from_facts(context, early) is None
 

@@ -22,14 +22,11 @@ from supportlens.domain.metrics import MS_PER_DAY, MS_PER_HOUR, average
 from supportlens.domain.periods import (
     IntervalError,
     PeriodUnit,
-    UtcBucket,
     parse_interval,
     period_starts,
-    utc_bucket,
 )
 
 _F = "Nullable(Float64)"
-_ADDITIVE = ("ticket_count", "resolved_tickets", "satisfaction_sum", "satisfaction_n")
 
 COLUMNS = [
     ("time_period", "String"),
@@ -45,13 +42,12 @@ COLUMNS = [
 ]
 
 
-def _utc_buckets(
-    context: PipeContext, where: Conditions, bucket: UtcBucket, measures: str
-) -> tuple[pa.Table, I64, float]:
-    """The UTC ``bucket``s holding tickets of ``where`` (the bucket's start as ``bucket`` and the
-    ``measures``, SQL), each bucket's start (epoch ms), and the query's time."""
+def _quarter_hours(context: PipeContext, where: Conditions, measures: str) -> tuple[pa.Table, I64, float]:
+    """The UTC quarter hours holding tickets of ``where`` (the quarter's start as ``bucket`` and the
+    ``measures``, SQL), each one's start (epoch ms), and the query's time.  A quarter hour never
+    straddles a local hour: every offset since 1972 is a multiple of 15 minutes."""
     sql = (
-        f"SELECT {context.engine.dialect.utc_bucket('created_at', bucket)} AS bucket, {measures} "
+        f"SELECT {context.engine.dialect.utc_quarter_hour('created_at')} AS bucket, {measures} "
         f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
     )
     started = time.perf_counter()
@@ -61,41 +57,25 @@ def _utc_buckets(
     return buckets, starts, elapsed
 
 
-def _local_buckets(
-    context: PipeContext, where: Conditions, bucket: UtcBucket, unit: PeriodUnit, measures: str
-) -> tuple[pa.Table, I64, list[str], float]:
-    """``_utc_buckets`` with the local period of ``unit`` holding each bucket."""
-    buckets, starts, elapsed = _utc_buckets(context, where, bucket, measures)
-    labels = [str(label) for label in period_labels(starts, unit, context.timezone)]
-    return buckets, starts, labels, elapsed
-
-
-def _local_periods(
-    context: PipeContext,
-    where: Conditions,
-    bucket: UtcBucket,
-    unit: PeriodUnit,
-    measures: str,
-    names: tuple[str, ...],
-) -> tuple[dict[str, dict[str, int]], float]:
-    """The additive ``measures`` (SQL, naming the columns ``names``) of the tickets of ``where``
-    per local period of ``unit``, keyed by the period's local start ('YYYY-MM-DD HH:MM:SS').
-
-    Two stages, both exact because counts and sums add up: in SQL every ticket into its UTC
-    ``bucket`` (cheap integer grouping over all rows; a bucket never straddles a local period
-    boundary), then here each of those few buckets into its local period by ``period_labels``, as
-    the history pipes cut periods: exact across DST changes (a fall-back hour is one period) and
-    fractional offsets, where ClickHouse's toStartOfHour is not (after Lord Howe's half-hour DST
-    change it truncates to :30 for the rest of the day)."""
-    buckets, _, labels, elapsed = _local_buckets(context, where, bucket, unit, measures)
-    periods, period_of = np.unique(np.array(labels, dtype=object), return_inverse=True)
-    found: dict[str, dict[str, int]] = {str(period): {} for period in periods}
-    for name in names:
-        totals = np.zeros(len(periods), dtype=np.int64)
-        np.add.at(totals, period_of, np.asarray(buckets.column(name).cast(pa.int64()).fill_null(0), np.int64))
-        for period, total in zip(periods, totals.tolist(), strict=True):
-            found[str(period)][name] = total
-    return found, elapsed
+def _counts_per_period(tickets: pa.Table, names: list[str], codes: I64) -> dict[str, dict[str, int]]:
+    """Per period (``codes``: each ticket row's index into ``names``): its tickets, the resolved
+    ones and the sum and number of satisfaction scores, counted exactly in integers."""
+    periods = len(names)
+    score = tickets.column("satisfaction_score")
+    weights = {
+        "resolved_tickets": tickets.column(RESOLVED).fill_null(False),
+        "satisfaction_sum": score.fill_null(0),
+        "satisfaction_n": score.is_valid(),
+    }
+    counts = {"ticket_count": np.bincount(codes, minlength=periods)}
+    for measure, weight in weights.items():
+        # Float weights sum small integers exactly (below 2**53).
+        summed = np.bincount(codes, weights=weight.to_numpy(zero_copy_only=False), minlength=periods)
+        counts[measure] = np.rint(summed).astype(np.int64)
+    return {
+        name: {measure: int(values[code]) for measure, values in counts.items()}
+        for code, name in enumerate(names)
+    }
 
 
 def time_trends(
@@ -106,23 +86,24 @@ def time_trends(
     time_interval: str,
     business_hours: bool,
 ) -> PipeResult:
-    """Counts and satisfaction per period from SQL; the times from each ticket's durations, so that
-    medians and p90s are exact (and business time possible)."""
+    """Counts, satisfaction and times per period from each ticket's row: medians and p90s exact
+    (and business time possible), periods cut as ``period_codes`` cuts them (exact across DST
+    changes and fractional offsets)."""
     try:
         interval = parse_interval(time_interval)
         periods = period_starts(window.start, window.end, interval.unit, context.timezone)
-        bucket = utc_bucket(window.start, window.end, interval.unit, context.timezone)
     except IntervalError as exc:
         raise ParamError("time_interval", str(exc)) from None
-    where = selection(context, filters, window.start, window.end)
-    measures = (
-        f"count(*) AS ticket_count, {context.engine.dialect.count_if(RESOLVED)} AS resolved_tickets, "
-        "sum(satisfaction_score) AS satisfaction_sum, count(satisfaction_score) AS satisfaction_n"
+    # One read: the counts and sums from the same rows as the times (they add up exactly).
+    started = time.perf_counter()
+    durations = ticket_durations(
+        context, filters, window, RESOLVED, "satisfaction_score", business_hours=business_hours
     )
-    found, elapsed = _local_periods(context, where, bucket, interval.unit, measures, _ADDITIVE)
-    durations = ticket_durations(context, filters, window, business_hours=business_hours)
+    elapsed = time.perf_counter() - started
     created, _ = timestamp_ms(durations.tickets, "created_at")
-    times = durations.grouped(*period_codes(created, interval.unit, context.timezone))
+    names, codes = period_codes(created, interval.unit, context.timezone)
+    times = durations.grouped(names, codes)
+    found = _counts_per_period(durations.tickets, names, codes)
     rows: list[dict[str, Any]] = []
     for start in periods:
         row = found.get(start, {})
@@ -159,11 +140,7 @@ def _weekday_hour(period: str) -> tuple[int, int]:
     return local.isoweekday(), local.hour
 
 
-# Quarter hours never straddle a local hour (every offset since 1972 is a multiple of 15 minutes);
-# ``utc_bucket`` would sample the zone's offsets over the whole window, which may span centuries
-# here (no limit on the number of periods applies).
-_ARRIVAL_BUCKET = UtcBucket.QUARTER_HOUR
-_ARRIVAL_BUCKET_WIDTH = timedelta(minutes=15)
+_QUARTER_HOUR = timedelta(minutes=15)
 
 
 def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str | None]) -> PipeResult:
@@ -171,7 +148,7 @@ def arrivals(context: PipeContext, window: Window, *, filters: Mapping[str, str 
     cells.  Each ticket's created_at is converted to local time exactly across DST: a fall-back
     hour holds both UTC hours that show it, a skipped hour holds none."""
     where = selection(context, filters, window.start, window.end)
-    buckets, starts, elapsed = _utc_buckets(context, where, _ARRIVAL_BUCKET, "count(*) AS tickets")
+    buckets, starts, elapsed = _quarter_hours(context, where, "count(*) AS tickets")
     weekday, hour = _local_weekday_hour(starts, context.timezone)
     counts = np.zeros(len(_WEEKDAY_NAMES) * 24, dtype=np.int64)
     np.add.at(
@@ -204,9 +181,8 @@ def created_in_local_hours(
     """Where the tickets of ``where`` that ``arrivals`` counts in the cell of ``weekday`` and
     ``hour`` (either may be None: any) were created: UTC spans [start, end) that together hold
     exactly those tickets' created_at, from the same UTC quarter hours and local labels."""
-    _, starts, labels, _ = _local_buckets(
-        context, where, _ARRIVAL_BUCKET, PeriodUnit.HOUR, "count(*) AS tickets"
-    )
+    _, starts, _ = _quarter_hours(context, where, "count(*) AS tickets")
+    labels = [str(label) for label in period_labels(starts, PeriodUnit.HOUR, context.timezone)]
     cells = {label: _weekday_hour(label) for label in set(labels)}  # four quarter hours a label
     spans: list[tuple[datetime, datetime]] = []
     for start, label in sorted(
@@ -216,7 +192,7 @@ def created_in_local_hours(
         if weekday not in (None, cell_weekday) or hour not in (None, cell_hour):
             continue
         if spans and spans[-1][1] == start:  # adjacent quarter hours make one span
-            spans[-1] = (spans[-1][0], start + _ARRIVAL_BUCKET_WIDTH)
+            spans[-1] = (spans[-1][0], start + _QUARTER_HOUR)
         else:
-            spans.append((start, start + _ARRIVAL_BUCKET_WIDTH))
+            spans.append((start, start + _QUARTER_HOUR))
     return spans

@@ -153,36 +153,3 @@ def period_starts(start: datetime, end: datetime, unit: PeriodUnit, timezone: st
             break
         moment = min(moment + step, end)
     return labels
-
-
-def _offset_seconds(moment: datetime, tz: ZoneInfo) -> float:
-    offset = moment.astimezone(tz).utcoffset()
-    return offset.total_seconds() if offset is not None else 0.0
-
-
-class UtcBucket(Enum):
-    """Widths of the UTC buckets time series are first aggregated into."""
-
-    DAY = "day"
-    HOUR = "hour"
-    QUARTER_HOUR = "quarter_hour"
-
-
-def utc_bucket(start: datetime, end: datetime, unit: PeriodUnit, timezone: str) -> UtcBucket:
-    """The widest UTC bucket (a day, an hour or 15 minutes) that never straddles a local period
-    boundary of ``unit`` in the window: a day when the zone is UTC all along and the periods are
-    days or longer, an hour when every offset is whole hours, else 15 minutes (every offset in the
-    tz database since 1972 is a multiple of 15 minutes).  Offsets are sampled every 6 hours: no
-    zone has kept an offset for less than that."""
-    tz = zone(timezone)
-    offsets: set[float] = set()
-    moment = start
-    while moment < end:
-        offsets.add(_offset_seconds(moment, tz))
-        moment += timedelta(hours=6)
-    offsets.add(_offset_seconds(end, tz))
-    if offsets == {0.0} and unit is not PeriodUnit.HOUR:
-        return UtcBucket.DAY
-    if all(offset % 3600 == 0 for offset in offsets):
-        return UtcBucket.HOUR
-    return UtcBucket.QUARTER_HOUR

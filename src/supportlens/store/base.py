@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from supportlens.domain.events import HISTORY_FILTER
-from supportlens.domain.periods import UtcBucket
 from supportlens.store.schema import (
     MIGRATIONS,
     QUARANTINE,
@@ -72,8 +71,8 @@ class Dialect(ABC):
         list value computed in one pass (null, or NaNs, when there is nothing)."""
 
     @abstractmethod
-    def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
-        """The start of the UTC bucket holding ``column``, as a timestamp."""
+    def utc_quarter_hour(self, column: str) -> str:
+        """The start of the UTC quarter hour holding ``column``, as a timestamp."""
 
     @abstractmethod
     def in_list(self, column: str, name: str) -> str:
@@ -181,6 +180,10 @@ def query_timeout(timeout: float) -> float:
     return min(timeout, remaining)
 
 
+# A read query and its bound parameters.
+Query = tuple[str, dict[str, Any]]
+
+
 class Engine(ABC):
     """A storage engine.  Writes come from one writer thread; reads may come from many threads."""
 
@@ -261,6 +264,11 @@ class Engine(ABC):
     @abstractmethod
     def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
         """``fetch`` for large results, as an Arrow table (timestamps as UTC)."""
+
+    @abstractmethod
+    def fetch_arrows(self, queries: Sequence[Query], *, timeout: float) -> list[pa.Table]:
+        """``fetch_arrow`` of each query, all reading one state of the store: no write lands
+        between them (two narrow reads of one answer instead of one wide read)."""
 
     # Reads the writer needs to keep event-fed tickets current; ids are one workspace's.
     def existing_event_ids(self, workspace_id: str, event_ids: list[str]) -> set[str]:

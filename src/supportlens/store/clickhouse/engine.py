@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -15,11 +16,11 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from supportlens.domain.models import RESOLVED_STATUSES
-from supportlens.domain.periods import UtcBucket
 from supportlens.store.base import (
     Dialect,
     Engine,
     ParamType,
+    Query,
     QueryResult,
     QueryTimeout,
     WriteBatch,
@@ -57,12 +58,6 @@ _PARAM_TYPES: dict[ParamType, str] = {
 }
 
 # As DateTime64(3), like the stored times: a DateTime reaches Arrow as bare uint32 seconds.
-_BUCKETS: dict[UtcBucket, str] = {
-    UtcBucket.DAY: "toDateTime64(toStartOfDay({}, 'UTC'), 3, 'UTC')",
-    UtcBucket.HOUR: "toDateTime64(toStartOfHour({}, 'UTC'), 3, 'UTC')",
-    UtcBucket.QUARTER_HOUR: "toDateTime64(toStartOfFifteenMinutes({}, 'UTC'), 3, 'UTC')",
-}
-
 _TIMEOUT_CODE = 159  # TIMEOUT_EXCEEDED
 
 _RESOLVED = ", ".join(f"'{status}'" for status in sorted(RESOLVED_STATUSES))
@@ -95,8 +90,8 @@ class ClickHouseDialect(Dialect):
     def quantiles(self, expression: str, levels: tuple[float, ...]) -> str:
         return f"quantilesExactInclusive({', '.join(map(str, levels))})({expression})"
 
-    def utc_bucket(self, column: str, bucket: UtcBucket) -> str:
-        return _BUCKETS[bucket].format(column)
+    def utc_quarter_hour(self, column: str) -> str:
+        return f"toDateTime64(toStartOfFifteenMinutes({column}, 'UTC'), 3, 'UTC')"
 
     def in_list(self, column: str, name: str) -> str:
         return f"{column} IN {{{name}:Array(String)}}"
@@ -222,12 +217,21 @@ class ClickHouseEngine(Engine):
         """Nothing to do: ClickHouse merges parts in the background."""
 
     def fetch_arrow(self, sql: str, params: dict[str, Any], *, timeout: float) -> pa.Table:
+        with self._lock:
+            return self._query_arrow(sql, params, timeout)
+
+    def fetch_arrows(self, queries: Sequence[Query], *, timeout: float) -> list[pa.Table]:
+        # Embedded chDB: the lock keeps the writer out until the last query ends.  A ClickHouse
+        # server has no snapshot across queries: a write may land between them there.
+        with self._lock:
+            return [self._query_arrow(sql, params, timeout) for sql, params in queries]
+
+    def _query_arrow(self, sql: str, params: dict[str, Any], timeout: float) -> pa.Table:
         timeout = query_timeout(timeout)
         try:
-            with self._lock:
-                return self.client.query_arrow(
-                    sql, parameters=params, settings={"max_execution_time": max(1, round(timeout))}
-                )
+            return self.client.query_arrow(
+                sql, parameters=params, settings={"max_execution_time": max(1, round(timeout))}
+            )
         except DatabaseError as exc:
             if f"Code: {_TIMEOUT_CODE}" in str(exc) or "TIMEOUT_EXCEEDED" in str(exc):
                 raise QueryTimeout(f"query stopped after the {timeout:g} s time limit") from exc
