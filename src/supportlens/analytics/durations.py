@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from supportlens.analytics.common import (
     RESOLUTION_MS,
+    RESOLVED,
     RESPONSE_MS,
     PipeContext,
     averages,
@@ -80,7 +81,11 @@ class TicketDurations:
 
     def overall(self) -> DurationSummary:
         """The summary of every chosen ticket together."""
-        return self.summaries(pa.nulls(self.tickets.num_rows, pa.string())).get(None, NO_DURATIONS)
+        if not self.tickets.num_rows:
+            return NO_DURATIONS
+        response = duration_summary(self.response_ms[self.has_response])
+        resolution = duration_summary(self.resolution_ms[self.has_resolution])
+        return _summary(response, resolution)
 
     def summaries(self, labels: Labels) -> dict[str | None, DurationSummary]:
         """A summary per distinct label, given each ticket row's label (null is a label too)."""
@@ -103,16 +108,20 @@ class TicketDurations:
         for code, name in enumerate(names):
             if not present[code]:
                 continue
-            response, resolution = duration_summary(responses[code]), duration_summary(resolutions[code])
-            found[name] = DurationSummary(
-                response["mean"],
-                response["median"],
-                response["p90"],
-                resolution["mean"],
-                resolution["median"],
-                resolution["p90"],
-            )
+            found[name] = _summary(duration_summary(responses[code]), duration_summary(resolutions[code]))
         return found
+
+
+def _summary(response: Mapping[str, Any], resolution: Mapping[str, Any]) -> DurationSummary:
+    """From the ``duration_summary`` of the first response times and of the resolution times."""
+    return DurationSummary(
+        response["mean"],
+        response["median"],
+        response["p90"],
+        resolution["mean"],
+        resolution["median"],
+        resolution["p90"],
+    )
 
 
 class _GroupSplit:
@@ -134,6 +143,41 @@ class _GroupSplit:
 
 
 _TIMES = ("created_at", "first_response_at", "resolved_at")
+# What ``counts_per_group`` reads: ask ``ticket_durations`` for these columns too.
+COUNTED = (
+    f"coalesce({RESOLVED}, false) AS counted_resolved",
+    "satisfaction_score IS NOT NULL AS counted_rated",
+    "coalesce(satisfaction_score, 0) AS counted_score",
+)
+
+
+def counts_per_group(
+    tickets: pa.Table, names: Sequence[str | None], codes: I64
+) -> dict[str | None, dict[str, int]]:
+    """Per group (``codes``: each ticket row's index into ``names``; ``tickets`` holds COUNTED): its
+    tickets, the resolved ones and the sum and number of satisfaction scores, exactly.  One count
+    per (group, resolved, rated, score) cell: a single pass over the rows (scores are small
+    integers, 1 to 5)."""
+
+    def ints(name: str) -> I64:
+        return np.asarray(tickets.column(name).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    resolved, rated, score = ints("counted_resolved"), ints("counted_rated"), ints("counted_score")
+    low = int(score.min()) if len(score) else 0  # 0: unrated rows' stand-in
+    width = int(score.max()) - low + 1 if len(score) else 1
+    key = ((codes * 2 + resolved) * 2 + rated) * width + (score - low)
+    cells = np.bincount(key, minlength=len(names) * 4 * width).reshape(len(names), 2, 2, width)
+    scores = np.arange(low, low + width, dtype=np.int64)
+    counted = {
+        "ticket_count": cells.sum(axis=(1, 2, 3)),
+        "resolved_tickets": cells[:, 1].sum(axis=(1, 2)),
+        "satisfaction_sum": (cells[:, :, 1] * scores).sum(axis=(1, 2)),
+        "satisfaction_n": cells[:, :, 1].sum(axis=(1, 2)),
+    }
+    return {
+        name: {measure: int(values[code]) for measure, values in counted.items()}
+        for code, name in enumerate(names)
+    }
 
 
 def ticket_durations(

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 
 from supportlens.analytics.activity import local_period_starts, period_codes, period_labels
-from supportlens.analytics.common import RESOLVED, PipeContext, PipeResult, selection, tickets_from
-from supportlens.analytics.durations import NO_DURATIONS, ticket_durations
+from supportlens.analytics.common import PipeContext, PipeResult, selection, tickets_from
+from supportlens.analytics.durations import COUNTED, NO_DURATIONS, counts_per_group, ticket_durations
 from supportlens.analytics.history import from_epoch_ms, timestamp_ms
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
@@ -57,27 +57,6 @@ def _quarter_hours(context: PipeContext, where: Conditions, measures: str) -> tu
     return buckets, starts, elapsed
 
 
-def _counts_per_period(tickets: pa.Table, names: list[str], codes: I64) -> dict[str, dict[str, int]]:
-    """Per period (``codes``: each ticket row's index into ``names``): its tickets, the resolved
-    ones and the sum and number of satisfaction scores, counted exactly in integers."""
-    periods = len(names)
-    score = tickets.column("satisfaction_score")
-    weights = {
-        "resolved_tickets": tickets.column(RESOLVED).fill_null(False),
-        "satisfaction_sum": score.fill_null(0),
-        "satisfaction_n": score.is_valid(),
-    }
-    counts = {"ticket_count": np.bincount(codes, minlength=periods)}
-    for measure, weight in weights.items():
-        # Float weights sum small integers exactly (below 2**53).
-        summed = np.bincount(codes, weights=weight.to_numpy(zero_copy_only=False), minlength=periods)
-        counts[measure] = np.rint(summed).astype(np.int64)
-    return {
-        name: {measure: int(values[code]) for measure, values in counts.items()}
-        for code, name in enumerate(names)
-    }
-
-
 def time_trends(
     context: PipeContext,
     window: Window,
@@ -96,14 +75,12 @@ def time_trends(
         raise ParamError("time_interval", str(exc)) from None
     # One read: the counts and sums from the same rows as the times (they add up exactly).
     started = time.perf_counter()
-    durations = ticket_durations(
-        context, filters, window, RESOLVED, "satisfaction_score", business_hours=business_hours
-    )
+    durations = ticket_durations(context, filters, window, *COUNTED, business_hours=business_hours)
     elapsed = time.perf_counter() - started
     created, _ = timestamp_ms(durations.tickets, "created_at")
     names, codes = period_codes(created, interval.unit, context.timezone)
     times = durations.grouped(names, codes)
-    found = _counts_per_period(durations.tickets, names, codes)
+    found = counts_per_group(durations.tickets, names, codes)
     rows: list[dict[str, Any]] = []
     for start in periods:
         row = found.get(start, {})
