@@ -195,6 +195,30 @@ def test_backlog_counts_unresolved_tickets_at_each_day_end(runtime: Runtime) -> 
     assert {(r["day"], r["group"]): r["open_tickets"] for r in by_priority}[("2024-03-05", "low")] == 2
 
 
+def test_backlog_at_the_day_end_instant_itself(runtime: Runtime) -> None:
+    """A day end is the day's last millisecond: a ticket created at it is open there (age 0), and
+    exactly a day old at the next one; a ticket resolved at it is not open there."""
+    workspace = runtime.metadata.create_workspace("edges")
+    tickets = [
+        {"ticket_id": "E", "created_at": "2024-03-04 23:59:59.999", "status": "open"},
+        {
+            "ticket_id": "F",
+            "created_at": "2024-03-03 10:00:00",
+            "status": "resolved",
+            "resolved_at": "2024-03-05 23:59:59.999",
+        },
+    ]
+    rows = [RawRow(ticket, str(ticket)) for ticket in tickets]
+    runtime.ingest.ingest(workspace.id, "support_tickets", rows).committed.result()
+    query = {"start_date": "2024-03-04", "end_date": "2024-03-06", "as_of": "2024-03-08"}
+    series = runtime.run_pipe("backlog", workspace, query).rows
+    assert [(r["day"], r["open_tickets"], r["age_under_1d"], r["age_1_3d"]) for r in series] == [
+        ("2024-03-04", 2, 1, 1),  # E just created, F a day and 14 hours old
+        ("2024-03-05", 1, 0, 1),  # E exactly a day old; F resolved at this instant
+        ("2024-03-06", 1, 0, 1),
+    ]
+
+
 def test_csat_leaves_unrated_tickets_out(runtime: Runtime) -> None:
     workspace = runtime.metadata.create_workspace("c")
     tickets = [

@@ -794,11 +794,16 @@ def backlog(context: PipeContext, filters: Filters, *, by: GroupBy) -> PipeResul
     limits = [0, *(days_ * MS_PER_DAY for _, days_ in _AGE_BUCKETS), _NO_AGE_LIMIT_MS]
     delta = np.zeros((len(label_list), len(limits) - 1, days + 1), dtype=np.int64)
     cells = len(label_list) * (days + 1)  # (group, day) of one bucket, flattened
+    # Day ends where the span is open and the age is in [limits[bucket], limits[bucket + 1]):
+    # from the first at or after both the span's start and the lower age limit, to the first at
+    # or after either its end or the upper limit.  The search is monotone, so each bound is
+    # searched once and the bands are cut from them.
+    opened = np.searchsorted(end_ms, spans.start_ms, side="left")
+    closed = np.searchsorted(end_ms, spans.until_ms, side="left")
+    reached = [np.searchsorted(end_ms, spans.born_ms + limit, side="left") for limit in limits]
     for bucket in range(len(limits) - 1):
-        # Day ends where age is in [limits[bucket], limits[bucket + 1]) and the span is open.
-        low, high = spans.aged(limits[bucket], limits[bucket + 1])
-        first = np.searchsorted(end_ms, low, side="left")
-        last = np.searchsorted(end_ms, high, side="left")
+        first = np.maximum(opened, reached[bucket])
+        last = np.minimum(closed, reached[bucket + 1])
         keep = last > first
         row = spans.group[keep] * (days + 1)
         opens = np.bincount(row + first[keep], minlength=cells)
