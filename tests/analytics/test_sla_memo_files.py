@@ -75,12 +75,17 @@ def _filled(settings: Settings) -> Workspace:
     return workspace
 
 
-def test_saved_states_are_taken_up_and_answers_stay_exact(engine_name: str, tmp_path: Path) -> None:
+def _restarted(engine_name: str, tmp_path: Path) -> tuple[Settings, Workspace, Runtime]:
+    """``_filled``'s store, opened again: what it saved is taken up at open, before any run."""
     settings = make_settings(engine_name, tmp_path)
     workspace = _filled(settings)
-    runtime = Runtime.open(settings)
+    return settings, workspace, Runtime.open(settings)
+
+
+def test_saved_states_are_taken_up_and_answers_stay_exact(engine_name: str, tmp_path: Path) -> None:
+    settings, workspace, runtime = _restarted(engine_name, tmp_path)
     try:
-        saved = runtime.sla_states._kept[workspace.id]  # taken up at open, before any run
+        saved = runtime.sla_states._kept[workspace.id]
         assert len(saved.seqs) == 4
         filters = _filters(at(100), None)
         # Used as they are: a mark put on the saved states shows in the answer.
@@ -128,11 +133,9 @@ def test_saved_states_are_taken_up_and_answers_stay_exact(engine_name: str, tmp_
 def test_saved_at_risk_listings_are_taken_up_and_used_only_while_they_hold(
     engine_name: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(engine_name, tmp_path)
-    workspace = _filled(settings)
-    runtime = Runtime.open(settings)
+    settings, workspace, runtime = _restarted(engine_name, tmp_path)
     try:
-        saved = runtime.at_risk_states._kept[workspace.id]  # taken up at open, before any run
+        saved = runtime.at_risk_states._kept[workspace.id]
         assert len(saved.seqs) == 4
         assert set(saved.valid_from_ms) == {at_ms(5)}
         assert set(saved.valid_until_ms) == {_RISK_MS - 1}
