@@ -8,9 +8,10 @@ spanning everything the computation touches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -60,14 +61,20 @@ def from_epoch_ms(ms: int) -> datetime:
     return _EPOCH + ms * _MS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class History:
     tickets: pa.Table  # TICKET_COLUMNS (or those load_history was asked for), in the order chosen
     timelines: Timelines | None  # None when no chosen ticket has events
     timeline_of: I64  # per ticket row: its index in ``timelines``, or -1 (snapshot-only)
     clock: DurationClock  # what durations of ticket rows are measured by (indexed by row)
-    business: TicketCalendars  # each row's calendar over the span, for "is open" questions
+    calendars: Callable[[], TicketCalendars]  # makes ``business``
     as_of: datetime
+
+    @cached_property
+    def business(self) -> TicketCalendars:
+        """Each row's calendar over the span, for "is open" questions.  Made when first asked for:
+        a run in calendar time rarely asks, and making it costs ~9 ms at a million tickets."""
+        return self.calendars()
 
     def column_ms(self, name: str) -> tuple[I64, npt.NDArray[np.bool_]]:
         """A timestamp column of the tickets as epoch ms, and where it is set."""
@@ -118,26 +125,31 @@ def load_history(
     )
     tickets = read.drop_columns(["history_seq", "history_logged_until"])
     log = _folded_log(context, where, chosen, read)
-    business = row_calendars(context, tickets, as_of, log.span)
-    calendar_of_row = business.calendar_of
-    clock: DurationClock = business if business_hours else CalendarClock()
+
+    def calendars() -> TicketCalendars:
+        return row_calendars(context, tickets, as_of, log.span)
+
+    business = calendars() if business_hours else None
+    clock: DurationClock = CalendarClock() if business is None else business
     timelines: Timelines | None = None
     timeline_of = np.full(tickets.num_rows, -1, dtype=np.int64)
     if log.columns is not None:
         columns, ticket_ids = log.columns, log.ticket_ids
         found = pc.index_in(tickets.column("ticket_id"), value_set=pa.array(ticket_ids, pa.string()))
         timeline_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        # Every ticket with events is one of the chosen rows (the events were read for those).
-        calendar_of_timeline = np.zeros(columns.tickets, dtype=np.int64)
-        logged = timeline_of >= 0
-        calendar_of_timeline[timeline_of[logged]] = calendar_of_row[logged]
+        timeline_clock: DurationClock = CalendarClock()
+        if business is not None:
+            # Every ticket with events is one of the chosen rows (the events were read for those).
+            calendar_of_timeline = np.zeros(columns.tickets, dtype=np.int64)
+            logged = timeline_of >= 0
+            calendar_of_timeline[timeline_of[logged]] = business.calendar_of[logged]
+            timeline_clock = business.reindexed(calendar_of_timeline)
         timelines = compute_timelines(
-            columns,
-            as_of_ms=epoch_ms(as_of),
-            statuses=context.statuses,
-            clock=business.reindexed(calendar_of_timeline) if business_hours else CalendarClock(),
+            columns, as_of_ms=epoch_ms(as_of), statuses=context.statuses, clock=timeline_clock
         )
-    return History(tickets, timelines, timeline_of, clock, business, as_of)
+    return History(
+        tickets, timelines, timeline_of, clock, calendars if business is None else lambda: business, as_of
+    )
 
 
 def _folded_log(context: PipeContext, where: Conditions, chosen: str, read: pa.Table) -> FoldedLog:

@@ -246,7 +246,7 @@ def answer_from_facts(
     _, logged = timestamp_ms(tickets, "last_event_at")
     business = row_calendars(context, tickets, as_of, tickets.column("status_since"))
     clock: DurationClock = business if business_hours else CalendarClock()
-    history = History(tickets, None, np.where(logged, 0, -1), clock, business, as_of)
+    history = History(tickets, None, np.where(logged, 0, -1), clock, lambda: business, as_of)
     created, _ = history.column_ms("created_at")
     snapshot = _snapshot_columns(context, history, created, logged) if not logged.all() else _NO_SNAPSHOT
     mine = _fact_columns(context, tickets, logged, clock_name, as_of_ms, clock)
