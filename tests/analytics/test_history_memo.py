@@ -1,7 +1,8 @@
 """Activity logs kept folded between runs (analytics/history_memo.py), on both engines: on random
 histories, with writes between runs (more events of tickets with a log, new tickets, snapshots)
-and any evaluation time, every history pipe answers what a run that keeps nothing answers; a kept
-log is used, and a new event makes it stale."""
+and any evaluation time, every history pipe answers what a run that keeps nothing answers, also at
+a later time from the same kept log (and the timelines kept with it); a kept log is used, and a new
+event makes it stale."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def test_kept_logs_give_the_answers_of_reading_them_again(
         kept = _answers(runtime, workspace, minute, kept=True)
         assert kept == _answers(runtime, workspace, minute, kept=False), (number, minute)
         assert kept == _answers(runtime, workspace, minute, kept=True), (number, minute)  # from the kept logs
+        # Later, from the same kept logs (and their timelines, when after every event).
+        later = minute + 1 + number * 97
+        assert _answers(runtime, workspace, later, kept=True) == _answers(
+            runtime, workspace, later, kept=False
+        )
         write(runtime, workspace, written, f"r{number}")
 
 
@@ -67,6 +73,7 @@ def test_a_kept_log_is_used_and_a_new_event_makes_it_stale(runtime: Runtime) -> 
     assert len(logs) == 1
     # The kept log is what the next run reads: emptied, the ticket's time in status is gone.
     key, log = next(iter(logs.items()))
+    assert len(log.closed) == 1  # its timelines without the current intervals, kept for later runs
     logs[key] = dataclasses.replace(log, columns=None, ticket_ids=[])
     assert _answers(runtime, workspace, 500, kept=True)[0] == []
     logs[key] = log

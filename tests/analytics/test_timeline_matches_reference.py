@@ -1,9 +1,12 @@
 """The vectorized per-ticket time metrics equal the pure reference, ticket for ticket, on random
-histories of many tickets at once (calendar time here; business time in the calendar tests)."""
+histories of many tickets at once (calendar time here; business time in the calendar tests); so do
+timelines computed without the current status intervals and then run on to the evaluation time
+(``running_to``, what a run at "now" reuses)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from hypothesis import given, settings
@@ -18,6 +21,7 @@ from supportlens.analytics.timeline import (
     EventColumns,
     Timelines,
     compute_timelines,
+    running_to,
 )
 from supportlens.domain.events import TicketEvent
 from supportlens.domain.statuses import DEFAULT_STATUS_MAP, StatusCategory, StatusMap
@@ -99,12 +103,31 @@ def check(
         ]
         for i, history in enumerate(histories_)
     ]
+    columns = columns_of(tickets)
     result = compute_timelines(
-        columns_of(tickets), as_of_ms=_ms(as_of), statuses=statuses, clock=clock or CalendarClock()
+        columns, as_of_ms=_ms(as_of), statuses=statuses, clock=clock or CalendarClock()
     )
     for index, events in enumerate(tickets):
         expected = ticket_time_metrics(events, as_of=as_of, statuses=statuses, clock=reference_clock)
         assert_same(result, index, expected)
+    if clock is None and _ms(as_of) >= columns.at_ms.max():
+        closed = compute_timelines(
+            columns, as_of_ms=_ms(as_of), statuses=statuses, clock=CalendarClock(), closed_only=True
+        )
+        assert_equal(running_to(closed, _ms(as_of)), result)
+
+
+def assert_equal(found: object, expected: object) -> None:
+    """Field by field, arrays by value."""
+    if dataclasses.is_dataclass(expected):
+        for field in dataclasses.fields(expected):
+            assert_equal(getattr(found, field.name), getattr(expected, field.name))
+    elif isinstance(expected, np.ndarray):
+        assert isinstance(found, np.ndarray)
+        assert found.dtype == expected.dtype
+        assert np.array_equal(found, expected)
+    else:
+        assert found == expected
 
 
 def _fields(event: TicketEvent) -> dict[str, object]:
@@ -117,14 +140,25 @@ def test_vectorized_equals_reference(batch: list[History], as_of: int) -> None:
     check(batch, at(as_of))
 
 
+_CUSTOM = StatusMap({"escalated": StatusCategory.ON_HOLD, "waiting for customer": StatusCategory.SOLVED})
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(histories(), min_size=1, max_size=6))
 def test_a_workspace_status_name_changes_the_category(batch: list[History]) -> None:
-    custom = StatusMap({"escalated": StatusCategory.ON_HOLD, "waiting for customer": StatusCategory.SOLVED})
-    check(batch, at(300), statuses=custom)
+    check(batch, at(300), statuses=_CUSTOM)
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(histories(), min_size=1, max_size=6))
 def test_as_of_far_in_the_future(batch: list[History]) -> None:
     check(batch, datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(histories(), min_size=1, max_size=12), st.integers(0, 600), st.booleans())
+def test_running_on_to_as_of_after_every_event(batch: list[History], later: int, custom: bool) -> None:
+    """At or after every event (``later`` minutes after the last), under either status map."""
+    last = max(e.at for history in batch for e in history.events)
+    statuses = _CUSTOM if custom else DEFAULT_STATUS_MAP
+    check(batch, last + timedelta(minutes=later), statuses=statuses)

@@ -8,10 +8,12 @@ spanning everything the computation touches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,14 +26,18 @@ from supportlens.analytics.scope import Conditions
 from supportlens.analytics.timeline import (
     CalendarClock,
     DurationClock,
+    EventColumns,
     TicketCalendars,
     Timelines,
     calendar_codes,
     compute_timelines,
     event_columns,
+    running_to,
+    status_categories,
 )
 from supportlens.domain.calendars import BusinessClock, Schedule
 from supportlens.domain.events import HISTORY_FILTER
+from supportlens.domain.statuses import StatusMap
 from supportlens.store.base import ParamType
 from supportlens.store.schema import TICKET_EVENTS
 
@@ -137,19 +143,55 @@ def load_history(
         columns, ticket_ids = log.columns, log.ticket_ids
         found = pc.index_in(tickets.column("ticket_id"), value_set=pa.array(ticket_ids, pa.string()))
         timeline_of = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        timeline_clock: DurationClock = CalendarClock()
-        if business is not None:
+        if business is None:
+            timelines = _calendar_timelines(log, columns, context.statuses, epoch_ms(as_of))
+        else:
             # Every ticket with events is one of the chosen rows (the events were read for those).
             calendar_of_timeline = np.zeros(columns.tickets, dtype=np.int64)
             logged = timeline_of >= 0
             calendar_of_timeline[timeline_of[logged]] = business.calendar_of[logged]
-            timeline_clock = business.reindexed(calendar_of_timeline)
-        timelines = compute_timelines(
-            columns, as_of_ms=epoch_ms(as_of), statuses=context.statuses, clock=timeline_clock
-        )
+            timelines = compute_timelines(
+                columns,
+                as_of_ms=epoch_ms(as_of),
+                statuses=context.statuses,
+                clock=business.reindexed(calendar_of_timeline),
+            )
     return History(
         tickets, timelines, timeline_of, clock, calendars if business is None else lambda: business, as_of
     )
+
+
+# Timelines kept per folded log: one per status map in use (a map rarely changes).
+_CLOSED_PER_LOG = 2
+
+
+def _calendar_timelines(
+    log: FoldedLog, columns: EventColumns, statuses: StatusMap, as_of_ms: int
+) -> Timelines:
+    """The log's timelines in calendar time at ``as_of_ms``.  After its last event (a run at "now")
+    only the current status intervals depend on ``as_of_ms``: the rest is computed once and kept
+    with the log (~25 ms a run at 20,000 tickets with logs), then run on to ``as_of_ms``."""
+    if as_of_ms < int(columns.at_ms.max()):
+        return compute_timelines(columns, as_of_ms=as_of_ms, statuses=statuses, clock=CalendarClock())
+    categories = status_categories(columns, statuses)
+    closed = log.closed.get(categories)
+    if closed is None:
+        closed = compute_timelines(
+            columns, as_of_ms=as_of_ms, statuses=statuses, clock=CalendarClock(), closed_only=True
+        )
+        _read_only(closed)  # shared by every later run: an in-place change would leak into them
+        if len(log.closed) >= _CLOSED_PER_LOG:
+            log.closed.clear()
+        log.closed[categories] = closed
+    return running_to(closed, as_of_ms)
+
+
+def _read_only(value: Any) -> None:
+    for item in (getattr(value, f.name) for f in dataclasses.fields(value)):
+        if isinstance(item, np.ndarray):
+            item.flags.writeable = False
+        elif dataclasses.is_dataclass(item):
+            _read_only(item)
 
 
 def _folded_log(context: PipeContext, where: Conditions, chosen: str, read: pa.Table) -> FoldedLog:

@@ -16,23 +16,27 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from supportlens.analytics.timeline import EventColumns
+from supportlens.analytics.timeline import EventColumns, Timelines
+from supportlens.domain.statuses import StatusCategory
 
 
 @dataclass(frozen=True, slots=True)
 class FoldedLog:
     """The chosen tickets' log: its columns (None without events), the ticket id of each column
-    ticket index, and its earliest and latest event time (what clocks must span)."""
+    ticket index, and its earliest and latest event time (what clocks must span).  ``closed``:
+    its timelines in calendar time without the current status intervals, per status categories
+    (``timeline.status_categories``), for runs after its last event (``timeline.running_to``)."""
 
     columns: EventColumns | None
     ticket_ids: list[str]
     span: pa.Array
+    closed: dict[tuple[StatusCategory, ...], Timelines] = field(default_factory=dict)
 
     @property
     def events(self) -> int:

@@ -11,6 +11,7 @@ duration always belong to the same ticket.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -236,13 +237,9 @@ def compute_timelines(
     current status interval out of the time sums (it ends where it starts), for callers that add
     it themselves for whatever evaluation time they are asked about."""
     n = events.tickets
-    names = (
-        (*events.status_names, INITIAL_STATUS)
-        if INITIAL_STATUS not in events.status_names
-        else events.status_names
-    )
+    names = _status_names(events)
     initial_code = names.index(INITIAL_STATUS)
-    category_of = np.array([_CATEGORY_CODE[_category(statuses, name)] for name in names], dtype=np.int64)
+    category_of = np.array([_CATEGORY_CODE[c] for c in status_categories(events, statuses)], dtype=np.int64)
     resolved_code = np.array([CATEGORIES[c].is_resolved for c in category_of], dtype=bool)
     closed_code = np.array([CATEGORIES[c] is StatusCategory.CLOSED for c in category_of], dtype=bool)
 
@@ -366,6 +363,43 @@ def compute_timelines(
         current_start_ms=current_start,
         intervals=StatusIntervals(iv_ticket[visit], v_status, v_start, iv_end[visit]),
         replies=replies,
+    )
+
+
+def _status_names(events: EventColumns) -> tuple[str, ...]:
+    """The log's status names, with INITIAL_STATUS appended if no event names it."""
+    names = events.status_names
+    return names if INITIAL_STATUS in names else (*names, INITIAL_STATUS)
+
+
+def status_categories(events: EventColumns, statuses: StatusMap) -> tuple[StatusCategory, ...]:
+    """The category of each of the timelines' status names under ``statuses``: all that
+    ``compute_timelines`` takes from the status map."""
+    return tuple(_category(statuses, name) for name in _status_names(events))
+
+
+def running_to(closed: Timelines, as_of_ms: int) -> Timelines:
+    """What ``compute_timelines`` gives in calendar time at ``as_of_ms``, from its ``closed_only``
+    result in calendar time, for a log with no event after ``as_of_ms``: then only each ticket's
+    current status interval depends on the evaluation time.  It runs to ``as_of_ms`` (from its
+    start, if that is later), in the visits and in the time sums."""
+    running = np.maximum(as_of_ms - closed.current_start_ms, 0)
+    tickets = np.arange(len(running))
+    in_status = closed.in_status_ms.copy()
+    in_status[tickets, closed.status] += running
+    in_category = closed.in_category_ms.copy()
+    in_category[tickets, closed.status_category] += running
+    visits = closed.intervals
+    # Visits are grouped by ticket, each ticket's current one last.
+    current = np.ones(len(visits.ticket), dtype=bool)
+    current[:-1] = visits.ticket[1:] != visits.ticket[:-1]
+    end = visits.end_ms.copy()
+    end[current] = np.maximum(as_of_ms, visits.start_ms[current])
+    return dataclasses.replace(
+        closed,
+        in_status_ms=in_status,
+        in_category_ms=in_category,
+        intervals=StatusIntervals(visits.ticket, visits.status, visits.start_ms, end),
     )
 
 
