@@ -8,6 +8,8 @@ chosen: every new event of a ticket raises the ``seq`` of its current-state row 
 the highest), and a ticket without a log (``last_event_at`` null) has no events to read.  So the
 folded log is kept under the workspace and the sorted ``seq``s of the chosen tickets with a log,
 and reused by any run choosing exactly those versions (whatever its filters or evaluation time).
+A kept log also keeps its timelines in calendar time without the current status intervals, for
+runs after its last event (``closed``, at most two status maps; ``history._calendar_timelines``).
 Entries are bounded by their events (``max_events``; the oldest go first) and live only in this
 process."""
 
