@@ -15,10 +15,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from supportlens.analytics.common import PipeContext, PipeResult
 from supportlens.analytics.facts import outdated_facts
+from supportlens.analytics.group_memo import KeptGroups
 from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.pipes import PIPES
 from supportlens.analytics.scope import Scope
@@ -97,6 +98,7 @@ class Runtime:
     sla_states: TargetStates = field(default_factory=TargetStates)
     at_risk_states: TargetStates = field(default_factory=lambda: TargetStates(schema=LISTED_SCHEMA))
     folded_logs: FoldedLogs = field(default_factory=FoldedLogs)  # analytics/history_memo.py
+    kept_periods: KeptGroups[Any] = field(default_factory=KeptGroups)  # analytics/group_memo.py
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
     )
@@ -414,6 +416,7 @@ class Runtime:
             sla_states=self.sla_states,
             at_risk_states=self.at_risk_states,
             folded_logs=self.folded_logs,
+            kept_periods=self.kept_periods,
         )
 
     def run_pipe(

@@ -181,8 +181,8 @@ def local_period_starts(instants_ms: I64, unit: PeriodUnit, timezone: str) -> pa
     return floored
 
 
-_QUARTER_HOUR_MS = 900_000
-_SINCE_1972_MS = 63_072_000_000  # 1972-01-01 00:00 UTC
+QUARTER_HOUR_MS = 900_000
+SINCE_1972_MS = 63_072_000_000  # 1972-01-01 00:00 UTC
 _MAX_DIRECT_BUCKETS = 4_000_000  # ~114 years of quarter hours
 
 
@@ -194,21 +194,21 @@ def period_codes(instants_ms: I64, unit: PeriodUnit, timezone: str) -> tuple[lis
     start instants, and only those are formatted."""
     if len(instants_ms) == 0:
         return [], np.zeros(0, dtype=np.int64)
-    if int(instants_ms.min()) < _SINCE_1972_MS:
+    if int(instants_ms.min()) < SINCE_1972_MS:
         each = [str(label) for label in period_labels(instants_ms, unit, timezone)]
         names = sorted(set(each))
         index = {label: position for position, label in enumerate(names)}
         return names, np.fromiter((index[label] for label in each), np.int64, len(each))
-    quarters = instants_ms // _QUARTER_HOUR_MS
+    quarters = instants_ms // QUARTER_HOUR_MS
     first = int(quarters.min())
     span = int(quarters.max()) - first + 1
     if span <= _MAX_DIRECT_BUCKETS:
         buckets, bucket_of = np.arange(first, first + span, dtype=np.int64), quarters - first
     else:
         buckets, bucket_of = np.unique(quarters, return_inverse=True)
-    starts = local_period_starts(buckets * _QUARTER_HOUR_MS, unit, timezone)
+    starts = local_period_starts(buckets * QUARTER_HOUR_MS, unit, timezone)
     if starts is None:
-        labels = np.array(period_labels(buckets * _QUARTER_HOUR_MS, unit, timezone), dtype=object)
+        labels = np.array(period_labels(buckets * QUARTER_HOUR_MS, unit, timezone), dtype=object)
         distinct, label_of_bucket = np.unique(labels, return_inverse=True)
         return [str(name) for name in distinct], np.asarray(label_of_bucket, dtype=np.int64)[bucket_of]
     period_starts = np.asarray(starts.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)

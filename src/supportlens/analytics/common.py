@@ -11,6 +11,7 @@ from typing import Any, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from supportlens.analytics.group_memo import KeptGroups
 from supportlens.analytics.history_memo import FoldedLogs
 from supportlens.analytics.scope import Conditions, Scope
 from supportlens.analytics.sla_memo import KeptEvaluations, TargetStates
@@ -47,6 +48,8 @@ class PipeContext:
     at_risk_states: TargetStates | None = None
     # Activity logs read and folded, kept between runs (analytics/history_memo.py).
     folded_logs: FoldedLogs | None = None
+    # time_trends' results per period, kept between runs (analytics/group_memo.py).
+    kept_periods: KeptGroups[Any] | None = None
 
     def calendar_choice(self) -> CalendarChoice:
         return self.calendars() if self.calendars else CalendarChoice.only(self.calendar)

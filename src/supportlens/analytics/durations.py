@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -186,10 +187,14 @@ def ticket_durations(
     window: Window,
     *columns: str,
     business_hours: bool,
+    created_within: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> TicketDurations:
-    """The durations of the tickets ``selection`` chooses, with their ``columns``: the stored
-    calendar ones, or measured in business time."""
+    """The durations of the tickets ``selection`` chooses (and, if given, created in one of the
+    [start, end) spans ``created_within``), with their ``columns``: the stored calendar ones, or
+    measured in business time."""
     where = selection(context, filters, window.start, window.end)
+    if created_within is not None:
+        where.within("created_at", created_within)
     needed = ("group_id", *_TIMES) if business_hours else ("created_at", RESPONSE_MS, RESOLUTION_MS)
     names = dict.fromkeys((*needed, *columns))
     sql = f"SELECT {', '.join(names)} FROM {tickets_from(context)} WHERE {where.where}"

@@ -6,14 +6,36 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 
-from supportlens.analytics.activity import local_period_starts, period_codes, period_labels
-from supportlens.analytics.common import PipeContext, PipeResult, selection, tickets_from
-from supportlens.analytics.durations import COUNTED, NO_DURATIONS, counts_per_group, ticket_durations
+from supportlens.analytics.activity import (
+    QUARTER_HOUR_MS,
+    SINCE_1972_MS,
+    local_period_starts,
+    period_codes,
+    period_labels,
+)
+from supportlens.analytics.common import (
+    RESOLUTION_MS,
+    RESOLVED,
+    RESPONSE_MS,
+    PipeContext,
+    PipeResult,
+    selection,
+    tickets_from,
+)
+from supportlens.analytics.durations import (
+    COUNTED,
+    NO_DURATIONS,
+    DurationSummary,
+    TicketDurations,
+    counts_per_group,
+    ticket_durations,
+)
+from supportlens.analytics.group_memo import Kept, KeptGroups, fingerprints
 from supportlens.analytics.history import from_epoch_ms, timestamp_ms
 from supportlens.analytics.params import ParamError, Window
 from supportlens.analytics.scope import Conditions
@@ -73,33 +95,138 @@ def time_trends(
         periods = period_starts(window.start, window.end, interval.unit, context.timezone)
     except IntervalError as exc:
         raise ParamError("time_interval", str(exc)) from None
-    # One read: the counts and sums from the same rows as the times (they add up exactly).
     started = time.perf_counter()
-    durations = ticket_durations(context, filters, window, *COUNTED, business_hours=business_hours)
+    if business_hours or context.kept_periods is None:
+        durations = ticket_durations(context, filters, window, *COUNTED, business_hours=business_hours)
+        found = _period_results(durations, interval.unit, context.timezone)
+    else:
+        found = _kept_or_computed(context, context.kept_periods, window, filters, interval.unit)
     elapsed = time.perf_counter() - started
-    created, _ = timestamp_ms(durations.tickets, "created_at")
-    names, codes = period_codes(created, interval.unit, context.timezone)
-    times = durations.grouped(names, codes)
-    found = counts_per_group(durations.tickets, names, codes)
     rows: list[dict[str, Any]] = []
     for start in periods:
-        row = found.get(start, {})
-        mine = times.get(start, NO_DURATIONS)
+        times, counts = found[start].value if start in found else (NO_DURATIONS, {})
         rows.append(
             {
                 "time_period": interval.label(start),
-                "ticket_count": int(row.get("ticket_count") or 0),
-                "resolved_tickets": int(row.get("resolved_tickets") or 0),
-                "avg_resolution_time_minutes": mine.resolution_mean,
-                "avg_response_time_minutes": mine.response_mean,
-                "avg_satisfaction_score": average(row.get("satisfaction_sum"), row.get("satisfaction_n")),
-                "median_response_time_minutes": mine.response_median,
-                "p90_response_time_minutes": mine.response_p90,
-                "median_resolution_time_minutes": mine.resolution_median,
-                "p90_resolution_time_minutes": mine.resolution_p90,
+                "ticket_count": int(counts.get("ticket_count") or 0),
+                "resolved_tickets": int(counts.get("resolved_tickets") or 0),
+                "avg_resolution_time_minutes": times.resolution_mean,
+                "avg_response_time_minutes": times.response_mean,
+                "avg_satisfaction_score": average(
+                    counts.get("satisfaction_sum"), counts.get("satisfaction_n")
+                ),
+                "median_response_time_minutes": times.response_median,
+                "p90_response_time_minutes": times.response_p90,
+                "median_resolution_time_minutes": times.resolution_median,
+                "p90_resolution_time_minutes": times.resolution_p90,
             }
         )
     return PipeResult(COLUMNS, rows, sum(r["ticket_count"] for r in rows), elapsed)
+
+
+# What a period's result is computed from (COUNTED reads these), hashed per row for its
+# fingerprint (calendar time).
+_HASHED = (RESPONSE_MS, RESOLUTION_MS, RESOLVED, "satisfaction_score")
+PeriodResult: TypeAlias = tuple[DurationSummary, Mapping[str, int]]
+
+
+def _period_results(
+    durations: TicketDurations, unit: PeriodUnit, timezone: str
+) -> dict[str, Kept[PeriodResult]]:
+    """Each period's times and counts from its rows (one read: the counts and sums from the same
+    rows as the times, so they add up exactly), under the fingerprint of those rows when they were
+    read with their hash halves (else an empty one)."""
+    tickets = durations.tickets
+    created, _ = timestamp_ms(tickets, "created_at")
+    names, codes = period_codes(created, unit, timezone)
+    times = durations.grouped(names, codes)
+    counts = counts_per_group(tickets, names, codes)
+    if "hash_high" in tickets.column_names:
+        ones = np.ones(len(codes), dtype=np.int64)
+        found = fingerprints(names, codes, ones, _ints(tickets, "hash_high"), _ints(tickets, "hash_low"))
+    else:
+        found = dict.fromkeys(names, (0, 0, 0))
+    present = np.bincount(codes, minlength=len(names)) > 0  # names may hold periods without a row
+    return {
+        name: Kept(found[name], (times[name], counts[name]))
+        for name, has_rows in zip(names, present, strict=True)
+        if has_rows
+    }
+
+
+def _kept_or_computed(
+    context: PipeContext,
+    kept_periods: KeptGroups[PeriodResult],
+    window: Window,
+    filters: Mapping[str, str | None],
+    unit: PeriodUnit,
+) -> dict[str, Kept[PeriodResult]]:
+    """The periods' results, in calendar time: kept from an earlier run for every period whose
+    rows have the same fingerprint, computed from a read of the others' rows (analytics/group_memo.py)."""
+    query = (
+        context.scope.workspace_id,
+        tuple(sorted(context.scope.fixed_filters.items())),
+        tuple(sorted(filters.items())),
+        unit,
+        context.timezone,
+    )
+    dialect = context.engine.dialect
+    where = selection(context, filters, window.start, window.end)
+    high, low = dialect.hash_halves("row_hash")
+    sql = (
+        f"SELECT bucket, count(*) AS row_count, CAST(sum({high}) AS BIGINT) AS hash_high,"
+        f" CAST(sum({low}) AS BIGINT) AS hash_low FROM (SELECT {dialect.utc_quarter_hour('created_at')}"
+        f" AS bucket, {dialect.row_hash(_HASHED)} AS row_hash FROM {tickets_from(context)}"
+        f" WHERE {where.where}) hashed GROUP BY bucket"
+    )
+    buckets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
+    starts, _ = timestamp_ms(buckets, "bucket")
+    if len(starts) and int(starts.min()) < SINCE_1972_MS:
+        # A quarter hour may straddle a local period boundary then: no fingerprint per period.
+        durations = ticket_durations(context, filters, window, *COUNTED, business_hours=False)
+        return _period_results(durations, unit, context.timezone)
+    names, codes = period_codes(starts, unit, context.timezone)
+    now = fingerprints(
+        names, codes, _ints(buckets, "row_count"), _ints(buckets, "hash_high"), _ints(buckets, "hash_low")
+    )
+    kept = kept_periods.get(query)
+    found = {name: kept[name] for name in names if name in kept and kept[name].fingerprint == now[name]}
+    # (``names`` may hold periods without a row, between those with rows: nothing to compute.)
+    changed = [code for code, name in enumerate(names) if name not in found and now[name][0]]
+    if changed:
+        # The changed periods' rows: each period within its first and last quarter hour.  When
+        # most periods changed (a first run), all rows, with no spans to test.
+        spans = None
+        if 2 * len(changed) <= sum(1 for rows, _, _ in now.values() if rows):
+            first = np.full(len(names), np.iinfo(np.int64).max, dtype=np.int64)
+            last = np.full(len(names), np.iinfo(np.int64).min, dtype=np.int64)
+            np.minimum.at(first, codes, starts)
+            np.maximum.at(last, codes, starts)
+            spans = [
+                (from_epoch_ms(int(first[code])), from_epoch_ms(int(last[code]) + QUARTER_HOUR_MS))
+                for code in changed
+            ]
+        durations = ticket_durations(
+            context,
+            filters,
+            window,
+            *COUNTED,
+            *(
+                f"{half} AS hash_{name}"
+                for half, name in zip(
+                    dialect.hash_halves(dialect.row_hash(_HASHED)), ("high", "low"), strict=True
+                )
+            ),
+            business_hours=False,
+            created_within=spans,
+        )
+        found.update(_period_results(durations, unit, context.timezone))
+    kept_periods.keep(query, found)
+    return found
+
+
+def _ints(table: pa.Table, name: str) -> I64:
+    return np.asarray(table.column(name).to_numpy(), dtype=np.int64)
 
 
 ARRIVAL_COLUMNS = [

@@ -78,6 +78,16 @@ class Dialect(ABC):
     def in_list(self, column: str, name: str) -> str:
         """``column`` is one of the strings of the list parameter ``name`` (a set lookup)."""
 
+    @abstractmethod
+    def row_hash(self, expressions: Sequence[str]) -> str:
+        """A 64-bit hash of the values of ``expressions`` (a null hashes unlike any value)."""
+
+    @abstractmethod
+    def hash_halves(self, hashed: str) -> tuple[str, str]:
+        """The high and low 32 bits of the hash ``hashed``, as BIGINTs: summed per group, a
+        fingerprint of the group's rows that any change of a row changes (but with odds of
+        2^-64)."""
+
 
 @dataclass(frozen=True, slots=True)
 class WriteBatch:

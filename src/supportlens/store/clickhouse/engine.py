@@ -96,6 +96,13 @@ class ClickHouseDialect(Dialect):
     def in_list(self, column: str, name: str) -> str:
         return f"{column} IN {{{name}:Array(String)}}"
 
+    def row_hash(self, expressions: Sequence[str]) -> str:
+        # A tuple: cityHash64 of a null argument is null, of a tuple holding one is not.
+        return f"cityHash64(tuple({', '.join(expressions)}))"
+
+    def hash_halves(self, hashed: str) -> tuple[str, str]:
+        return f"toInt64(bitShiftRight({hashed}, 32))", f"toInt64(bitAnd({hashed}, 4294967295))"
+
 
 class ClickHouseEngine(Engine):
     name = "clickhouse"

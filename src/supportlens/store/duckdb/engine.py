@@ -83,6 +83,12 @@ class DuckDBDialect(Dialect):
     def in_list(self, column: str, name: str) -> str:
         return f"{column} IN (SELECT unnest(${name}))"
 
+    def row_hash(self, expressions: Sequence[str]) -> str:
+        return f"hash({', '.join(expressions)})"
+
+    def hash_halves(self, hashed: str) -> tuple[str, str]:
+        return f"({hashed} >> 32)::BIGINT", f"({hashed} & 4294967295)::BIGINT"
+
 
 def _to_aware_utc(table: pa.Table) -> pa.Table:
     """DuckDB hands TIMESTAMP columns out as naive microseconds; the engine interface speaks
