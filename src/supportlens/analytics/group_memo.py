@@ -5,10 +5,9 @@ p90s): at a million tickets ~70 ms of a ~110 ms run, the same on every run for e
 write touched.  So each period's result is kept with the fingerprint of the rows it was computed
 from: their number and the sums of the two halves of a 64-bit hash of each row's values, per UTC
 quarter hour in SQL (``Dialect.row_hash``, ``hash_halves``; ~30 ms at a million rows), added up
-per period.  A
-run reads only the rows of the periods whose fingerprint changed, and keeps what it computed under
-the fingerprint of the rows it read, so that a write landing between the two reads can never leave
-a result under a fingerprint of other rows.  A changed period keeps its fingerprint but with odds
+per period.  A run reads only the rows of the periods whose fingerprint changed, and keeps what it
+computed under the fingerprint of the rows it read, so that a write landing between the two reads
+can never leave a result under a fingerprint of other rows.  A changed period keeps its fingerprint but with odds
 of 2^-64 (the sums of a row hash over two different sets of rows are equal).
 
 Results are kept per query (workspace, filters, period unit, timezone), the least recently used

@@ -124,25 +124,13 @@ def _milliseconds_utc(chunk: pa.Array) -> pa.Array:
 _PER_MILLISECOND = {"ms": 1, "us": 1000, "ns": 1_000_000}
 
 
-def _ticket_keys(tables: list[pa.Table]) -> pa.Table:
-    """The key columns (workspace and ticket id) of every row of ``tables``."""
-    keys = [table.select(list(TICKETS.key)).cast(TICKET_KEYS) for table in tables if table.num_rows]
-    return pa.concat_tables(keys) if keys else TICKET_KEYS.empty_table()
-
-
 def _without_tickets(table: pa.Table, others: list[pa.Table]) -> pa.Table:
     """The rows of ``table`` whose ticket (workspace and id) is in none of ``others``."""
-    return table.filter(pc.invert(_in_tickets(table, others)))
-
-
-def _with_tickets(table: pa.Table, others: list[pa.Table]) -> pa.Table:
-    """The rows of ``table`` whose ticket (workspace and id) is in one of ``others``."""
-    return table.filter(_in_tickets(table, others))
-
-
-def _in_tickets(table: pa.Table, others: list[pa.Table]) -> pa.Array:
-    gone = _ticket_key_strings(_ticket_keys(others))
-    return pc.is_in(_ticket_key_strings(table), value_set=gone)
+    excluded = [other.select(list(TICKETS.key)).cast(TICKET_KEYS) for other in others if other.num_rows]
+    if not excluded:
+        return table
+    gone = _ticket_key_strings(pa.concat_tables(excluded))
+    return table.filter(pc.invert(pc.is_in(_ticket_key_strings(table), value_set=gone)))
 
 
 def _ticket_key_strings(table: pa.Table) -> pa.Array:
@@ -244,48 +232,34 @@ class DuckDBEngine(Engine):
         derived = _to_naive_utc(batch.derived)  # noqa: F841
         events = _to_naive_utc(batch.events)  # noqa: F841
         rejected = _to_naive_utc(batch.quarantine)  # noqa: F841
+        removed = batch.removed  # noqa: F841
+        key = " AND ".join(f"t.{k} = w.{k}" for k in TICKETS.key)
         writer.execute("BEGIN TRANSACTION")
         try:
-            # The stored rows of every ticket the batch touches, found by one scan of the table;
-            # they are then removed by row id, which skips the scan a join on the key costs each
-            # DELETE.  At a million tickets, a commit of 200 updates of tickets spread over the
-            # table takes 83 instead of 116 ms of CPU; recent tickets, whose row groups the zone
-            # maps single out, cost the same either way.  Row ids are stable within the
-            # transaction: this connection is the only writer.
-            keys = _ticket_keys([newest, batch.derived, batch.removed])
-            stored = (
-                writer.sql(
-                    f"""SELECT rowid AS stored_row, workspace_id, ticket_id, version_at, seq
-                FROM {TICKETS.name}
-                WHERE (workspace_id, ticket_id) IN (SELECT workspace_id, ticket_id FROM keys)"""
-                ).to_arrow_table()
-                if keys.num_rows
-                else None
-            )
             if batch.snapshots.num_rows:
                 writer.execute(f"INSERT INTO {TICKET_SNAPSHOTS.name} BY NAME SELECT * FROM snapshots")
                 # The newest snapshot of each ticket in this batch, kept only if it is newer than
                 # the stored state: a late, older snapshot never overwrites a newer one.  Tickets
-                # with events take their state from ``derived`` instead.
+                # with events take their state from ``derived`` instead.  The stored rows are
+                # found by an inner join, built on the batch (an anti join built on the table);
+                # the winners are picked in Arrow: building them as a temporary table took a
+                # third of a single-ticket commit (16 ms at a million tickets, now 14).
                 outdated = writer.sql(
-                    """SELECT w.workspace_id, w.ticket_id FROM newest w JOIN stored t
-                    ON t.workspace_id = w.workspace_id AND t.ticket_id = w.ticket_id
+                    f"""SELECT w.workspace_id, w.ticket_id FROM newest w JOIN {TICKETS.name} t ON {key}
                     WHERE t.version_at > w.version_at OR (t.version_at = w.version_at AND t.seq > w.seq)"""
                 ).to_arrow_table()
-                winners = _without_tickets(newest, [outdated, batch.derived, batch.removed])
-            else:
-                winners = newest
-            if stored is not None:
-                replaced = _with_tickets(stored, [winners, batch.derived, batch.removed])  # noqa: F841
-                writer.execute(f"DELETE FROM {TICKETS.name} WHERE rowid IN (SELECT stored_row FROM replaced)")
-            if winners.num_rows:
+                winners = _without_tickets(newest, [outdated, batch.derived, batch.removed])  # noqa: F841
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING winners w WHERE {key}")
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM winners")
             if batch.events.num_rows:
                 writer.execute(f"INSERT INTO {TICKET_EVENTS.name} BY NAME SELECT * FROM events")
             if batch.derived.num_rows:
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING derived w WHERE {key}")
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM derived")
             if batch.quarantine.num_rows:
                 writer.execute("INSERT INTO quarantine BY NAME SELECT * FROM rejected")
+            if batch.removed.num_rows:
+                writer.execute(f"DELETE FROM {TICKETS.name} t USING removed w WHERE {key}")
             writer.execute("COMMIT")
         except BaseException:
             writer.execute("ROLLBACK")
