@@ -7,8 +7,9 @@ from: their number and the sums of the two halves of a 64-bit hash of each row's
 quarter hour in SQL (``Dialect.row_hash``, ``hash_halves``; ~30 ms at a million rows), added up
 per period.  A run reads only the rows of the periods whose fingerprint changed, and keeps what it
 computed under the fingerprint of the rows it read, so that a write landing between the two reads
-can never leave a result under a fingerprint of other rows.  A changed period keeps its fingerprint but with odds
-of 2^-64 (the sums of a row hash over two different sets of rows are equal).
+can never leave a result under a fingerprint of other rows.  A changed period keeps its
+fingerprint but with odds of 2^-64 (the sums of a row hash over two different sets of rows are
+equal).
 
 Results are kept per query (workspace, filters, period unit, timezone), the least recently used
 dropped beyond ``max_groups`` groups in all, and live only in this process."""
