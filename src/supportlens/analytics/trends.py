@@ -64,13 +64,17 @@ COLUMNS = [
 ]
 
 
-def _quarter_hours(context: PipeContext, where: Conditions, measures: str) -> tuple[pa.Table, I64, float]:
+def _quarter_hours(
+    context: PipeContext, where: Conditions, measures: str, per_row: str = ""
+) -> tuple[pa.Table, I64, float]:
     """The UTC quarter hours holding tickets of ``where`` (the quarter's start as ``bucket`` and the
-    ``measures``, SQL), each one's start (epoch ms), and the query's time.  A quarter hour never
-    straddles a local hour: every offset since 1972 is a multiple of 15 minutes."""
+    ``measures``, SQL, which may aggregate the ``per_row`` columns computed once per ticket row),
+    each one's start (epoch ms), and the query's time.  A quarter hour never straddles a local
+    hour: every offset since 1972 is a multiple of 15 minutes."""
     sql = (
-        f"SELECT {context.engine.dialect.utc_quarter_hour('created_at')} AS bucket, {measures} "
-        f"FROM {tickets_from(context)} WHERE {where.where} GROUP BY bucket"
+        f"SELECT bucket, {measures} FROM (SELECT {context.engine.dialect.utc_quarter_hour('created_at')}"
+        f" AS bucket{', ' + per_row if per_row else ''} FROM {tickets_from(context)} WHERE {where.where})"
+        " quarters GROUP BY bucket"
     )
     started = time.perf_counter()
     buckets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
@@ -173,14 +177,13 @@ def _kept_or_computed(
     dialect = context.engine.dialect
     where = selection(context, filters, window.start, window.end)
     high, low = dialect.hash_halves("row_hash")
-    sql = (
-        f"SELECT bucket, count(*) AS row_count, CAST(sum({high}) AS BIGINT) AS hash_high,"
-        f" CAST(sum({low}) AS BIGINT) AS hash_low FROM (SELECT {dialect.utc_quarter_hour('created_at')}"
-        f" AS bucket, {dialect.row_hash(_HASHED)} AS row_hash FROM {tickets_from(context)}"
-        f" WHERE {where.where}) hashed GROUP BY bucket"
+    buckets, starts, _ = _quarter_hours(
+        context,
+        where,
+        f"count(*) AS row_count, CAST(sum({high}) AS BIGINT) AS hash_high,"
+        f" CAST(sum({low}) AS BIGINT) AS hash_low",
+        per_row=f"{dialect.row_hash(_HASHED)} AS row_hash",
     )
-    buckets = context.engine.fetch_arrow(sql, where.params, timeout=context.timeout)
-    starts, _ = timestamp_ms(buckets, "bucket")
     if len(starts) and int(starts.min()) < SINCE_1972_MS:
         # A quarter hour may straddle a local period boundary then: no fingerprint per period.
         durations = ticket_durations(context, filters, window, *COUNTED, business_hours=False)
