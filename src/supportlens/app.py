@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from anyio import CapacityLimiter
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from supportlens import __version__
 from supportlens.api import (
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         # Queued, not waited for: answers stay exact meanwhile (the slower way).
         app.state.restating_facts = runtime.restate_outdated_facts()
-        app.state.warming_sla_pipes = runtime.warm_sla_pipes()
+        app.state.warming_pipes = runtime.warm_pipes()
         # Made here, inside the server's event loop, which its waits belong to.
         app.state.admission = Admission(
             resolved.query_concurrency,
@@ -118,6 +119,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict[str, str]:
         runtime: Runtime = app.state.runtime
         return {"status": "ok", "engine": runtime.engine.name, "version": __version__}
+
+    @app.get(
+        "/ready",
+        tags=["meta"],
+        summary="Readiness: 200 once the start-up warm-up of the pipes is over, 503 before",
+        responses={503: {"description": "Still warming up the pipes; retry shortly"}},
+    )
+    def ready() -> JSONResponse:
+        # Answers are exact meanwhile, only slower: a load balancer may hold traffic until then.
+        if app.state.warming_pipes.done():
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, "detail": "warming up the pipes"}, 503, {"Retry-After": "1"})
 
     dashboard.install(app)
     return app

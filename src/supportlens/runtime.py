@@ -10,7 +10,7 @@ import ctypes
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,9 +102,9 @@ class Runtime:
     background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="supportlens-background")
     )
-    # Set when closing: background work that is only an optimization (warm_sla_pipes) stops early.
+    # Set when closing: background work that is only an optimization (warm_pipes) stops early.
     closing: threading.Event = field(default_factory=threading.Event)
-    # The start-up preparation of each workspace's SLA pipes, done once it is over (warm_sla_pipes).
+    # The start-up preparation of each workspace's SLA pipes, done once it is over (warm_pipes).
     _sla_preparations: dict[tuple[str, str], Future[None]] = field(default_factory=dict, init=False)
 
     @classmethod
@@ -127,7 +127,7 @@ class Runtime:
         if engine.needs_restate:
             _restate_everything(metadata, writer)
         last_seq = engine.max_sequence()
-        ingest = IngestService(writer, first_sequence=last_seq + 1)
+        ingest = IngestService(writer, first_sequence=last_seq + 1, sole_writer=engine.sole_writer)
         log.info("store open: %s engine", engine.name)
         schemas = SchemaRegistry(settings.metadata_path)
         tickets = TicketService(
@@ -216,12 +216,15 @@ class Runtime:
         self.notifications.close()
         self.routing.store.close()
 
-    def sla_evaluator(self) -> SlaEvaluator:
-        """The background evaluator that records SLA breaches and escalations (the server runs it)."""
+    def sla_evaluator(
+        self, workspaces: Callable[[], Iterable[Workspace]] | None = None, *, timeout: float | None = None
+    ) -> SlaEvaluator:
+        """The background evaluator that records SLA breaches and escalations (the server runs it
+        over every workspace); its queries' time limit is ``timeout`` (default: the configured one)."""
         return SlaEvaluator(
             self.ingest,
-            self.metadata.workspaces,
-            self.pipe_context,
+            workspaces or self.metadata.workspaces,
+            partial(self.pipe_context, timeout=timeout),
             lookback_days=self.settings.sla_lookback_days,
             passes=self.sla_passes,
             on_escalations=self.tickets.apply_sla_escalations,
@@ -271,18 +274,22 @@ class Runtime:
                 queued[workspace.id] = restating
         return queued
 
-    def warm_sla_pipes(self) -> Future[int]:
+    def warm_pipes(self) -> Future[int]:
         """At server start, in the background: run ``sla_attainment`` and ``sla_at_risk`` with
         their defaults on each workspace, so that the SLA evaluations they keep between runs
         (analytics/sla_memo.py) are made before the first dashboard asks: at a million tickets the
-        first run takes seconds, the next ones a fraction.  Resolves to the workspaces warmed; a
-        run that fails (past the time limit) is logged and the next goes on; closing the runtime
-        stops it after the pipe under way."""
+        first run takes seconds, the next ones a fraction.  Then every other pipe once with its
+        defaults: what they keep between runs (periods, activity logs, timelines) and the store's
+        caches are made before the first requests too (a second at a million tickets; without it
+        the first requests of a fresh server wait up to about a second).  Resolves to the
+        workspaces whose SLA pipes were warmed; a run that fails (past the time limit) is logged
+        and the next goes on; closing the runtime stops it after the pipe under way.  The server
+        is ready (``GET /ready``) once it is over."""
         workspaces = self.metadata.workspaces()
         for workspace in workspaces:
             for name in WARMED_PIPES:
                 self._sla_preparations[workspace.id, name] = Future()
-        return self.background.submit(self._warm_sla_pipes, workspaces)
+        return self.background.submit(self._warm_pipes, workspaces)
 
     def sla_preparation(self, pipe_name: str, workspace_id: str) -> Future[None] | None:
         """The start-up preparation of this SLA pipe (``WARMED_PIPES``) of the workspace while it
@@ -295,17 +302,45 @@ class Runtime:
     def prepare_sla_pipes(
         self, workspace: Workspace, *, time_limit_seconds: float = PREPARATION_TIME_LIMIT_SECONDS
     ) -> float | None:
-        """Now, for one workspace: what ``warm_sla_pipes`` does at server start, then save what the
-        SLA pipes keep, so that the next start takes it up (analytics/sla_memo_files.py) instead of
-        evaluating every ticket again.  The CLI does this after it wrote tickets: a batch step,
+        """Now, for one workspace: a pass of the SLA evaluator (unless it is turned off), what
+        ``warm_sla_pipes`` does at server start, then save what the SLA pipes keep, so that the next
+        start takes it up (analytics/sla_memo_files.py) instead of evaluating every ticket again.
+        The CLI does this after it wrote tickets: a batch step,
         under its own time limit rather than a request's (a first evaluation of a million tickets
         known by their logs takes minutes).  The seconds it took, or None when a run failed
         (logged)."""
         started = time.perf_counter()
+        if self.settings.sla_evaluator_interval_seconds > 0:
+            # First, since its findings are written to the store: the server's passes then go on
+            # incrementally instead of starting with a pass over every recent ticket.
+            evaluator = self.sla_evaluator(lambda: [workspace], timeout=time_limit_seconds)
+            try:
+                evaluator.run_once()
+            except Exception:
+                log.exception("could not evaluate the SLA of workspace %s", workspace.name)
+                return None
         if not self._warm_workspace(workspace, time_limit_seconds):
             return None
         self._save_sla_states()
         return time.perf_counter() - started
+
+    def _warm_pipes(self, workspaces: list[Workspace]) -> int:
+        warmed = self._warm_sla_pipes(workspaces)
+        started = time.perf_counter()
+        for workspace in workspaces:
+            for name in PIPES:
+                if self.closing.is_set():
+                    return warmed
+                if name in WARMED_PIPES:
+                    continue
+                try:
+                    self.run_pipe(name, workspace, {})
+                except Exception:  # only an optimization: the first request computes it instead
+                    log.exception("could not warm the pipe %s of workspace %s", name, workspace.name)
+        log.info(
+            "other pipes of %d workspaces warmed in %.1f s", len(workspaces), time.perf_counter() - started
+        )
+        return warmed
 
     def _warm_sla_pipes(self, workspaces: list[Workspace]) -> int:
         warmed = 0
@@ -474,7 +509,7 @@ def _restate_everything(metadata: MetadataRepository, writer: Writer) -> None:
         log.info("restated %d tickets of workspace %s", restated, workspace.name)
 
 
-# Run once at server start (``Runtime.warm_sla_pipes``): the pipes whose first run is the slowest.
+# Run first at server start (``Runtime.warm_pipes``): the pipes whose first run is the slowest.
 WARMED_PIPES = ("sla_attainment", "sla_at_risk")
 
 

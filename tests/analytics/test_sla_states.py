@@ -331,11 +331,11 @@ def test_kept_versions_are_found_by_number_dense_or_sparse(
         assert _SeqIndex(seqs).positions(asked).tolist() == [position.get(n, -1) for n in asked.tolist()]
 
 
-def test_the_server_prepares_the_sla_pipes_at_start(
+def test_the_server_prepares_the_sla_pipes_then_warms_the_others_at_start(
     engine_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Started, the server runs the SLA pipes once on each workspace in the background: the first
-    request finds their evaluations kept."""
+    request finds their evaluations kept.  Then it runs every other pipe once, and is ready."""
     settings = make_settings(engine_name, tmp_path)
     runtime = Runtime.open(settings)
     try:
@@ -350,11 +350,15 @@ def test_the_server_prepares_the_sla_pipes_at_start(
     app = create_app(settings)
     with caplog.at_level(logging.INFO, logger="supportlens.runtime"), TestClient(app) as client:
         assert client.get("/health").status_code == 200
-        assert app.state.warming_sla_pipes.result() == 1
+        assert app.state.warming_pipes.result() == 1
         started: Runtime = app.state.runtime
         assert len(started.sla_states._kept[workspace.id].seqs) == 2
         assert {key for _, key in started.sla_memo._entries} == {"T1"}
         assert f"SLA pipes of workspace {workspace.name} ready in" in caplog.text
+        # Then every other pipe, once: time_trends keeps its periods; the server is ready after.
+        assert "other pipes of 1 workspaces warmed in" in caplog.text
+        assert started.kept_periods._groups > 0
+        assert client.get("/ready").json() == {"ready": True}
 
 
 def test_a_request_waits_for_the_preparation_without_holding_an_admission_slot(
@@ -376,7 +380,7 @@ def test_a_request_waits_for_the_preparation_without_holding_an_admission_slot(
         ]
         _ingest(started, workspace, "support_tickets", rows)
         with started.sla_states.evaluating(workspace.id):  # the preparation's run waits for this turn
-            preparing = started.warm_sla_pipes()
+            preparing = started.warm_pipes()
             assert started.sla_preparation("ticket_details", workspace.id) is None
             preparation = started.sla_preparation("sla_attainment", workspace.id)
             waiting = pool.submit(client.get, "/v0/pipes/sla_attainment.json", headers=headers)
@@ -440,5 +444,5 @@ def test_the_preparation_stops_when_the_server_closes(runtime: Runtime) -> None:
     yesterday = datetime.now(UTC) - timedelta(days=1)
     _ingest(runtime, workspace, "support_tickets", [{"ticket_id": "S1", "created_at": yesterday.isoformat()}])
     runtime.closing.set()
-    assert runtime.warm_sla_pipes().result() == 0
+    assert runtime.warm_pipes().result() == 0
     assert workspace.id not in runtime.sla_states._kept

@@ -21,6 +21,7 @@ from supportlens.analytics.sla_memo import TargetStates
 from supportlens.analytics.sla_memo_files import load_target_states
 from supportlens.auth.repository import MetadataRepository
 from supportlens.config import Settings
+from supportlens.workers.passes import Pass, PassStore
 from tests.api.test_pipes_api import HISTORY
 from tests.live import CLI, cli_env, live_server
 from tests.live import run_cli as _cli
@@ -77,6 +78,18 @@ def _saved_sla_workspaces(data_dir: Path) -> int:
     return load_target_states(TargetStates(), directory, last_seq=10**9)
 
 
+def _evaluator_passes(data_dir: Path) -> list[Pass]:
+    """The SLA evaluator passes saved in ``data_dir``, one per workspace that had one."""
+    settings = Settings(data_dir=data_dir)
+    metadata, passes = MetadataRepository(settings.metadata_path), PassStore(settings.metadata_path)
+    try:
+        saved = [passes.load(workspace.id) for workspace in metadata.workspaces()]
+    finally:
+        metadata.close()
+        passes.close()
+    return [kept for kept in saved if kept is not None]
+
+
 def test_cli_import_and_query(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "data")
     _cli(env, "workspace", "create", "default", "--timezone", "Europe/Berlin")
@@ -95,6 +108,10 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
     assert "1 quarantined" in output
     assert re.search(r"SLA pipes of 'default' prepared in \d+\.\d s", output)
     assert _saved_sla_workspaces(tmp_path / "data") == 1
+    # After the SLA evaluator's first pass (its findings written): the server's go on from it.
+    (first_pass,) = _evaluator_passes(tmp_path / "data")
+    assert first_pass.settled is not None
+    assert first_pass.settled <= first_pass.began
     # Unless asked not to.
     elsewhere = cli_env(tmp_path / "elsewhere")
     _cli(elsewhere, "workspace", "create", "default")
@@ -102,6 +119,7 @@ def test_cli_import_and_query(tmp_path: Path) -> None:
     assert "2 rows imported" in output
     assert "SLA pipes" not in output
     assert _saved_sla_workspaces(tmp_path / "elsewhere") == 0
+    assert _evaluator_passes(tmp_path / "elsewhere") == []
     metrics = json.loads(
         _cli(
             env,

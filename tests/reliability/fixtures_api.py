@@ -24,6 +24,8 @@ from tests.conftest import make_settings
 # figures written under build/reliability/ for docs/reliability.md.
 LONG = os.environ.get("SUPPORTLENS_RELIABILITY", "").strip().lower() == "long"
 FIGURES = Path(__file__).resolve().parents[2] / "build" / "reliability"
+# The only operations answered without a token (GET): liveness and readiness.
+PUBLIC_PATHS = frozenset({"/health", "/ready"})
 
 
 def write_figures(name: str, figures: dict[str, Any]) -> Path:

@@ -85,8 +85,9 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 120) -> str:
-        """Poll /health until it answers 200; the base URL."""
+    def wait_ready(self, timeout: float = 120, *, probe: str = "/health") -> str:
+        """Poll ``probe`` (/health: alive; /ready: its start-up warm-up over) until it answers 200;
+        the base URL."""
         process = self.process
         assert process is not None
         deadline = time.monotonic() + timeout
@@ -94,17 +95,17 @@ class ServerProcess:
             if process.poll() is not None:
                 raise AssertionError(f"server exited with {process.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.base}{probe}", timeout=2).status_code == 200:
                     return self.base
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"server did not answer /health within {timeout} s:\n{self.tail()}")
+                raise AssertionError(f"server did not answer {probe} within {timeout} s:\n{self.tail()}")
             time.sleep(0.05)  # polling for the port to open
 
-    def start(self, timeout: float = 120) -> str:
+    def start(self, timeout: float = 120, *, probe: str = "/health") -> str:
         self.spawn()
-        return self.wait_ready(timeout)
+        return self.wait_ready(timeout, probe=probe)
 
     @property
     def running(self) -> bool:

@@ -28,7 +28,7 @@ from supportlens.api.configuration import CALENDAR_EXAMPLES
 from supportlens.api.sla import POLICY_EXAMPLES
 from supportlens.app import create_app
 from tests.conftest import make_settings
-from tests.reliability.fixtures_api import LONG, Served, Tenant, serve, write_figures
+from tests.reliability.fixtures_api import LONG, PUBLIC_PATHS, Served, Tenant, serve, write_figures
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -103,7 +103,7 @@ OPERATIONS = sorted(f"{method.upper()} {path}" for path, item in DOCUMENT["paths
 EXAMPLES_PER_OPERATION = 50 if LONG else 5
 MIN_LONG_REQUESTS = 5_000
 TOKENS = ("admin", "read", "append", "invalid", "missing")
-PUBLIC = {"GET /health"}
+PUBLIC = {f"GET {path}" for path in PUBLIC_PATHS}
 
 CHECKS = [
     checks.not_a_server_error,

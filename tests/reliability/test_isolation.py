@@ -33,13 +33,13 @@ from supportlens.auth.tokens import Scope
 from supportlens.demo.activities import generate_exports
 from supportlens.store.schema import TABLES
 from tests.conftest import ENGINES
-from tests.reliability.fixtures_api import LONG, Served, Tenant, serve, write_figures
+from tests.reliability.fixtures_api import LONG, PUBLIC_PATHS, Served, Tenant, serve, write_figures
 
 WINDOW = {"start_date": "2026-01-01", "end_date": "2026-03-31"}
 DETAILS_WINDOW = {"created_after": "2026-01-01", "created_before": "2026-03-31"}
 AS_OF = "2026-04-01 00:00:00"
 SHARED_TICKETS = [f"T{i}" for i in range(1, 7)]
-PUBLIC = {("get", "/health")}
+PUBLIC = {("get", path) for path in PUBLIC_PATHS}
 
 
 def _tickets(marker: str, categories: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ restarts, on both engines; its bookkeeping never changes a ticket's state or dur
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,64 @@ def test_a_restart_goes_on_incrementally(engine_name: str, tmp_path: Path) -> No
         assert _evaluator(restarted, kept=False).run_once(now=T0 + timedelta(hours=11)).tickets == 2
     finally:
         restarted.close()
+
+
+def test_a_write_on_its_way_while_a_pass_reads_is_looked_at_by_the_next(tmp_path: Path) -> None:
+    """On a store this process writes alone (a DuckDB file), "received since the previous pass" is
+    exact without any margin: a write still queued while a pass reads is looked at by the next
+    pass, however long it waited to be committed."""
+    runtime = Runtime.open(make_settings("duckdb", tmp_path))
+    try:
+        workspace = runtime.metadata.create_workspace("w")
+        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+        done = [
+            _event(0, 0, "created", actor_type="customer", status="open"),
+            _event(1, 10, "reply", actor_type="agent"),
+            _event(2, 20, "status_changed", to="solved"),
+        ]
+        rows = [RawRow({**e, "event_id": f"DONE{e['event_id']}"}, "") for e in done]
+        runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
+        evaluator = _evaluator(runtime, kept=False)  # no margin
+        assert evaluator.run_once(now=T0 + timedelta(minutes=50)).tickets == 1
+
+        # The writer held by a restatement whose progress waits: the next write stays queued.
+        holding, release = threading.Event(), threading.Event()
+
+        def hold(_: int) -> None:
+            holding.set()
+            assert release.wait(30)
+
+        restated = runtime.writer.restate(workspace.id, progress=hold)
+        assert holding.wait(30)
+        late_event = {**done[0], "ticket_id": "LATE", "event_id": "LATE0"}
+        late = runtime.ingest.ingest(workspace.id, "ticket_events", [RawRow(late_event, "")])
+        assert evaluator.run_once(now=T0 + timedelta(hours=1)).tickets == 0  # LATE is not stored yet
+        release.set()
+        restated.result(timeout=30)
+        late.committed.result(timeout=30)
+
+        assert evaluator.run_once(now=T0 + timedelta(hours=2)).tickets == 1  # LATE
+        assert "sla:LATE:first_response:0:breached" in _all_bookkeeping(runtime)
+    finally:
+        runtime.close()
+
+
+def test_where_other_processes_may_write_a_margin_stands_in_for_what_is_on_its_way(
+    engine_name: str, tmp_path: Path
+) -> None:
+    """Only a store written by this process alone lets the ingest service vouch for every write
+    received before an instant; for a ClickHouse server the evaluator falls back on its margin."""
+    runtime = Runtime.open(make_settings(engine_name, tmp_path))
+    try:
+        before = datetime.now(UTC)
+        settled = runtime.ingest.settled_before()
+        if engine_name == "duckdb":
+            assert settled is not None
+            assert before - timedelta(milliseconds=1) <= settled <= datetime.now(UTC)
+        else:
+            assert settled is None
+    finally:
+        runtime.close()
 
 
 def _evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -109,14 +110,32 @@ class IngestService:
     """Validates rows (in bulk where it can, row by row where it must), stamps them with the
     workspace, arrival order and time, and hands them to the single writer."""
 
-    def __init__(self, writer: Writer, *, first_sequence: int) -> None:
+    def __init__(self, writer: Writer, *, first_sequence: int, sole_writer: bool = False) -> None:
+        """``sole_writer``: every write of the store comes through this service (see
+        ``settled_before``)."""
         self._writer = writer
         self._next_sequence = first_sequence
         self._sequence_lock = threading.Lock()
         self._bulk = FastValidator()
+        self._sole_writer = sole_writer
+        # Arrival time of each submission not yet committed (or failed), by submission number.
+        self._unsettled: dict[int, datetime] = {}
+        self._submissions = itertools.count()
+        self._unsettled_lock = threading.Lock()
 
     def close(self) -> None:
         self._bulk.close()
+
+    def settled_before(self) -> datetime | None:
+        """An instant (whole milliseconds, as arrival times are stored) such that every write
+        received before it is committed, or failed: the arrival of the oldest write still on its
+        way, else now; None when other processes may write to the store too (nothing here knows
+        their writes).  A reader that reads after asking sees every write received before it."""
+        if not self._sole_writer:
+            return None
+        with self._unsettled_lock:
+            oldest = min(self._unsettled.values(), default=datetime.now(UTC))
+        return oldest.replace(microsecond=oldest.microsecond // 1000 * 1000)
 
     def _reserve_sequences(self, count: int) -> int:
         """Arrival order: a block of increasing numbers per request, never reused."""
@@ -217,7 +236,31 @@ class IngestService:
     def _submit(
         self, workspace_id: str, datasource: str, batch: _Batch, count: int, *, source: str = "events_api"
     ) -> IngestResult:
-        received_at = datetime.now(UTC)
+        with self._unsettled_lock:  # stamped and registered at once (settled_before)
+            received_at = datetime.now(UTC)
+            submission = next(self._submissions)
+            self._unsettled[submission] = received_at
+        try:
+            result = self._stamp_and_queue(workspace_id, datasource, batch, count, received_at, source)
+        except BaseException:  # refused (a full queue): nothing is on its way
+            self._settle(submission)
+            raise
+        result.committed.add_done_callback(lambda _: self._settle(submission))
+        return result
+
+    def _settle(self, submission: int) -> None:
+        with self._unsettled_lock:
+            del self._unsettled[submission]
+
+    def _stamp_and_queue(
+        self,
+        workspace_id: str,
+        datasource: str,
+        batch: _Batch,
+        count: int,
+        received_at: datetime,
+        source: str,
+    ) -> IngestResult:
         first = self._reserve_sequences(count)
         canonical = [canonical_table(batch.accepted)]
         if batch.bulk_accepted is not None:

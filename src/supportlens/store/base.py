@@ -201,6 +201,9 @@ class Engine(ABC):
     dialect: Dialect
     # Set by an upgrade that needs the writer to restate every workspace's tickets (schema.Restate).
     needs_restate: bool = False
+    # Whether this process's writer is the store's only one (a DuckDB file is locked by the process
+    # that opened it; a ClickHouse server may take writes from other processes too).
+    sole_writer: bool = False
 
     def open(self) -> None:
         """Connect, create missing tables and upgrade an older schema."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from supportlens.sqlite import SqliteStore
+from supportlens.sqlite import SqliteStore, add_missing_columns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sla_evaluator_passes (
@@ -20,37 +20,45 @@ CREATE TABLE IF NOT EXISTS sla_evaluator_passes (
     pending TEXT NOT NULL    -- JSON array of ticket ids
 );
 """
+# Added after files were made without it (NULL in their rows).
+_ADDED = {"settled": "TEXT"}  # ISO 8601, UTC: Pass.settled
 
 
 @dataclass(frozen=True, slots=True)
 class Pass:
     """Under which setup a pass ran, when it began, and which tickets it left with a running target
-    or an escalation level still to come."""
+    or an escalation level still to come.  ``settled``: every write received before it was committed
+    when the pass read the store (None: not known, from an earlier release)."""
 
     setup: str
     began: datetime
     pending: frozenset[str]
+    settled: datetime | None = None
 
 
 class PassStore(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        add_missing_columns(self._conn, "sla_evaluator_passes", _ADDED)
 
     def load(self, workspace_id: str) -> Pass | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT setup, began, pending FROM sla_evaluator_passes WHERE workspace_id = ?",
+                "SELECT setup, began, pending, settled FROM sla_evaluator_passes WHERE workspace_id = ?",
                 (workspace_id,),
             ).fetchone()
         if row is None:
             return None
-        return Pass(row[0], datetime.fromisoformat(row[1]), frozenset(orjson.loads(row[2])))
+        settled = None if row[3] is None else datetime.fromisoformat(row[3])
+        return Pass(row[0], datetime.fromisoformat(row[1]), frozenset(orjson.loads(row[2])), settled)
 
     def save(self, workspace_id: str, finished: Pass) -> None:
         pending = orjson.dumps(sorted(finished.pending)).decode()
+        settled = None if finished.settled is None else finished.settled.isoformat()
         with self._lock:
             self._conn.execute(
-                "INSERT INTO sla_evaluator_passes VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id) DO UPDATE"
-                " SET setup = excluded.setup, began = excluded.began, pending = excluded.pending",
-                (workspace_id, finished.setup, finished.began.isoformat(), pending),
+                "INSERT INTO sla_evaluator_passes (workspace_id, setup, began, pending, settled)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id) DO UPDATE SET setup = excluded.setup,"
+                " began = excluded.began, pending = excluded.pending, settled = excluded.settled",
+                (workspace_id, finished.setup, finished.began.isoformat(), pending, settled),
             )

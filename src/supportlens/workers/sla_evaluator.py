@@ -19,7 +19,10 @@ it fired).  These bookkeeping events are not part of a ticket's history (domain/
 Passes after the first are incremental: without a new event, a ticket's SLA changes only with time,
 and only while some target's clock runs or an escalation level is still to come.  So a pass looks
 at the tickets the previous pass left with such a target or level ("pending") and at those
-received since shortly before the previous pass began; anything else has nothing left to record.
+received since the previous pass read the store; anything else has nothing left to record.  "Since"
+is exact when this process writes the store alone (a DuckDB file): the arrival of the oldest write
+still on its way when that pass read, else the time it began (``IngestService.settled_before``);
+where other processes may write too (a ClickHouse server), ``ARRIVAL_MARGIN`` before it began.
 The very first pass, and any pass after the workspace's policies, calendars or status names
 changed, looks at every recent ticket; what a pass leaves is kept (workers/passes.py), so a
 restart goes on incrementally.
@@ -49,7 +52,8 @@ from supportlens.workers.passes import Pass, PassStore
 
 log = logging.getLogger(__name__)
 SOURCE = "sla_evaluator"
-# How far before the previous pass a ticket's arrival still counts as new: covers writes accepted
+# Where other processes may write to the store too (IngestService.settled_before is None): how far
+# before the previous pass a ticket's arrival still counts as new, to cover writes accepted
 # before that pass read the store but committed after it.
 ARRIVAL_MARGIN = timedelta(minutes=10)
 
@@ -239,6 +243,8 @@ class SlaEvaluator:
         for workspace in self._workspaces():
             # Arrival times are stamped by this clock whatever ``now`` says (tests move ``now``).
             began = datetime.now(UTC)
+            # Asked before the pass reads anything: writes received before it are all committed.
+            settled = self._ingest.settled_before() or began - self._arrival_margin
             context = self._context(workspace)
             setup = SlaSetup.of(context)
             where = conditions(context)
@@ -248,7 +254,7 @@ class SlaEvaluator:
             if previous is None and self._passes is not None:
                 previous = self._passes.load(workspace.id)
             if previous is not None and previous.setup == digest:
-                since = previous.began - self._arrival_margin
+                since = previous.settled or previous.began - self._arrival_margin
                 where.listed_or_received_since(sorted(previous.pending), since)
             evaluated = evaluate_targets(context, where, as_of=moment, setup=setup, in_order=False)
             found = findings(evaluated, setup.policies_by_id(), moment)
@@ -258,7 +264,7 @@ class SlaEvaluator:
                 self._ingest.ingest_event_columns(workspace.id, part, source=SOURCE).committed.result()
             if self._on_escalations is not None and found.fired:
                 self._on_escalations(workspace.id, found.fired)
-            finished = Pass(digest, began, found.pending)
+            finished = Pass(digest, began, found.pending, settled)
             self._previous[workspace.id] = finished
             if self._passes is not None:
                 self._passes.save(workspace.id, finished)

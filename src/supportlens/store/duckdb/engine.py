@@ -152,6 +152,7 @@ def _to_naive_utc(table: pa.Table) -> pa.Table:
 
 class DuckDBEngine(Engine):
     name = "duckdb"
+    sole_writer = True
 
     def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
         self.path = path
