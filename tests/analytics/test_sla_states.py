@@ -314,6 +314,62 @@ def test_versions_merge_in_order_and_the_bound_keeps_the_ones_in_use() -> None:
     assert kept.targets.column("type").to_pylist() == [4, 5, 6]
 
 
+_KEEP = st.lists(  # one keep: versions (seq, usable from, usable until, number of targets)
+    st.tuples(
+        st.integers(1, 80),
+        st.sampled_from([0, 5, NEVER]),
+        st.sampled_from([10, 20, NEVER]),
+        st.integers(0, 3),
+    ),
+    max_size=6,
+    unique_by=lambda version: version[0],
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_KEEP, min_size=1, max_size=45), st.lists(st.integers(0, 85), max_size=30), st.integers(0, 25)
+)
+def test_kept_versions_are_found_as_kept_in_any_order_of_keeps(
+    keeps: list[list[tuple[int, int, int, int]]], asked: list[int], as_of: int
+) -> None:
+    """Against a plain model, however the versions of successive keeps interleave (older or newer
+    than the kept ones, again with a longer use), and past the chunk count that compacts them: a
+    version is kept once, replaced only by one usable longer, and found with its own targets."""
+    states = TargetStates()
+    model: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
+    for keep in keeps:
+        seqs = np.array([seq for seq, *_ in keep], dtype=np.int64)
+        rows = [row for row, (_, _, _, count) in enumerate(keep) for _ in range(count)]
+        kinds = [seq % 100 for seq, _, _, count in keep for _ in range(count)]
+        marks = [index for _, _, _, count in keep for index in range(count)]
+        targets = _states(rows, kinds).set_column(4, "state", pa.array(marks, pa.int8()))
+        states.keep(
+            "w",
+            "setup",
+            seqs,
+            np.array([start for _, start, _, _ in keep], dtype=np.int64),
+            targets,
+            in_use=np.array([], dtype=np.int64),
+            valid_until_ms=np.array([until for _, _, until, _ in keep], dtype=np.int64),
+        )
+        for seq, start, until, count in keep:
+            if start == NEVER:
+                continue
+            if seq not in model or until > model[seq][1]:
+                model[seq] = (start, until, [(seq % 100, index) for index in range(count)])
+        wanted = np.array(asked, dtype=np.int64)
+        found, taken = states.find("w", "setup", wanted, as_of)
+        usable = [seq in model and model[seq][0] <= as_of < model[seq][1] for seq in asked]
+        assert found.tolist() == usable
+        expected = [
+            (row, *target) for row, seq in enumerate(asked) if usable[row] for target in model[seq][2]
+        ]
+        got = zip(*(taken.column(name).to_pylist() for name in ("row", "type", "state")), strict=True)
+        assert list(got) == expected
+    assert states._kept["w"].targets.column(0).num_chunks <= 33
+
+
 @given(
     st.sets(st.integers(0, 200), max_size=120),
     st.lists(st.integers(-5, 205), max_size=60),

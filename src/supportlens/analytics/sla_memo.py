@@ -226,19 +226,26 @@ def encoded_states(targets: pa.Table) -> pa.Table:
 @dataclass(frozen=True, slots=True)
 class KeptVersions:
     """Kept ticket versions of one workspace under one setup: ``seqs`` sorted, each version's
-    targets ``targets[starts[i]:starts[i + 1]]``, usable at evaluation times from ``valid_from_ms``
-    and before ``valid_until_ms``."""
+    targets ``targets[first[i]:first[i] + counts[i]]``, usable at evaluation times from
+    ``valid_from_ms`` and before ``valid_until_ms``.  Versions added later have their targets
+    appended, wherever their ``seq`` falls (``_merged``): ``targets`` may then hold rows of replaced
+    versions and many chunks, until ``compacted``."""
 
     setup: str
     seqs: npt.NDArray[np.int64]
     valid_from_ms: npt.NDArray[np.int64]
     valid_until_ms: npt.NDArray[np.int64]
-    starts: npt.NDArray[np.int64]
+    first: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
     targets: pa.Table  # the kept columns (the store's schema without ``row``)
 
     @property
     def target_count(self) -> int:
         return int(self.targets.num_rows)
+
+    def compacted(self) -> KeptVersions:
+        """The same versions with their targets in their order, one after the other, in one chunk."""
+        return _rebuilt(self.setup, [self], np.arange(len(self.seqs)))
 
     @classmethod
     def of_columns(
@@ -259,17 +266,11 @@ class KeptVersions:
         def ints(column: pa.ChunkedArray) -> npt.NDArray[np.int64]:
             return np.asarray(column.to_numpy(), dtype=np.int64)
 
-        kept = cls(
-            setup,
-            ints(seqs),
-            ints(valid_from_ms),
-            ints(valid_until_ms),
-            np.append(ints(starts), targets.num_rows).astype(np.int64),
-            targets,
-        )
-        counts = np.diff(kept.starts)
-        lengths = {len(kept.seqs), len(kept.valid_from_ms), len(kept.valid_until_ms)}
-        if not (len(lengths) == 1 and (counts >= 0).all() and kept.starts[0] == 0):
+        first = ints(starts)
+        counts = np.diff(np.append(first, targets.num_rows)).astype(np.int64)
+        kept = cls(setup, ints(seqs), ints(valid_from_ms), ints(valid_until_ms), first, counts, targets)
+        lengths = {len(kept.seqs), len(kept.valid_from_ms), len(kept.valid_until_ms), len(first)}
+        if not (len(lengths) == 1 and (counts >= 0).all() and (not len(first) or first[0] == 0)):
             raise ValueError("saved versions and targets do not fit together")
         if len(kept.seqs) and (np.diff(kept.seqs) <= 0).any():
             raise ValueError("saved versions are not in order")
@@ -342,7 +343,7 @@ class TargetStates:
         found = present & (kept.valid_from_ms[at] <= as_of_ms) & (as_of_ms < kept.valid_until_ms[at])
         rows = np.flatnonzero(found)
         versions = at[rows]
-        first, counts = kept.starts[versions], kept.starts[versions + 1] - kept.starts[versions]
+        first, counts = kept.first[versions], kept.counts[versions]
         chosen = kept.targets if columns is None else kept.targets.select(list(columns))
         targets = chosen.take(pa.array(_ranges(first, counts), pa.int64()))
         row = pa.array(np.repeat(rows, counts), pa.int64())
@@ -446,7 +447,8 @@ def _versions(
         seqs[rows][order],
         valid[0][rows][order],
         valid[1][rows][order],
-        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.cumsum(counts) - counts,
+        counts,
         targets.drop_columns(["row"]).take(pa.array(taken, pa.int64())),
     )
 
@@ -456,45 +458,70 @@ def _rebuilt(
     parts: Sequence[KeptVersions],
     index: npt.NDArray[np.int64],
 ) -> KeptVersions:
-    """The versions at ``index`` of ``parts`` taken together, in that order."""
+    """The versions at ``index`` of ``parts`` taken together, in that order, their targets in that
+    order too (compacted)."""
     seqs = np.concatenate([part.seqs for part in parts])
     offsets = np.cumsum([0, *(part.target_count for part in parts)])
-    first = np.concatenate([part.starts[:-1] + offset for part, offset in zip(parts, offsets, strict=False)])
-    counts = np.concatenate([np.diff(part.starts) for part in parts])
+    first = np.concatenate([part.first + offset for part, offset in zip(parts, offsets, strict=False)])
+    counts = np.concatenate([part.counts for part in parts])[index]
     table = pa.concat_tables([part.targets for part in parts])
     return KeptVersions(
         setup,
         seqs[index],
         np.concatenate([part.valid_from_ms for part in parts])[index],
         np.concatenate([part.valid_until_ms for part in parts])[index],
-        np.concatenate([[0], np.cumsum(counts[index])]).astype(np.int64),
-        table.take(pa.array(_ranges(first[index], counts[index]), pa.int64())),
+        np.cumsum(counts) - counts,
+        counts,
+        table.take(pa.array(_ranges(first[index], counts), pa.int64())).combine_chunks(),
     )
 
 
 def _merged(kept: KeptVersions, fresh: KeptVersions) -> KeptVersions:
     """Both sets of versions, in order.  A version in both stays as kept (they are equal), unless
-    the fresh one is usable longer (an evaluation at a later time of targets not yet listed)."""
+    the fresh one is usable longer (an evaluation at a later time of targets not yet listed).  The
+    fresh versions (a few, usually) go in among the kept ones and their targets after the kept
+    targets, without moving those: a request's ticket versions are not always newer than every kept
+    one (two runs at once keep in either order), and rebuilding a million versions' targets cost
+    more than the rest of an ``sla_attainment`` run.  Compacted once the targets have many chunks."""
     if len(kept.seqs) and len(fresh.seqs):
         at = np.minimum(np.searchsorted(kept.seqs, fresh.seqs), len(kept.seqs) - 1)
         both = kept.seqs[at] == fresh.seqs
         longer = both & (fresh.valid_until_ms > kept.valid_until_ms[at])
-        if longer.any():
-            kept = _rebuilt(kept.setup, [kept], np.setdiff1d(np.arange(len(kept.seqs)), at[longer]))
+        if longer.any():  # their targets stay in the table, unnamed, until compacted
+            gone = at[longer]
+            kept = KeptVersions(
+                kept.setup,
+                np.delete(kept.seqs, gone),
+                np.delete(kept.valid_from_ms, gone),
+                np.delete(kept.valid_until_ms, gone),
+                np.delete(kept.first, gone),
+                np.delete(kept.counts, gone),
+                kept.targets,
+            )
         fresh = _rebuilt(fresh.setup, [fresh], np.flatnonzero(~both | longer))
     if not len(fresh.seqs):
         return kept
-    seqs = np.concatenate([kept.seqs, fresh.seqs])
-    if not len(kept.seqs) or fresh.seqs[0] > kept.seqs[-1]:  # new versions, the usual case: appended
-        return KeptVersions(
-            kept.setup,
-            seqs,
-            np.concatenate([kept.valid_from_ms, fresh.valid_from_ms]),
-            np.concatenate([kept.valid_until_ms, fresh.valid_until_ms]),
-            np.concatenate([kept.starts, fresh.starts[1:] + kept.target_count]),
-            pa.concat_tables([kept.targets, fresh.targets]),
-        )
-    return _rebuilt(kept.setup, [kept, fresh], np.argsort(seqs, kind="stable"))
+    where = np.searchsorted(kept.seqs, fresh.seqs)
+    merged = KeptVersions(
+        kept.setup,
+        np.insert(kept.seqs, where, fresh.seqs),
+        np.insert(kept.valid_from_ms, where, fresh.valid_from_ms),
+        np.insert(kept.valid_until_ms, where, fresh.valid_until_ms),
+        np.insert(kept.first, where, fresh.first + kept.target_count),
+        np.insert(kept.counts, where, fresh.counts),
+        pa.concat_tables([kept.targets, fresh.targets]),
+    )
+    return (
+        merged.compacted() if merged.targets.num_columns and _chunks(merged.targets) > _MAX_CHUNKS else merged
+    )
+
+
+# Chunks of kept targets beyond which they are compacted: a take over more chunks slows down.
+_MAX_CHUNKS = 32
+
+
+def _chunks(table: pa.Table) -> int:
+    return int(table.column(0).num_chunks)
 
 
 def _only(kept: KeptVersions, seqs: npt.NDArray[np.int64]) -> KeptVersions:

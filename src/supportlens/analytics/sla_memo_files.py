@@ -59,16 +59,18 @@ def save_target_states(states: TargetStates, directory: Path) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         generation = secrets.token_hex(8).encode()
         metadata = {b"code": code_fingerprint(), b"generation": generation, b"setup": kept.setup.encode()}
+        # Saved compacted: each version's targets start where the one before ends.
+        compact = kept.compacted()
         versions = pa.table(
             {
-                "seq": kept.seqs,
-                "valid_from_ms": kept.valid_from_ms,
-                "valid_until_ms": kept.valid_until_ms,
-                "start": kept.starts[:-1],
+                "seq": compact.seqs,
+                "valid_from_ms": compact.valid_from_ms,
+                "valid_until_ms": compact.valid_until_ms,
+                "start": compact.first,
             }
         ).replace_schema_metadata(metadata)
         # One dictionary per column: an IPC file holds no replacement of a dictionary.
-        targets = kept.targets.unify_dictionaries().combine_chunks().replace_schema_metadata(metadata)
+        targets = compact.targets.unify_dictionaries().combine_chunks().replace_schema_metadata(metadata)
         for suffix, table in ((_VERSIONS, versions), (_TARGETS, targets)):
             final = directory / f"{workspace_id}{suffix}"
             partial = final.with_name(final.name + ".partial")
