@@ -288,6 +288,15 @@ class Engine(ABC):
         table = self._by_ids(TICKET_EVENTS, "event_id", workspace_id, event_ids, "DISTINCT event_id")
         return set(table.column("event_id").to_pylist())
 
+    def tickets_with_history(self, workspace_id: str) -> set[str]:
+        """Every ticket of the workspace with a history (``tickets_with_events`` of all of them)."""
+        sql = (
+            f"SELECT DISTINCT ticket_id FROM {self.dialect.table(TICKET_EVENTS)}"
+            f" WHERE workspace_id = {self.dialect.param('ws', ParamType.STRING)} AND {HISTORY_FILTER}"
+        )
+        table = self.fetch_arrow(sql, {"ws": workspace_id}, timeout=_WRITER_READ_TIMEOUT)
+        return set(table.column("ticket_id").to_pylist())
+
     def tickets_with_events(self, workspace_id: str, ticket_ids: list[str]) -> set[str]:
         """Tickets with a history (bookkeeping events such as SLA breaches are not history)."""
         table = self._by_ids(
