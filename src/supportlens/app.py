@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,7 @@ from supportlens.api import (
     tickets,
 )
 from supportlens.api.admission import Admission
+from supportlens.collector import freeze_long_lived_objects
 from supportlens.config import Settings
 from supportlens.connectors.scheduler import SyncScheduler
 from supportlens.runtime import Runtime
@@ -34,9 +36,17 @@ from supportlens.web import routes as dashboard
 from supportlens.workers.periodic import Periodic
 
 OUTBOX_INTERVAL_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def _freeze_long_lived_objects() -> None:
+    log.info("%d long-lived objects frozen for the garbage collector", freeze_long_lived_objects())
+
+
+def create_app(settings: Settings | None = None, *, freeze_after_warm_up: bool = False) -> FastAPI:
+    """The application.  ``freeze_after_warm_up`` (the server's ``serve``): once the start-up run of
+    the pipes is over, the objects made until then are frozen for the garbage collector
+    (collector.py); a process-wide change, not for apps made in tests."""
     resolved = settings or Settings()
 
     @asynccontextmanager
@@ -45,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         # Queued, not waited for: answers stay exact meanwhile (the slower way).
         app.state.restating_facts = runtime.restate_outdated_facts()
-        app.state.warming_pipes = runtime.warm_pipes()
+        app.state.warming_pipes = runtime.warm_pipes(
+            _freeze_long_lived_objects if freeze_after_warm_up else None
+        )
         # Made here, inside the server's event loop, which its waits belong to.
         app.state.admission = Admission(
             resolved.query_concurrency,

@@ -165,7 +165,11 @@ def serve(
     sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
     keep_freed_blocks()
     uvicorn.run(
-        create_app(settings), host=bind_host, port=bind_port, log_level="info", log_config=serve_logging()
+        create_app(settings, freeze_after_warm_up=True),
+        host=bind_host,
+        port=bind_port,
+        log_level="info",
+        log_config=serve_logging(),
     )
 
 

@@ -274,7 +274,7 @@ class Runtime:
                 queued[workspace.id] = restating
         return queued
 
-    def warm_pipes(self) -> Future[int]:
+    def warm_pipes(self, then: Callable[[], object] | None = None) -> Future[int]:
         """At server start, in the background: run ``sla_attainment`` and ``sla_at_risk`` with
         their defaults on each workspace, so that the SLA evaluations they keep between runs
         (analytics/sla_memo.py) are made before the first dashboard asks: at a million tickets the
@@ -283,13 +283,13 @@ class Runtime:
         caches are made before the first requests too (a second at a million tickets; without it
         the first requests of a fresh server wait up to about a second).  Resolves to the
         workspaces whose SLA pipes were warmed; a run that fails (past the time limit) is logged
-        and the next goes on; closing the runtime stops it after the pipe under way.  The server
-        is ready (``GET /ready``) once it is over."""
+        and the next goes on; closing the runtime stops it after the pipe under way.  ``then`` runs
+        last, before the future resolves.  The server is ready (``GET /ready``) once it is over."""
         workspaces = self.metadata.workspaces()
         for workspace in workspaces:
             for name in WARMED_PIPES:
                 self._sla_preparations[workspace.id, name] = Future()
-        return self.background.submit(self._warm_pipes, workspaces)
+        return self.background.submit(self._warm_pipes, workspaces, then)
 
     def sla_preparation(self, pipe_name: str, workspace_id: str) -> Future[None] | None:
         """The start-up preparation of this SLA pipe (``WARMED_PIPES``) of the workspace while it
@@ -324,7 +324,7 @@ class Runtime:
         self._save_sla_states()
         return time.perf_counter() - started
 
-    def _warm_pipes(self, workspaces: list[Workspace]) -> int:
+    def _warm_pipes(self, workspaces: list[Workspace], then: Callable[[], object] | None) -> int:
         warmed = self._warm_sla_pipes(workspaces)
         started = time.perf_counter()
         for workspace in workspaces:
@@ -340,6 +340,8 @@ class Runtime:
         log.info(
             "other pipes of %d workspaces warmed in %.1f s", len(workspaces), time.perf_counter() - started
         )
+        if then is not None:
+            then()
         return warmed
 
     def _warm_sla_pipes(self, workspaces: list[Workspace]) -> int:
