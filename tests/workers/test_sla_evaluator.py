@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from supportlens.analytics.common import PipeContext, conditions
 from supportlens.analytics.scope import Conditions
 from supportlens.analytics.sla_state import SlaSetup, evaluate_targets, evaluate_tickets
+from supportlens.auth.repository import Workspace
 from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.sla import Conditions as PolicyConditions
@@ -229,13 +230,8 @@ def test_a_restart_goes_on_incrementally(engine_name: str, tmp_path: Path) -> No
 
     runtime = Runtime.open(settings)
     try:
-        workspace = runtime.metadata.create_workspace("w")
-        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
-        done = [
-            _event(0, 0, "created", actor_type="customer", status="open"),
-            _event(1, 10, "reply", actor_type="agent"),
-            _event(2, 20, "status_changed", to="solved"),
-        ]
+        workspace = _with_policy(runtime)
+        done = _answered_and_solved()
         rows = [RawRow({**e, "ticket_id": "DONE", "event_id": f"DONE{e['event_id']}"}, "") for e in done]
         rows.append(RawRow({**done[0], "ticket_id": "OPEN", "event_id": "OPEN0"}, ""))
         runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
@@ -257,13 +253,8 @@ def test_a_write_on_its_way_while_a_pass_reads_is_looked_at_by_the_next(tmp_path
     pass, however long it waited to be committed."""
     runtime = Runtime.open(make_settings("duckdb", tmp_path))
     try:
-        workspace = runtime.metadata.create_workspace("w")
-        runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
-        done = [
-            _event(0, 0, "created", actor_type="customer", status="open"),
-            _event(1, 10, "reply", actor_type="agent"),
-            _event(2, 20, "status_changed", to="solved"),
-        ]
+        workspace = _with_policy(runtime)
+        done = _answered_and_solved()
         rows = [RawRow({**e, "event_id": f"DONE{e['event_id']}"}, "") for e in done]
         runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
         evaluator = _evaluator(runtime, kept=False)  # no margin
@@ -307,6 +298,22 @@ def test_where_other_processes_may_write_a_margin_stands_in_for_what_is_on_its_w
             assert settled is None
     finally:
         runtime.close()
+
+
+def _with_policy(runtime: Runtime) -> Workspace:
+    """A new workspace whose default SLA policy is ``POLICY``."""
+    workspace = runtime.metadata.create_workspace("w")
+    runtime.configuration.create_policy(workspace.id, SlaPolicyDefinition.model_validate(POLICY))
+    return workspace
+
+
+def _answered_and_solved() -> list[dict[str, Any]]:
+    """T1 opened, answered after 10 minutes and solved after 20."""
+    return [
+        _event(0, 0, "created", actor_type="customer", status="open"),
+        _event(1, 10, "reply", actor_type="agent"),
+        _event(2, 20, "status_changed", to="solved"),
+    ]
 
 
 def _evaluator(runtime: Runtime, *, kept: bool) -> SlaEvaluator:
