@@ -303,12 +303,11 @@ class Runtime:
         self, workspace: Workspace, *, time_limit_seconds: float = PREPARATION_TIME_LIMIT_SECONDS
     ) -> float | None:
         """Now, for one workspace: a pass of the SLA evaluator (unless it is turned off), what
-        ``warm_sla_pipes`` does at server start, then save what the SLA pipes keep, so that the next
-        start takes it up (analytics/sla_memo_files.py) instead of evaluating every ticket again.
-        The CLI does this after it wrote tickets: a batch step,
-        under its own time limit rather than a request's (a first evaluation of a million tickets
-        known by their logs takes minutes).  The seconds it took, or None when a run failed
-        (logged)."""
+        ``warm_pipes`` does for the SLA pipes at server start, then save what the SLA pipes keep,
+        so that the next start takes it up (analytics/sla_memo_files.py) instead of evaluating
+        every ticket again.  The CLI does this after it wrote tickets: a batch step, under its own
+        time limit rather than a request's (a first evaluation of a million tickets known by their
+        logs takes minutes).  The seconds it took, or None when a run failed (logged)."""
         started = time.perf_counter()
         if self.settings.sla_evaluator_interval_seconds > 0:
             # First, since its findings are written to the store: the server's passes then go on

@@ -511,9 +511,7 @@ def _merged(kept: KeptVersions, fresh: KeptVersions) -> KeptVersions:
         np.insert(kept.counts, where, fresh.counts),
         pa.concat_tables([kept.targets, fresh.targets]),
     )
-    return (
-        merged.compacted() if merged.targets.num_columns and _chunks(merged.targets) > _MAX_CHUNKS else merged
-    )
+    return merged.compacted() if _chunks(merged.targets) > _MAX_CHUNKS else merged
 
 
 # Chunks of kept targets beyond which they are compacted: a take over more chunks slows down.

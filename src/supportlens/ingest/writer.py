@@ -102,7 +102,7 @@ class _Histories:
         if not self._engine.sole_writer:
             return self._engine.tickets_with_events(workspace_id, ticket_ids)
         if workspace_id not in self._known:
-            loaded = self._engine.tickets_with_history(workspace_id)
+            loaded = self._engine.tickets_with_events(workspace_id, None)
             self._known[workspace_id] = loaded if len(loaded) <= self._limit else None
         known = self._known[workspace_id]
         if known is None:

@@ -288,17 +288,9 @@ class Engine(ABC):
         table = self._by_ids(TICKET_EVENTS, "event_id", workspace_id, event_ids, "DISTINCT event_id")
         return set(table.column("event_id").to_pylist())
 
-    def tickets_with_history(self, workspace_id: str) -> set[str]:
-        """Every ticket of the workspace with a history (``tickets_with_events`` of all of them)."""
-        sql = (
-            f"SELECT DISTINCT ticket_id FROM {self.dialect.table(TICKET_EVENTS)}"
-            f" WHERE workspace_id = {self.dialect.param('ws', ParamType.STRING)} AND {HISTORY_FILTER}"
-        )
-        table = self.fetch_arrow(sql, {"ws": workspace_id}, timeout=_WRITER_READ_TIMEOUT)
-        return set(table.column("ticket_id").to_pylist())
-
-    def tickets_with_events(self, workspace_id: str, ticket_ids: list[str]) -> set[str]:
-        """Tickets with a history (bookkeeping events such as SLA breaches are not history)."""
+    def tickets_with_events(self, workspace_id: str, ticket_ids: list[str] | None) -> set[str]:
+        """Tickets with a history (bookkeeping events such as SLA breaches are not history), among
+        ``ticket_ids`` or (None) all the workspace's."""
         table = self._by_ids(
             TICKET_EVENTS, "ticket_id", workspace_id, ticket_ids, "DISTINCT ticket_id", HISTORY_FILTER
         )
@@ -326,16 +318,19 @@ class Engine(ABC):
         table: Table,
         column: str,
         workspace_id: str,
-        ids: list[str],
+        ids: list[str] | None,
         select: str,
         condition: str = "true",
     ) -> pa.Table:
+        """``select`` of the rows of ``table`` whose ``column`` is one of ``ids`` (None: every row)."""
         d = self.dialect
+        among = "true" if ids is None else d.in_list(column, "ids")
         sql = (
             f"SELECT {select} FROM {d.table(table)} WHERE workspace_id = {d.param('ws', ParamType.STRING)}"
-            f" AND {d.in_list(column, 'ids')} AND {condition}"
+            f" AND {among} AND {condition}"
         )
-        return self.fetch_arrow(sql, {"ws": workspace_id, "ids": ids}, timeout=_WRITER_READ_TIMEOUT)
+        params: dict[str, Any] = {"ws": workspace_id} if ids is None else {"ws": workspace_id, "ids": ids}
+        return self.fetch_arrow(sql, params, timeout=_WRITER_READ_TIMEOUT)
 
     def max_sequence(self) -> int:
         """Highest arrival sequence number stored, so a restarted server keeps counting up."""
