@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supportlens.analytics import sla_memo
 from supportlens.analytics.activity import Filters
 from supportlens.analytics.params import Window
 from supportlens.analytics.sla_memo import NEVER, STATE_SCHEMA, TargetStates, _SeqIndex
@@ -326,16 +328,44 @@ _KEEP = st.lists(  # one keep: versions (seq, usable from, usable until, number 
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(_KEEP, min_size=1, max_size=45), st.lists(st.integers(0, 85), max_size=30), st.integers(0, 25)
+    st.lists(_KEEP, min_size=1, max_size=45),
+    st.lists(st.integers(0, 85), max_size=30),
+    st.integers(0, 25),
+    st.sampled_from([sla_memo._MAX_CHUNKS, 2]),
+    st.sampled_from([sla_memo._TAIL_SHARE, 4.0]),
 )
 def test_kept_versions_are_found_as_kept_in_any_order_of_keeps(
-    keeps: list[list[tuple[int, int, int, int]]], asked: list[int], as_of: int
+    keeps: list[list[tuple[int, int, int, int]]],
+    asked: list[int],
+    as_of: int,
+    max_chunks: int,
+    tail_share: float,
 ) -> None:
     """Against a plain model, however the versions of successive keeps interleave (older or newer
-    than the kept ones, again with a longer use), and past the chunk count that compacts them: a
+    than the kept ones, again with a longer use), and past the chunk count that puts them together
+    (the tail alone, or all compacted; a low bound and a large tail share take both ways often): a
     version is kept once, replaced only by one usable longer, and found with its own targets."""
+    with (
+        patch.object(sla_memo, "_MAX_CHUNKS", max_chunks),
+        patch.object(sla_memo, "_TAIL_SHARE", tail_share),
+    ):
+        _check_keeps_against_a_model(keeps, asked, as_of)
+
+
+@pytest.mark.parametrize("tail_share", [sla_memo._TAIL_SHARE, 4.0])
+def test_kept_targets_put_together_either_way_stay_with_their_versions(tail_share: float) -> None:
+    """Forty keeps of one version each, in no order, with the chunks put together every other keep:
+    the tail alone while it is small beside the first chunk, else all compacted."""
+    keeps = [[((step * 37) % 80 + 1, 0, NEVER, 1 + step % 3)] for step in range(40)]
+    with patch.object(sla_memo, "_MAX_CHUNKS", 2), patch.object(sla_memo, "_TAIL_SHARE", tail_share):
+        _check_keeps_against_a_model(keeps, list(range(82)), 5)
+
+
+def _check_keeps_against_a_model(
+    keeps: list[list[tuple[int, int, int, int]]], asked: list[int], as_of: int
+) -> None:
     states = TargetStates()
     model: dict[int, tuple[int, int, list[tuple[int, int]]]] = {}
     for keep in keeps:
@@ -367,7 +397,7 @@ def test_kept_versions_are_found_as_kept_in_any_order_of_keeps(
         ]
         got = zip(*(taken.column(name).to_pylist() for name in ("row", "type", "state")), strict=True)
         assert list(got) == expected
-    assert states._kept["w"].targets.column(0).num_chunks <= 33
+    assert states._kept["w"].targets.column(0).num_chunks <= sla_memo._MAX_CHUNKS + 1
 
 
 @given(

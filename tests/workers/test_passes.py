@@ -14,11 +14,11 @@ BEGAN = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def test_a_pass_is_kept_with_the_instant_its_writes_were_settled(tmp_path: Path) -> None:
     store = PassStore(tmp_path / "metadata.sqlite")
     try:
-        kept = Pass("digest", BEGAN, frozenset({"T2", "T1"}), BEGAN - timedelta(seconds=3))
+        kept = Pass("digest", BEGAN, {"T2": 1_772_366_400_000_000, "T1": 5}, BEGAN - timedelta(seconds=3))
         store.save("w1", kept)
         assert store.load("w1") == kept
         assert store.load("w2") is None
-        later = Pass("digest", BEGAN + timedelta(minutes=1), frozenset(), BEGAN + timedelta(minutes=1))
+        later = Pass("digest", BEGAN + timedelta(minutes=1), {}, BEGAN + timedelta(minutes=1))
         store.save("w1", later)
         assert store.load("w1") == later
     finally:
@@ -27,7 +27,8 @@ def test_a_pass_is_kept_with_the_instant_its_writes_were_settled(tmp_path: Path)
 
 def test_a_pass_saved_by_an_earlier_release_has_no_settled_instant(tmp_path: Path) -> None:
     """Files made before the column existed get it; their passes load with ``settled`` None, so the
-    evaluator falls back on its margin for the next pass."""
+    evaluator falls back on its margin for the next pass, and their pending tickets (ids only) with
+    the earliest instant, so the next pass looks at each."""
     path = tmp_path / "metadata.sqlite"
     with sqlite3.connect(path) as old:
         old.execute(
@@ -40,6 +41,6 @@ def test_a_pass_saved_by_an_earlier_release_has_no_settled_instant(tmp_path: Pat
     old.close()
     store = PassStore(path)
     try:
-        assert store.load("w1") == Pass("digest", BEGAN, frozenset({"T1"}), None)
+        assert store.load("w1") == Pass("digest", BEGAN, {"T1": 0}, None)
     finally:
         store.close()

@@ -20,6 +20,7 @@ from supportlens.configuration.sla import SlaPolicyDefinition
 from supportlens.domain.events import ActorType, EventType
 from supportlens.domain.sla import Conditions as PolicyConditions
 from supportlens.domain.sla import PolicySet, TargetStatus
+from supportlens.domain.sla_snapshots import to_us
 from supportlens.ingest.service import RawRow
 from supportlens.runtime import Runtime
 from supportlens.store.schema import TICKET_EVENTS
@@ -175,9 +176,9 @@ def test_a_level_fires_at_its_instant_not_a_microsecond_before(engine_name: str,
 
 
 def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp_path: Path) -> None:
-    """After a full first pass, a pass evaluates the tickets left with a running target or a level
-    to come, and new arrivals; a full pass afterwards finds nothing they missed.  New policies make
-    the next pass full again."""
+    """After a full first pass, a pass evaluates the tickets whose next breach or level has come,
+    and new arrivals; a full pass afterwards finds nothing they missed.  New policies make the next
+    pass full again."""
     runtime = Runtime.open(make_settings(engine_name, tmp_path))
     try:
         workspace = runtime.metadata.create_workspace("w")
@@ -200,9 +201,13 @@ def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp
         post("OPEN", created)  # never answered: its targets keep running
         evaluator = _evaluator(runtime, kept=False)
         assert evaluator.run_once(now=T0 + timedelta(minutes=50)).tickets == 2
-        assert evaluator.run_once(now=T0 + timedelta(hours=11)).tickets == 1  # OPEN only
+        # OPEN's first instant to come is its first response's level 3, at 90 minutes.
+        assert evaluator.run_once(now=T0 + timedelta(minutes=89)).tickets == 0
+        assert evaluator.run_once(now=T0 + timedelta(minutes=90)).tickets == 1
+        assert evaluator.run_once(now=T0 + timedelta(hours=11)).tickets == 1  # its resolution's
         post("NEW", _event(0, 600, "created", actor_type="customer", status="open"))
-        assert evaluator.run_once(now=T0 + timedelta(hours=12)).tickets == 2  # OPEN and NEW
+        # OPEN has nothing left to come: its resolution's last level fired at 11 hours.
+        assert evaluator.run_once(now=T0 + timedelta(hours=12)).tickets == 1  # NEW
         recorded = _all_bookkeeping(runtime)
         assert {"sla:OPEN:resolution:0:breached", "sla:NEW:first_response:0:breached"} <= recorded
 
@@ -214,6 +219,29 @@ def test_later_passes_look_only_at_pending_and_new_tickets(engine_name: str, tmp
             workspace.id, SlaPolicyDefinition.model_validate({**POLICY, "name": "Other", "default": False})
         )
         assert evaluator.run_once(now=T0 + timedelta(hours=12)).tickets == 3  # a new setup: full
+    finally:
+        runtime.close()
+
+
+def test_a_pending_ticket_that_was_solved_meanwhile_is_pending_no_longer(
+    engine_name: str, tmp_path: Path
+) -> None:
+    """A pending ticket received again is pending as its new evaluation says, not by what an
+    earlier pass left: answered late and solved, it has nothing more to come."""
+    runtime = Runtime.open(make_settings(engine_name, tmp_path))
+    try:
+        workspace = _with_policy(runtime)
+
+        def post(*events: dict[str, Any]) -> None:
+            rows = [RawRow(event, "") for event in events]
+            runtime.ingest.ingest(workspace.id, "ticket_events", rows).committed.result()
+
+        post(_event(0, 0, "created", actor_type="customer", status="open"))
+        evaluator = _evaluator(runtime, kept=False)
+        assert evaluator.run_once(now=T0 + timedelta(minutes=50)).tickets == 1  # level 3 at 90 min
+        post(_event(1, 55, "reply", actor_type="agent"), _event(2, 56, "status_changed", to="solved"))
+        assert evaluator.run_once(now=T0 + timedelta(minutes=60)).tickets == 1  # received since
+        assert evaluator.run_once(now=T0 + timedelta(hours=11)).tickets == 0
     finally:
         runtime.close()
 
@@ -351,11 +379,12 @@ def _row(
 
 def _reference(
     context: PipeContext, where: Conditions, setup: SlaSetup, as_of: datetime
-) -> tuple[list[Finding], frozenset[str], list[FiredLevel]]:
+) -> tuple[list[Finding], dict[str, int], list[FiredLevel]]:
     """The findings by ``domain.sla``'s per-ticket evaluation: its breached targets and fired levels
-    (``TicketSla.escalations``), and the tickets with a running target or a level still to come."""
+    (``TicketSla.escalations``), and the tickets with a breach (a running target's due time) or a
+    level still to come, each with the first of those instants."""
     events: list[Finding] = []
-    pending: set[str] = set()
+    pending: dict[str, int] = {}
     fired: list[FiredLevel] = []
     for ticket in evaluate_tickets(context, where, as_of=as_of, setup=setup):
         sla = ticket.sla
@@ -389,11 +418,15 @@ def _reference(
                 )
             )
             fired.append(FiredLevel(sla.ticket_id, level.level, level.target_type.value, level.actions))
-        if any(t.state is TargetStatus.ACTIVE for t in sla.targets) or any(
-            not e.fired for e in sla.escalations
-        ):
-            pending.add(sla.ticket_id)
-    return sorted(events), frozenset(pending), fired
+        to_come = [
+            target.due_at
+            for target in sla.targets
+            if target.state is TargetStatus.ACTIVE and not target.breached and target.due_at is not None
+        ]
+        to_come.extend(level.fires_at for level in sla.escalations if not level.fired)
+        if to_come:
+            pending[sla.ticket_id] = to_us(min(to_come))
+    return sorted(events), pending, fired
 
 
 def _fired_key(level: FiredLevel) -> tuple[str, int, str, tuple[str, ...]]:

@@ -4,6 +4,7 @@ SQLite file beside the store so that a restart does not cost a full pass (worker
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS sla_evaluator_passes (
     workspace_id TEXT PRIMARY KEY,
     setup TEXT NOT NULL,     -- digest of the policies, calendars and status names it ran under
     began TEXT NOT NULL,     -- ISO 8601, UTC
-    pending TEXT NOT NULL    -- JSON array of ticket ids
+    pending TEXT NOT NULL    -- JSON object: ticket id -> its first instant to come (epoch µs)
 );
 """
 # Added after files were made without it (NULL in their rows).
@@ -26,13 +27,14 @@ _ADDED = {"settled": "TEXT"}  # ISO 8601, UTC: Pass.settled
 
 @dataclass(frozen=True, slots=True)
 class Pass:
-    """Under which setup a pass ran, when it began, and which tickets it left with a running target
-    or an escalation level still to come.  ``settled``: every write received before it was committed
-    when the pass read the store (None: not known, from an earlier release)."""
+    """Under which setup a pass ran, when it began, and which tickets it left with a breach or an
+    escalation level still to come, each with the first such instant (epoch microseconds).
+    ``settled``: every write received before it was committed when the pass read the store (None:
+    not known, from an earlier release)."""
 
     setup: str
     began: datetime
-    pending: frozenset[str]
+    pending: Mapping[str, int]
     settled: datetime | None = None
 
 
@@ -50,10 +52,13 @@ class PassStore(SqliteStore):
         if row is None:
             return None
         settled = None if row[3] is None else datetime.fromisoformat(row[3])
-        return Pass(row[0], datetime.fromisoformat(row[1]), frozenset(orjson.loads(row[2])), settled)
+        pending = orjson.loads(row[2])
+        if isinstance(pending, list):  # an earlier release kept only the ids: look at each again
+            pending = dict.fromkeys(pending, 0)
+        return Pass(row[0], datetime.fromisoformat(row[1]), pending, settled)
 
     def save(self, workspace_id: str, finished: Pass) -> None:
-        pending = orjson.dumps(sorted(finished.pending)).decode()
+        pending = orjson.dumps(dict(sorted(finished.pending.items()))).decode()
         settled = None if finished.settled is None else finished.settled.isoformat()
         with self._lock:
             self._conn.execute(
