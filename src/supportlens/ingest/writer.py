@@ -80,6 +80,8 @@ _RESTATE_READ_TIMEOUT = 600.0
 _IDLE_SECONDS = 1.0
 _BOOKKEEPING = pa.array(sorted(t.value for t in BOOKKEEPING))
 _DEFAULT_CALENDARS = CalendarChoice.only(default_business_hours("UTC"))
+# Made once: an empty table with timestamp columns costs ~0.3 ms to build, on every commit.
+_NO_TICKETS = TICKETS.arrow_schema().empty_table()
 
 
 # Tickets with a history a writer keeps in memory per workspace (``_Histories``); past it, it asks.
@@ -308,7 +310,7 @@ class Writer:
         batch = WriteBatch(
             snapshots=snapshots,
             events=pa.concat_tables(new_events) if new_events else events,
-            derived=pa.concat_tables(derived) if derived else TICKETS.arrow_schema().empty_table(),
+            derived=pa.concat_tables(derived) if derived else _NO_TICKETS,
             quarantine=quarantine,
             removed=pa.concat_tables(removed) if removed else ticket_keys("", []),
         )

@@ -6,6 +6,7 @@ the upgrade steps in ``MIGRATIONS``, and refuses one written by a newer version.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 
@@ -46,7 +47,13 @@ class Table:
         return [column.name for column in self.columns]
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns])
+        return _arrow_schema(self.columns)
+
+
+@functools.cache
+def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    """Built once per table: the writer asks for a few on every commit."""
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in columns])
 
 
 ARROW_TYPES: dict[ColumnType, pa.DataType] = {

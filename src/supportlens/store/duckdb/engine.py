@@ -141,6 +141,8 @@ def _ticket_key_strings(table: pa.Table) -> pa.Array:
 
 def _to_naive_utc(table: pa.Table) -> pa.Table:
     """DuckDB TIMESTAMP columns are naive UTC; cast aware Arrow timestamps to match."""
+    if not table.num_rows:  # not read (most commits leave some of their tables empty)
+        return table
     columns = []
     for field in table.schema:
         column = table.column(field.name)
@@ -242,15 +244,23 @@ class DuckDBEngine(Engine):
                 # The newest snapshot of each ticket in this batch, kept only if it is newer than
                 # the stored state: a late, older snapshot never overwrites a newer one.  Tickets
                 # with events take their state from ``derived`` instead.  The stored rows are
-                # found by an inner join, built on the batch (an anti join built on the table);
-                # the winners are picked in Arrow: building them as a temporary table took a
-                # third of a single-ticket commit (16 ms at a million tickets, now 14).
-                outdated = writer.sql(
-                    f"""SELECT w.workspace_id, w.ticket_id FROM newest w JOIN {TICKETS.name} t ON {key}
-                    WHERE t.version_at > w.version_at OR (t.version_at = w.version_at AND t.seq > w.seq)"""
+                # found by an inner join, built on the batch (an anti join built on the table),
+                # with their row ids; the winners are picked in Arrow (building them as a
+                # temporary table took a third of a single-ticket commit), and the rows they
+                # replace deleted by row id, which skips the row groups without one, instead of
+                # by a second join on every stored key (~1 ms of a single-ticket commit at 1M).
+                stored = writer.sql(
+                    f"""SELECT w.workspace_id, w.ticket_id, t.rowid AS stored_row,
+                    t.version_at > w.version_at OR (t.version_at = w.version_at AND t.seq > w.seq) AS newer
+                    FROM newest w JOIN {TICKETS.name} t ON {key}"""
                 ).to_arrow_table()
-                winners = _without_tickets(newest, [outdated, batch.derived, batch.removed])  # noqa: F841
-                writer.execute(f"DELETE FROM {TICKETS.name} t USING winners w WHERE {key}")
+                newer = stored.column("newer")
+                winners = _without_tickets(newest, [stored.filter(newer), batch.derived, batch.removed])  # noqa: F841
+                replaced = _without_tickets(stored.filter(pc.invert(newer)), [batch.derived, batch.removed])
+                if replaced.num_rows:
+                    writer.execute(
+                        f"DELETE FROM {TICKETS.name} WHERE rowid IN (SELECT stored_row FROM replaced)"
+                    )
                 writer.execute(f"INSERT INTO {TICKETS.name} BY NAME SELECT * FROM winners")
             if batch.events.num_rows:
                 writer.execute(f"INSERT INTO {TICKET_EVENTS.name} BY NAME SELECT * FROM events")
