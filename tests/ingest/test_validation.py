@@ -13,6 +13,7 @@ from supportlens.domain.models import TicketSnapshot
 from supportlens.ingest.service import split_payload
 from supportlens.ingest.tickets import Rejection, validate_ticket
 from supportlens.ingest.timestamps import (
+    FORMATTED_IN_PYTHON,
     TimestampError,
     format_timestamp,
     format_timestamps,
@@ -135,7 +136,8 @@ def test_payload_shapes() -> None:
     )
 )
 def test_a_column_is_formatted_like_each_value(millis: list[int | None]) -> None:
-    """The vectorized formatter (DuckDB) equals ``format_timestamp`` value by value, nulls kept."""
+    """The column formatter equals ``format_timestamp`` value by value, nulls kept, for short
+    columns (formatted value by value) and long ones (by DuckDB)."""
     column = pa.array(millis, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
     expected = [
         None
@@ -145,3 +147,5 @@ def test_a_column_is_formatted_like_each_value(millis: list[int | None]) -> None
     ]
     assert format_timestamps(column).to_pylist() == expected
     assert format_timestamps(pa.chunked_array([column, column])).to_pylist() == expected * 2
+    copies = FORMATTED_IN_PYTHON // max(len(millis), 1) + 1  # past the bound: DuckDB's way
+    assert format_timestamps(pa.chunked_array([column] * copies)).to_pylist() == expected * copies

@@ -801,6 +801,12 @@ def _codes(targets: pa.Table, name: str) -> npt.NDArray[np.int64]:
     return np.asarray(targets.column(name).to_numpy(), dtype=np.int64)
 
 
+def _small_codes(targets: pa.Table, name: str) -> npt.NDArray[np.int16]:
+    """A code column of ``sla_memo.STATE_SCHEMA`` (int8) as 16-bit integers: sla_attainment counts
+    millions of targets, and arithmetic on int64 copies of them took a fifth of its time."""
+    return np.asarray(targets.column(name).to_numpy(), dtype=np.int16)
+
+
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
     """Achieved ÷ (achieved + breached) of the completed targets of the tickets created in the window,
     per group and target type; ``running`` targets (active or paused) do not count yet."""
@@ -808,11 +814,12 @@ def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, un
     found = _target_states(context, filters, _TICKET_GROUPS.get(by, ()), target_columns)
     groups, group_codes = _label_codes(context, found, by, unit)
     kinds = list(TargetType)
-    cell = group_codes * len(kinds) + _codes(found.targets, "type")  # one per group and target type
-    size = len(groups) * len(kinds)
+    size = len(groups) * len(kinds)  # cells: one per group and target type
     # Achieved 0, breached 1, running (active or paused) 2: counted per cell in one pass.
-    outcome = np.array([_OUTCOME.get(state, 2) for state in TargetStatus], dtype=np.int64)
-    tally = np.bincount(cell * 3 + outcome[_codes(found.targets, "state")], minlength=size * 3)
+    outcome = np.array([_OUTCOME.get(state, 2) for state in TargetStatus], dtype=np.int16)
+    within_group = _small_codes(found.targets, "type") * 3 + outcome[_small_codes(found.targets, "state")]
+    counted = within_group if len(groups) == 1 else group_codes * (len(kinds) * 3) + within_group
+    tally = np.bincount(counted, minlength=size * 3)
     counts = [tally[outcome_code::3].tolist() for outcome_code in range(3)]
     present = [index for index in range(size) if counts[0][index] + counts[1][index] + counts[2][index]]
     present.sort(

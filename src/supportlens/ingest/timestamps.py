@@ -118,9 +118,12 @@ def format_timestamp(value: datetime) -> str:
 
 def format_timestamps(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``format_timestamp`` for a whole column of UTC timestamps from 1970 on (the range stored
-    timestamps have); nulls stay null.  DuckDB formats them: about ten times faster than Arrow's
-    strftime, which matters for answers of a million rows."""
+    timestamps have); nulls stay null.  DuckDB formats long columns: about ten times faster than
+    Arrow's strftime, which matters for answers of a million rows.  Short ones (a page of rows, a
+    pipe's period labels) are formatted here."""
     naive = pc.cast(values, pa.timestamp("ms", tz=values.type.tz)).cast(pa.int64()).cast(pa.timestamp("ms"))
+    if len(naive) <= FORMATTED_IN_PYTHON:
+        return pa.array([None if v is None else format_timestamp(v) for v in naive.to_pylist()], pa.string())
     cursor = _formatter().cursor()
     try:
         formatted = cursor.from_arrow(pa.table({"ts": naive})).project(_FORMAT).to_arrow_table()
@@ -129,6 +132,9 @@ def format_timestamps(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return formatted.column(0).combine_chunks()
 
 
+# Columns up to this long are formatted value by value (~2.5 µs each) rather than by DuckDB (~1 ms
+# a query, however short).
+FORMATTED_IN_PYTHON = 300
 # ``epoch_ms`` of the microsecond TIMESTAMP: DuckDB 2.0.1 cannot take it of a TIMESTAMP_MS (what a
 # millisecond Arrow column reads as): "Unimplemented type for cast (INT64 -> INT64)".
 _FORMAT = (
