@@ -143,8 +143,9 @@ def _load_section() -> list[str]:
         'others wait their turn (docs/decisions.md, "Admission of pipe requests"); the SLA evaluator '
         f"records breaches and escalations every {_seconds(figures.get('sla_evaluator_interval_seconds'))}, "
         "its first pass starting that long after the server, at about the end of a run (the import made "
-        "the first pass over the 90-day lookback, so the server's passes look only at the tickets with a "
-        "running target and those received since). The load generator (aiohttp) runs on the same 2 cores.",
+        "the first pass over the 90-day lookback, so the server's passes look only at the tickets whose "
+        "next breach or escalation level has come and those received since). The load generator "
+        "(aiohttp) runs on the same 2 cores.",
         "",
         "Five runs, each against a freshly started server on its own copy of the same data. In the first "
         "four it is the first server ever to serve the data: it takes up the SLA states the import saved "
@@ -195,7 +196,8 @@ def _load_section() -> list[str]:
             f"p50 {run['p50_ms']} ms, "
             f"p99 {run['p99_ms']} ms, {run['errors']} errors.** Target (no errors, p99 ≤ "
             f"{figures['target_p99_ms']:g} ms): {met}."
-            + (f" Ready {run['ready_seconds']:g} s after its start." if "ready_seconds" in run else ""),
+            + (f" Ready {run['ready_seconds']:g} s after its start." if "ready_seconds" in run else "")
+            + _growth(run, figures),
             "",
             "| Request | Count | Per s | p50 ms | p99 ms | Max ms | Errors |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -277,6 +279,16 @@ def _others() -> list[str]:
     return lines
 
 
+def _growth(run: dict[str, Any], figures: dict[str, Any]) -> str:
+    """How much the run's posts added to the store (new tickets; their updates aside): the
+    200-ticket runs grow it by a third or more, so their reads cover ever more tickets as they go."""
+    ingest = run["kinds"].get("ingest")
+    if not ingest or "ingest_rows" not in run or not figures.get("tickets"):
+        return ""
+    added = ingest["requests"] * run["ingest_rows"]
+    return f" Its posts added {added:,} tickets ({added / figures['tickets']:.1%} of the {figures['tickets']:,} it began with)."
+
+
 def _commit() -> str:
     """The commit the figures were measured on (``make reliability`` notes it before the tests run:
     a page rendered again later still names it), else the current one; ``-dirty`` with uncommitted
@@ -302,7 +314,8 @@ def render() -> str:
         "test under tests/reliability (`SUPPORTLENS_RELIABILITY=long`) and writes this page. `make test` "
         "runs the short forms.",
         "",
-        f"Source: commit {_commit()} (`-dirty`: with uncommitted changes). Machine: {platform.machine()}, "
+        f"Source: commit {_commit()} (a `-dirty` suffix would mean uncommitted changes). Machine: "
+        f"{platform.machine()}, "
         f"Python {platform.python_version()}, {_cores()} cores.",
         "",
     ]

@@ -275,9 +275,10 @@ class SlaEvaluator:
             waiting: dict[str, int] = {}  # pending tickets whose instant is still to come
             if previous is not None and previous.setup == digest:
                 since = previous.settled or previous.began - self._arrival_margin
-                come = [ticket for ticket, instant in previous.pending.items() if instant <= to_us(moment)]
-                waiting = {t: i for t, i in previous.pending.items() if i > to_us(moment)}
-                where.listed_or_received_since(sorted(come), since)
+                now_us = to_us(moment)
+                waiting = {t: instant for t, instant in previous.pending.items() if instant > now_us}
+                come = sorted(t for t in previous.pending if t not in waiting)
+                where.listed_or_received_since(come, since)
             evaluated = evaluate_targets(context, where, as_of=moment, setup=setup, in_order=False)
             found = findings(evaluated, setup.policies_by_id(), moment)
             # A waiting ticket looked at again (received since) is pending as found now, or not.
