@@ -796,15 +796,10 @@ def _indices(indices: pa.Array, nulls: int) -> npt.NDArray[np.int64]:
 _OUTCOME = {TargetStatus.ACHIEVED: 0, TargetStatus.BREACHED: 1}
 
 
-def _codes(targets: pa.Table, name: str) -> npt.NDArray[np.int64]:
-    """A code column of ``sla_memo.STATE_SCHEMA`` as an array."""
-    return np.asarray(targets.column(name).to_numpy(), dtype=np.int64)
-
-
-def _small_codes(targets: pa.Table, name: str) -> npt.NDArray[np.int16]:
-    """A code column of ``sla_memo.STATE_SCHEMA`` (int8) as 16-bit integers: sla_attainment counts
-    millions of targets, and arithmetic on int64 copies of them took a fifth of its time."""
-    return np.asarray(targets.column(name).to_numpy(), dtype=np.int16)
+def _codes(targets: pa.Table, name: str, kind: type[np.integer[Any]] = np.int64) -> npt.NDArray[Any]:
+    """A code column of ``sla_memo.STATE_SCHEMA`` (int8) as an array of ``kind``: sla_attainment
+    counts millions of targets in 16 bits (arithmetic on int64 copies took a fifth of its time)."""
+    return np.asarray(targets.column(name).to_numpy(), dtype=kind)
 
 
 def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, unit: PeriodUnit) -> PipeResult:
@@ -817,7 +812,9 @@ def sla_attainment(context: PipeContext, filters: Filters, *, by: SlaGroupBy, un
     size = len(groups) * len(kinds)  # cells: one per group and target type
     # Achieved 0, breached 1, running (active or paused) 2: counted per cell in one pass.
     outcome = np.array([_OUTCOME.get(state, 2) for state in TargetStatus], dtype=np.int16)
-    within_group = _small_codes(found.targets, "type") * 3 + outcome[_small_codes(found.targets, "state")]
+    within_group = (
+        _codes(found.targets, "type", np.int16) * 3 + outcome[_codes(found.targets, "state", np.int16)]
+    )
     counted = within_group if len(groups) == 1 else group_codes * (len(kinds) * 3) + within_group
     tally = np.bincount(counted, minlength=size * 3)
     counts = [tally[outcome_code::3].tolist() for outcome_code in range(3)]

@@ -287,11 +287,11 @@ class Writer:
             posted = snapshots.filter(pc.equal(snapshots.column("workspace_id"), workspace_id))
             # Bookkeeping events (SLA findings) are logged but are no part of a ticket's history.
             lived = mine.filter(pc.invert(pc.is_in(mine.column("type"), _BOOKKEEPING)))
-            affected = set(lived.column("ticket_id").to_pylist())
+            lived_by_workspace[workspace_id] = set(lived.column("ticket_id").to_pylist())
+            affected = set(lived_by_workspace[workspace_id])
             posted_ids = sorted(set(posted.column("ticket_id").to_pylist()) - affected)
             if posted_ids:
                 affected |= self._histories.among(workspace_id, posted_ids)
-            lived_by_workspace[workspace_id] = set(lived.column("ticket_id").to_pylist())
             if affected:
                 ids = sorted(affected)
                 history = pa.concat_tables(

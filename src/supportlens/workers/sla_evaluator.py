@@ -184,11 +184,9 @@ def findings(evaluated: EvaluatedTargets, policies: Mapping[str, SlaPolicy], as_
                     strict=True,
                 )
             )
-    ticket_ids = evaluated.tickets.column("ticket_id")
-    pending = {
-        ticket_ids[int(row)].as_py(): int(next_instant[row])
-        for row in np.flatnonzero(next_instant != _NONE_TO_COME)
-    }
+    rows = np.flatnonzero(next_instant != _NONE_TO_COME)
+    ticket_ids = evaluated.tickets.column("ticket_id").take(pa.array(rows, pa.int64())).to_pylist()
+    pending = dict(zip(ticket_ids, next_instant[rows].tolist(), strict=True))
     return Findings(pa.concat_tables(events), pending, fired)
 
 
@@ -282,8 +280,9 @@ class SlaEvaluator:
             evaluated = evaluate_targets(context, where, as_of=moment, setup=setup, in_order=False)
             found = findings(evaluated, setup.policies_by_id(), moment)
             # A waiting ticket looked at again (received since) is pending as found now, or not.
-            for ticket in evaluated.tickets.column("ticket_id").to_pylist():
-                waiting.pop(ticket, None)
+            if waiting:
+                for ticket in evaluated.tickets.column("ticket_id").to_pylist():
+                    waiting.pop(ticket, None)
             # One part at a time, each committed before the next is handed over.
             for start in range(0, found.events.num_rows, self._findings_per_commit):
                 part = found.events.slice(start, self._findings_per_commit)
